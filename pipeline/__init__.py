@@ -1,0 +1,1 @@
+"""spark-fanout: train many models in parallel with Spark and Luigi."""

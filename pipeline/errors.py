@@ -1,0 +1,50 @@
+"""One small hierarchy of typed errors.
+
+Every message is a single line that names the bad value and says what to do next.
+"""
+
+from __future__ import annotations
+
+
+class FanoutError(Exception):
+    """Base class for errors raised by spark-fanout; its message is one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split("\n")))
+
+
+class ConfigError(FanoutError):
+    """A parameter or configuration value is invalid."""
+
+
+class DatasetError(FanoutError):
+    """The dataset is missing, unreadable or lacks a needed column."""
+
+
+class SparkSubmitNotFound(FanoutError):
+    """The spark-submit executable cannot be found."""
+
+
+class JobFailed(FanoutError):
+    """A subordinate spark-submit job ended without a complete artifact."""
+
+
+class TaskInterrupted(KeyboardInterrupt):
+    """The controller or a task process was asked to stop (SIGTERM, SIGHUP).
+
+    It derives from KeyboardInterrupt on purpose: Luigi re-raises KeyboardInterrupt
+    instead of recording a failure and starting the next task, so a stopped run stays
+    stopped.
+    """
+
+
+class StorageError(FanoutError):
+    """A storage operation (local files, HDFS) failed."""
+
+
+class StorageUnavailable(StorageError):
+    """The storage service (e.g. the NameNode) cannot be reached."""
+
+
+class StoragePermissionDenied(StorageError):
+    """The storage refused the operation for lack of permission."""

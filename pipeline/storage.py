@@ -1,0 +1,133 @@
+"""Controller-side storage: the few file operations the controller needs.
+
+The Spark job writes artifacts itself through Hadoop's FileSystem API; the controller
+only lists, checks, reads small files and removes its own stale temporaries. Each
+storage kind implements :class:`Storage`; :func:`storage_for` picks one by scheme.
+"""
+
+from __future__ import annotations
+
+import abc
+import errno
+import os
+import shutil
+from dataclasses import dataclass
+
+from pipeline.errors import StorageError, StoragePermissionDenied
+from pipeline.locations import Location
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One child of a listed folder."""
+
+    name: str
+    is_dir: bool
+
+
+class Storage(abc.ABC):
+    """The operations the controller performs on artifact roots and datasets.
+
+    Paths are :class:`Location` objects of this storage's kind. Lookups return
+    ``False``/``None`` for "not there" instead of raising.
+    """
+
+    @abc.abstractmethod
+    def exists(self, loc: Location) -> bool:
+        """Whether a file or folder exists at ``loc``."""
+
+    @abc.abstractmethod
+    def list_dir(self, loc: Location) -> list[Entry] | None:
+        """Children of the folder ``loc`` in one request; ``None`` if it does not exist."""
+
+    @abc.abstractmethod
+    def read_bytes(self, loc: Location) -> bytes:
+        """Whole content of a (small) file."""
+
+    @abc.abstractmethod
+    def write_bytes(self, loc: Location, data: bytes) -> None:
+        """Create or replace a file, creating missing parent folders."""
+
+    @abc.abstractmethod
+    def makedirs(self, loc: Location) -> None:
+        """Create a folder and its parents; no error if it exists."""
+
+    @abc.abstractmethod
+    def rename(self, src: Location, dst: Location) -> None:
+        """Move ``src`` to ``dst``; ``dst`` must not exist (atomic where the storage is)."""
+
+    @abc.abstractmethod
+    def remove_tree(self, loc: Location) -> None:
+        """Delete a file or folder recursively; no error if it is already gone."""
+
+    def upload_dir(self, local_dir: str, loc: Location) -> None:
+        """Copy a local folder's files (one level of subfolders deep) to ``loc``."""
+        for root, _dirs, files in os.walk(local_dir):
+            rel = os.path.relpath(root, local_dir)
+            target = loc if rel == "." else loc.join(*rel.split(os.sep))
+            self.makedirs(target)
+            for name in files:
+                with open(os.path.join(root, name), "rb") as fh:
+                    self.write_bytes(target.join(name), fh.read())
+
+
+class LocalStorage(Storage):
+    """Local files (``/path`` or ``file:///path``)."""
+
+    def exists(self, loc: Location) -> bool:
+        return os.path.lexists(loc.path)
+
+    def list_dir(self, loc: Location) -> list[Entry] | None:
+        try:
+            with os.scandir(loc.path) as it:
+                return [Entry(e.name, e.is_dir()) for e in it]
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            raise StorageError(f"{loc} is a file, not a folder: point the path at a folder") from None
+        except PermissionError:
+            raise StoragePermissionDenied(f"permission denied listing {loc}: fix its permissions") from None
+
+    def read_bytes(self, loc: Location) -> bytes:
+        with open(loc.path, "rb") as fh:
+            return fh.read()
+
+    def write_bytes(self, loc: Location, data: bytes) -> None:
+        os.makedirs(os.path.dirname(loc.path), exist_ok=True)
+        with open(loc.path, "wb") as fh:
+            fh.write(data)
+
+    def makedirs(self, loc: Location) -> None:
+        try:
+            os.makedirs(loc.path, exist_ok=True)
+        except FileExistsError:
+            raise StorageError(f"{loc} exists and is a file: remove it or choose another folder") from None
+        except PermissionError:
+            raise StoragePermissionDenied(f"permission denied creating {loc}: fix its permissions") from None
+
+    def rename(self, src: Location, dst: Location) -> None:
+        if os.path.lexists(dst.path):
+            raise StorageError(f"cannot move {src} to {dst}: the destination exists")
+        try:
+            os.rename(src.path, dst.path)
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                raise StorageError(f"cannot move {src} to {dst}: the destination exists") from None
+            raise
+
+    def remove_tree(self, loc: Location) -> None:
+        if os.path.isdir(loc.path) and not os.path.islink(loc.path):
+            shutil.rmtree(loc.path, ignore_errors=False)
+        elif os.path.lexists(loc.path):
+            os.remove(loc.path)
+
+
+def storage_for(loc: Location) -> Storage:
+    """The :class:`Storage` serving ``loc``'s scheme."""
+    if loc.is_local:
+        return LocalStorage()
+    if loc.scheme in ("hdfs", "webhdfs"):
+        from pipeline.webhdfs import webhdfs_storage  # imported lazily: needs the hdfs package
+
+        return webhdfs_storage(loc)
+    raise StorageError(f"no storage for scheme {loc.scheme!r} in {loc}: use a local path, hdfs:// or webhdfs://")

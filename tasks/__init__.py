@@ -1,0 +1,1 @@
+"""Code that runs inside the spark-submit jobs (shipped to them as a zip)."""
