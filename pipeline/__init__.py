@@ -1,1 +1,9 @@
-"""spark-fanout: train many models in parallel with Spark and Luigi."""
+"""spark-fanout: train many models in parallel with Spark and Luigi.
+
+``luigi --module pipeline TrainAll`` finds the tasks here.
+"""
+
+from pipeline.demo import MakeDemoData
+from pipeline.train import TrainAll, TrainModel
+
+__all__ = ["MakeDemoData", "TrainAll", "TrainModel"]

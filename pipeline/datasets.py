@@ -1,0 +1,59 @@
+"""What the controller needs to know about a dataset: that it exists and its columns."""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pipeline.errors import DatasetError
+from pipeline.locations import Location, parse_location
+from pipeline.storage import storage_for
+
+
+@dataclass(frozen=True)
+class DatasetSchema:
+    columns: tuple[str, ...]
+    numeric: tuple[str, ...]
+
+
+def _schema_from_arrow(schema) -> DatasetSchema:  # noqa: ANN001 - pyarrow.Schema
+    import pyarrow.types as pat
+
+    names = tuple(schema.names)
+    numeric = tuple(f.name for f in schema if pat.is_integer(f.type) or pat.is_floating(f.type) or pat.is_boolean(f.type) or pat.is_decimal(f.type))
+    return DatasetSchema(names, numeric)
+
+
+@lru_cache(maxsize=32)
+def read_schema(data: str) -> DatasetSchema:
+    """Columns of a Parquet dataset (a folder of part files or one file), read from
+    Parquet footers only. Cached per process: every label task asks the same question."""
+    import pyarrow.parquet as pq
+
+    loc = parse_location(data)
+    storage = storage_for(loc)
+    hint = "create it (luigi --module pipeline MakeDemoData) or fix --data"
+    if not storage.exists(loc):
+        raise DatasetError(f"dataset {data} does not exist: {hint}")
+    if loc.is_local and os.path.isfile(loc.path):
+        return _schema_from_arrow(pq.read_schema(loc.path))
+    entries = storage.list_dir(loc) or []
+    parts = sorted(e.name for e in entries if not e.is_dir and e.name.endswith(".parquet"))
+    if not parts:
+        raise DatasetError(f"dataset {data} holds no .parquet files: point --data at a Parquet dataset")
+    part = loc.join(parts[0])
+    try:
+        if loc.is_local:
+            schema = pq.read_schema(part.path)
+        else:
+            schema = pq.read_schema(io.BytesIO(storage.read_bytes(part)))
+    except Exception as exc:  # pyarrow raises ArrowInvalid and friends
+        raise DatasetError(f"cannot read Parquet schema of {part}: {exc}") from None
+    return _schema_from_arrow(schema)
+
+
+def spark_uri(loc: Location) -> str:
+    """The URI a Spark job reads or writes for ``loc``."""
+    return loc.uri()

@@ -1,0 +1,71 @@
+"""Label names: discovery from a schema, validation, and safe names derived from them.
+
+Labels are user data and may hold any character (spaces, slashes, quotes, unicode,
+``$(…)``). They never reach a shell or a path verbatim: paths, Spark application names
+and YARN tags use :func:`label_slug`, which is readable, safe everywhere and unique.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+from pipeline.errors import ConfigError, DatasetError
+
+DEFAULT_LABEL_PREFIX = "label_"
+_SLUG_KEEP = re.compile(r"[^a-z0-9]+")
+
+
+def label_slug(label: str) -> str:
+    """A file-, URI-, Spark- and YARN-safe name for ``label``: a readable ASCII part
+    plus 8 hex digits of the label's SHA-256, so distinct labels never collide
+    (``"Churn 30d/EU"`` → ``"churn-30d-eu-1f0c…"``)."""
+    ascii_part = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode("ascii").lower()
+    readable = _SLUG_KEEP.sub("-", ascii_part).strip("-")[:40].strip("-") or "label"
+    digest = hashlib.sha256(label.encode("utf-8")).hexdigest()[:8]
+    return f"{readable}-{digest}"
+
+
+def discover_labels(columns: Iterable[str], prefix: str = DEFAULT_LABEL_PREFIX) -> list[str]:
+    """The documented default rule: every column whose name starts with ``prefix``,
+    in dataset order."""
+    return [c for c in columns if c.startswith(prefix)]
+
+
+def validate_labels(labels: Sequence[str]) -> list[str]:
+    """Check a user-given label list: non-empty, strings, no blanks, no duplicates."""
+    if isinstance(labels, str):
+        raise ConfigError(f"labels must be a JSON list, got the string {labels!r}: pass --labels '[\"a\", \"b\"]'")
+    labels = list(labels)
+    if not labels:
+        raise ConfigError("the label list is empty: pass --labels '[\"a\", \"b\"]' or leave it out to train every label column")
+    seen: set[str] = set()
+    for label in labels:
+        if not isinstance(label, str) or not label.strip():
+            raise ConfigError(f"label {label!r} is not a non-empty string: fix the --labels list")
+        if label in seen:
+            raise ConfigError(f"label {label!r} appears twice in --labels: list each label once")
+        seen.add(label)
+    return labels
+
+
+def resolve_labels(requested: Sequence[str] | None, columns: Sequence[str], prefix: str, data: str) -> list[str]:
+    """Labels to train: the requested list if given (``None`` = not given), validated,
+    else the default rule."""
+    if requested is not None:
+        return validate_labels(requested)
+    found = discover_labels(columns, prefix)
+    if not found:
+        raise DatasetError(
+            f"no label columns in {data}: none starts with {prefix!r}; pass --labels or set [TrainAll] label-prefix"
+        )
+    return found
+
+
+def feature_columns(numeric_columns: Sequence[str], labels: Sequence[str], prefix: str) -> list[str]:
+    """The documented default feature rule: every numeric column that is neither a
+    requested label nor named like a label (``prefix``)."""
+    skip = set(labels)
+    return [c for c in numeric_columns if c not in skip and not c.startswith(prefix)]

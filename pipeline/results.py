@@ -1,0 +1,94 @@
+"""Per-label results of a run, kept as small JSON files in the log folder, and the
+summary table printed at the end of a run.
+
+Task outcomes are decided in Luigi's task processes; files are the one channel every
+process (and a later rerun) can read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pipeline.labels import label_slug
+
+RESULT_FILE = "result.json"
+
+
+@dataclass
+class LabelResult:
+    label: str
+    status: str  # "trained" | "failed" | "interrupted"
+    run_id: str
+    seconds: float | None = None
+    artifact: str | None = None
+    error: str | None = None
+    log: str | None = None
+    application_id: str | None = None
+    finished_at: float | None = None
+
+
+def label_log_dir(log_dir: str, label: str) -> Path:
+    return Path(log_dir) / label_slug(label)
+
+
+def record(log_dir: str, result: LabelResult) -> None:
+    """Write ``result`` atomically as the label's latest result."""
+    folder = label_log_dir(log_dir, result.label)
+    folder.mkdir(parents=True, exist_ok=True)
+    result.finished_at = result.finished_at or time.time()
+    tmp = folder / f".{RESULT_FILE}.{os.getpid()}"
+    tmp.write_text(json.dumps(asdict(result), ensure_ascii=False, indent=1), encoding="utf-8")
+    os.replace(tmp, folder / RESULT_FILE)
+
+
+def latest(log_dir: str, label: str) -> LabelResult | None:
+    path = label_log_dir(log_dir, label) / RESULT_FILE
+    try:
+        return LabelResult(**json.loads(path.read_text(encoding="utf-8")))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
+
+
+def summarize(labels: list[str], run_id: str, log_dir: str, complete: set[str]) -> list[dict[str, object]]:
+    """One row per label: what happened to it in run ``run_id``.
+
+    ``complete`` holds the labels whose artifact is complete now. A complete label with
+    no result from this run was done by an earlier run.
+    """
+    rows = []
+    for label in labels:
+        res = latest(log_dir, label)
+        this_run = res is not None and res.run_id == run_id
+        if this_run and res.status == "trained":
+            row = {"label": label, "status": "trained", "seconds": res.seconds, "detail": res.artifact}
+        elif label in complete:
+            row = {"label": label, "status": "done earlier", "seconds": None, "detail": "artifact complete, not rerun"}
+        elif this_run:
+            row = {"label": label, "status": res.status, "seconds": res.seconds, "detail": res.error}
+        else:
+            row = {"label": label, "status": "not run", "seconds": None, "detail": "a dependency or the run stopped first"}
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict[str, object]], width: int = 100) -> str:
+    """A plain-text table (label, status, duration, artifact or error)."""
+    def cell(value: object, limit: int) -> str:
+        text = "" if value is None else (f"{value:.1f}s" if isinstance(value, float) else str(value))
+        text = text.replace("\n", " ")
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    lw = min(32, max([5] + [len(str(r["label"])) for r in rows]))
+    lines = [f"{'label':<{lw}}  {'status':<13} {'time':>7}  artifact / error"]
+    lines.append("-" * min(width, lw + 25 + 40))
+    for r in rows:
+        lines.append(f"{cell(r['label'], lw):<{lw}}  {cell(r['status'], 13):<13} {cell(r['seconds'], 7):>7}  {cell(r['detail'], width)}")
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[str(r["status"])] = counts.get(str(r["status"]), 0) + 1
+    lines.append(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    return "\n".join(lines)

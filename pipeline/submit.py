@@ -1,0 +1,165 @@
+"""Pure pieces of a spark-submit call: where the executable is, the job's extra
+Spark settings and environment, the application name, the py-files zip of ``tasks/``.
+
+Nothing here starts a process; :mod:`pipeline.train` runs what these functions build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
+
+from pipeline.errors import SparkSubmitNotFound
+from tasks.jobspec import FAIL_LABELS_ENV
+
+SECRET_WORDS = ("password", "secret", "token", "credential", "keytab")
+
+
+def pyspark_home() -> Path | None:
+    """The folder of the installed ``pyspark`` package (a complete Spark home)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or not spec.origin:
+        return None
+    return Path(spec.origin).parent
+
+
+def resolve_spark_submit(configured: str, which: Callable[[str], str | None] = shutil.which,
+                         bundled_home: Path | None = None) -> str:
+    """The spark-submit to run: an explicit path must exist; a bare name is looked up
+    on PATH, and the default name falls back to the one inside the pyspark package."""
+    if os.sep in configured:
+        if os.path.isfile(configured) and os.access(configured, os.X_OK):
+            return configured
+        raise SparkSubmitNotFound(
+            f"spark-submit {configured!r} does not exist or is not executable: fix [spark] spark-submit"
+        )
+    found = which(configured)
+    if found:
+        return found
+    if configured == "spark-submit" and bundled_home is not None:
+        candidate = bundled_home / "bin" / "spark-submit"
+        if candidate.is_file():
+            return str(candidate)
+    raise SparkSubmitNotFound(
+        f"{configured!r} is not on PATH: install Spark (pip install pyspark) or set [spark] spark-submit=/path/to/spark-submit"
+    )
+
+
+def needs_bundled_spark_home(spark_submit: str, bundled_home: Path | None, venv_bin: str) -> bool:
+    """pyspark's own launcher scripts find SPARK_HOME with whatever ``python3`` is on
+    PATH, which fails outside the venv; a Spark distribution's scripts find their own."""
+    if bundled_home is None:
+        return False
+    real = os.path.realpath(spark_submit)
+    return real.startswith(str(bundled_home.resolve()) + os.sep) or os.path.dirname(real) == os.path.realpath(venv_bin)
+
+
+def job_environment(base: Mapping[str, str], *, spark_submit: str, bundled_home: Path | None,
+                    local_mode: bool, python: str = sys.executable) -> dict[str, str]:
+    env = dict(base)
+    if "SPARK_HOME" not in env and needs_bundled_spark_home(spark_submit, bundled_home, os.path.dirname(python)):
+        env["SPARK_HOME"] = str(bundled_home)
+    if local_mode:
+        # The driver must run on the controller's interpreter, which has lightgbm & co.
+        env.setdefault("PYSPARK_PYTHON", python)
+        env.setdefault("PYSPARK_DRIVER_PYTHON", python)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def is_local_master(master: str | None) -> bool:
+    return master is None or master.startswith("local")
+
+
+def job_conf(base: Mapping[str, str], *, master: str | None, deploy_mode: str | None, ui_port: int | None,
+             tag: str | None, max_app_attempts: int | None, environ: Mapping[str, str]) -> dict[str, str]:
+    """Spark settings this tool adds to the user's ``[spark] conf``. User settings win,
+    except the UI port, which must differ per concurrent local job."""
+    conf = dict(base)
+    if ui_port is not None:
+        conf["spark.ui.port"] = str(ui_port)
+    conf.setdefault("spark.ui.showConsoleProgress", "false")
+    if master == "yarn":
+        if tag:
+            existing = conf.get("spark.yarn.tags")
+            conf["spark.yarn.tags"] = f"{existing},{tag}" if existing else tag
+        if max_app_attempts is not None:
+            conf.setdefault("spark.yarn.maxAppAttempts", str(max_app_attempts))
+        if deploy_mode == "cluster" and environ.get(FAIL_LABELS_ENV):
+            # In cluster mode the driver runs in the AM container, not under our env.
+            conf[f"spark.yarn.appMasterEnv.{FAIL_LABELS_ENV}"] = environ[FAIL_LABELS_ENV]
+    return conf
+
+
+def application_name(engine: str, slug: str) -> str:
+    """Readable, unique per label: ``fanout-lightgbm-churn-30d-1f0c2a9b``."""
+    return f"fanout-{engine}-{slug}"
+
+
+def mask_argv(argv: list[str]) -> list[str]:
+    """A copy of a command line safe to log: secret-looking conf values and keytabs hidden."""
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+            continue
+        if arg in ("--keytab", "--password"):
+            hide_next = True
+        elif "=" in arg and any(w in arg.split("=", 1)[0].lower() for w in SECRET_WORDS):
+            arg = arg.split("=", 1)[0] + "=***"
+        out.append(arg)
+    return out
+
+
+def free_port() -> int:
+    """A TCP port free right now, for one local job's Spark UI (4040 upward collide)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _package_files(package_dir: Path) -> list[Path]:
+    return sorted(p for p in package_dir.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+@cache
+def tasks_zip(cache_dir: str | None = None) -> str:
+    """Zip of the ``tasks`` package for ``--py-files``, built once per content: named by
+    a hash of its files and written atomically, so concurrent workers share one."""
+    import tasks
+
+    package_dir = Path(tasks.__file__).resolve().parent
+    files = _package_files(package_dir)
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.relative_to(package_dir).as_posix().encode())
+        digest.update(f.read_bytes())
+    folder = Path(cache_dir or os.path.join(tempfile.gettempdir(), f"spark-fanout-{os.getuid()}"))
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"tasks-{digest.hexdigest()[:16]}.zip"
+    if not target.exists():
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".zip.tmp")
+        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in files:
+                zf.write(f, f"tasks/{f.relative_to(package_dir).as_posix()}")
+        os.replace(tmp, target)
+    return str(target)
+
+
+def train_script() -> str:
+    """Path of the job entry script inside the installed ``tasks`` package."""
+    import tasks
+
+    return str(Path(tasks.__file__).resolve().parent / "train_model.py")

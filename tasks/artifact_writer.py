@@ -1,0 +1,143 @@
+"""Write one artifact atomically from inside the job.
+
+Local roots (``file://``) use plain file operations; any other URI (``hdfs://``,
+``webhdfs://``) goes through Hadoop's FileSystem API in the job's JVM, so the job needs
+no HDFS client of its own and works wherever Spark can read and write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from tasks.layout import MARKER, METADATA, temp_name
+
+
+class ArtifactConflict(RuntimeError):
+    """The final folder exists but holds no completion marker: not ours to replace."""
+
+
+class _LocalFs:
+    def __init__(self, root_uri: str) -> None:
+        self.root = unquote(urlsplit(root_uri).path)
+
+    def path(self, *names: str) -> str:
+        return os.path.join(self.root, *names)
+
+    def uri(self, *names: str) -> str:
+        return "file://" + self.path(*names)
+
+    def mkdirs(self, p: str) -> None:
+        os.makedirs(p, exist_ok=True)
+
+    def write(self, p: str, data: bytes) -> None:
+        with open(p, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def exists(self, p: str) -> bool:
+        return os.path.lexists(p)
+
+    def rename(self, src: str, dst: str) -> bool:
+        try:
+            os.rename(src, dst)  # atomic on POSIX; refuses a non-empty destination folder
+            return True
+        except OSError:
+            return False
+
+    def delete(self, p: str) -> None:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+class _HadoopFs:
+    def __init__(self, spark: Any, root_uri: str) -> None:
+        jvm = spark._jvm
+        self._Path = jvm.org.apache.hadoop.fs.Path
+        self.root = root_uri.rstrip("/")
+        self.fs = self._Path(self.root).getFileSystem(spark._jsc.hadoopConfiguration())
+
+    def path(self, *names: str) -> str:
+        return "/".join([self.root, *names])
+
+    uri = path
+
+    def mkdirs(self, p: str) -> None:
+        self.fs.mkdirs(self._Path(p))
+
+    def write(self, p: str, data: bytes) -> None:
+        out = self.fs.create(self._Path(p), True)
+        try:
+            out.write(bytearray(data))
+            out.hsync()
+        finally:
+            out.close()
+
+    def exists(self, p: str) -> bool:
+        return bool(self.fs.exists(self._Path(p)))
+
+    def rename(self, src: str, dst: str) -> bool:
+        # Hadoop's rename moves src *into* dst when dst is a folder, so callers check first.
+        return bool(self.fs.rename(self._Path(src), self._Path(dst)))
+
+    def delete(self, p: str) -> None:
+        self.fs.delete(self._Path(p), True)
+
+
+class ArtifactWriter:
+    """``with ArtifactWriter(spark, root_uri, slug) as w: w.write_bytes(...); w.commit(metadata)``.
+
+    Files go to a temporary folder; :meth:`commit` writes ``metadata.json``, then the
+    marker, then renames the folder to its final name. Leaving the block without a
+    commit removes the temporary folder (a killed process leaves it for the next run's
+    cleanup instead).
+    """
+
+    def __init__(self, spark: Any, root_uri: str, slug: str) -> None:
+        self.fs = _LocalFs(root_uri) if root_uri.startswith("file://") else _HadoopFs(spark, root_uri)
+        self.slug = slug
+        self.temp = self.fs.path(temp_name(slug, f"{os.getpid()}-{uuid.uuid4().hex[:10]}"))
+        self.final = self.fs.path(slug)
+        self.committed = False
+        self.already_complete = False
+
+    @property
+    def temp_uri(self) -> str:
+        """URI of the temporary folder, for Spark writers (``model.write().save``)."""
+        return self.temp if isinstance(self.fs, _HadoopFs) else "file://" + self.temp
+
+    def __enter__(self) -> ArtifactWriter:
+        self.fs.mkdirs(self.fs.root)
+        self.fs.mkdirs(self.temp)
+        return self
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        self.fs.write(f"{self.temp}/{name}", data)
+
+    def commit(self, metadata: dict[str, Any], abort_if: Any = None) -> str:
+        """Publish the artifact; returns its final location. ``abort_if()`` is checked
+        right before the rename: a job whose controller is gone must not publish."""
+        self.write_bytes(METADATA, json.dumps(metadata, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        self.write_bytes(MARKER, json.dumps({"label": metadata.get("label"), "format": metadata.get("format_version")}).encode("utf-8"))
+        if self.fs.exists(f"{self.final}/{MARKER}"):
+            # Another attempt finished first: keep its artifact, drop ours.
+            self.already_complete = True
+            return self.final
+        if self.fs.exists(self.final):
+            raise ArtifactConflict(
+                f"{self.final} exists without a {MARKER} marker: move it away (it is not a complete artifact) and rerun"
+            )
+        if abort_if is not None and abort_if():
+            raise RuntimeError("the controller is gone: not publishing the artifact")
+        if not self.fs.rename(self.temp, self.final):
+            raise RuntimeError(f"could not rename {self.temp} to {self.final}")
+        self.committed = True
+        return self.final
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self.committed:
+            self.fs.delete(self.temp)

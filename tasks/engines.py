@@ -1,0 +1,148 @@
+"""Training engines. Each takes prepared Spark frames and returns what to save.
+
+Frames hold ``__label__`` (0/1 double) and feature columns ``f0…fN``; the original
+names travel in the metadata, so odd column names never reach Spark expressions.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+LABEL_COL = "__label__"
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine cannot run in this job (e.g. SynapseML's jar is not on the classpath)."""
+
+
+@dataclass
+class TrainedModel:
+    files: dict[str, bytes] = field(default_factory=dict)  # artifact-relative name → bytes
+    spark_model: Any = None  # saved under layout.SPARK_MODEL when set
+    metrics: dict[str, float] = field(default_factory=dict)
+    training_seconds: float = 0.0
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def auc(labels: Any, scores: Any) -> float:
+    """Area under the ROC curve by the rank-sum formula (ties share their mean rank)."""
+    import numpy as np
+    import pandas as pd
+
+    y = np.asarray(labels, dtype=float)
+    ranks = pd.Series(np.asarray(scores, dtype=float)).rank(method="average").to_numpy()
+    n_pos = float(y.sum())
+    n_neg = float(len(y) - n_pos)
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _lightgbm_params(params: dict[str, Any], seed: int) -> dict[str, Any]:
+    out = {k: v for k, v in params.items() if k != "num_iterations"}
+    out.update(objective="binary", verbosity=-1, seed=seed, deterministic=True, force_row_wise=True)
+    return out
+
+
+def train_lightgbm(train: Any, test: Any, features: list[str], params: dict[str, Any], seed: int) -> TrainedModel:
+    """Native LightGBM on the driver: the balanced frame is small enough to collect, and
+    one fast process beats spreading a small job over many cores."""
+    import lightgbm as lgb
+
+    train_pd = train.toPandas()
+    test_pd = test.toPandas()
+    started = time.perf_counter()
+    booster = lgb.train(
+        _lightgbm_params(params, seed),
+        lgb.Dataset(train_pd[features], label=train_pd[LABEL_COL], free_raw_data=True),
+        num_boost_round=params["num_iterations"],
+    )
+    elapsed = time.perf_counter() - started
+    metrics = {}
+    if len(test_pd):
+        metrics["auc_test"] = auc(test_pd[LABEL_COL], booster.predict(test_pd[features]))
+    return TrainedModel(
+        files={"model.txt": booster.model_to_string().encode("utf-8")},
+        metrics=metrics,
+        training_seconds=elapsed,
+        versions={"lightgbm": lgb.__version__},
+    )
+
+
+def _spark_auc(model: Any, test: Any) -> dict[str, float]:
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+
+    if test.limit(1).count() == 0:
+        return {}
+    scored = model.transform(test)
+    evaluator = BinaryClassificationEvaluator(labelCol=LABEL_COL, rawPredictionCol="rawPrediction")
+    return {"auc_test": float(evaluator.evaluate(scored))}
+
+
+def train_mllib(engine: str, train: Any, test: Any, features: list[str], params: dict[str, Any], seed: int) -> TrainedModel:
+    """Spark MLlib classifiers, distributed over the job's executors."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import GBTClassifier, LogisticRegression, MultilayerPerceptronClassifier
+    from pyspark.ml.feature import VectorAssembler
+
+    assembler = VectorAssembler(inputCols=features, outputCol="features", handleInvalid="keep")
+    if engine == "mllib-gbt":
+        clf = GBTClassifier(labelCol=LABEL_COL, maxIter=params["max_iter"], maxDepth=params["max_depth"],
+                            stepSize=params["step_size"], seed=seed)
+    elif engine == "mllib-logreg":
+        clf = LogisticRegression(labelCol=LABEL_COL, maxIter=params["max_iter"], regParam=params["reg_param"],
+                                 elasticNetParam=params["elastic_net_param"])
+    else:
+        layers = [len(features), *params["hidden_layers"], 2]
+        clf = MultilayerPerceptronClassifier(labelCol=LABEL_COL, layers=layers, maxIter=params["max_iter"],
+                                             stepSize=params["step_size"], seed=seed)
+    started = time.perf_counter()
+    model = Pipeline(stages=[assembler, clf]).fit(train)
+    elapsed = time.perf_counter() - started
+    return TrainedModel(spark_model=model, metrics=_spark_auc(model, test), training_seconds=elapsed)
+
+
+SYNAPSEML_CLASS = "com.microsoft.azure.synapse.ml.lightgbm.LightGBMClassifier"
+SYNAPSEML_HINT = (
+    "set [spark] packages=com.microsoft.azure:synapseml_2.12:1.1.3 (and [spark] conf "
+    "spark.jars.repositories=https://mmlspark.azureedge.net/maven if your Maven mirror lacks it), "
+    "or use --engine lightgbm"
+)
+
+
+def check_synapseml(spark: Any) -> None:
+    """Fail fast, with the setting to change, when SynapseML's jar is not loaded."""
+    try:
+        spark._jvm.java.lang.Class.forName(SYNAPSEML_CLASS, False, spark._jvm.Thread.currentThread().getContextClassLoader())
+    except Exception:  # py4j raises Py4JJavaError wrapping ClassNotFoundException
+        raise EngineUnavailable(f"engine synapseml: SynapseML's jar is not on the job's classpath: {SYNAPSEML_HINT}") from None
+    try:
+        import synapse.ml.lightgbm  # noqa: F401
+    except ImportError:
+        raise EngineUnavailable(
+            "engine synapseml: the Python package 'synapseml' is missing in the job's Python: pip install 'spark-fanout[synapseml]'"
+        ) from None
+
+
+def train_synapseml(spark: Any, train: Any, test: Any, features: list[str], params: dict[str, Any], seed: int) -> TrainedModel:
+    """SynapseML's LightGBMClassifier on Spark; also saves the native model string."""
+    check_synapseml(spark)
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import VectorAssembler
+    from synapse.ml.lightgbm import LightGBMClassifier
+
+    clf = LightGBMClassifier(
+        labelCol=LABEL_COL, objective="binary", numIterations=params["num_iterations"],
+        learningRate=params["learning_rate"], numLeaves=params["num_leaves"],
+        minDataInLeaf=params["min_data_in_leaf"], featureFraction=params["feature_fraction"],
+        lambdaL2=params["lambda_l2"], seed=seed,
+    )
+    assembler = VectorAssembler(inputCols=features, outputCol="features", handleInvalid="keep")
+    started = time.perf_counter()
+    model = Pipeline(stages=[assembler, clf]).fit(train)
+    elapsed = time.perf_counter() - started
+    native = model.stages[-1].getNativeModel()
+    return TrainedModel(files={"model.txt": native.encode("utf-8")}, spark_model=model,
+                        metrics=_spark_auc(model, test), training_seconds=elapsed)
