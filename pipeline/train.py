@@ -7,6 +7,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from datetime import datetime
@@ -299,6 +300,8 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
 
     @cached_property
     def plan(self) -> dict[str, Any]:
+        """Labels, features and the labels still missing, computed once per run (a new
+        run — a new process, or a new ``run_id`` — plans afresh)."""
         self.check_training_parameters()
         schema = read_schema(self.data)
         labels = resolve_labels(None if self.labels is None else list(self.labels), schema.columns, self.label_prefix, self.data)
@@ -320,14 +323,16 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
 
 
 # --- controller-process hooks ---------------------------------------------------------
-# Luigi has no "run finished" hook and no SIGTERM handling; the first TrainAll seen in
-# the controller's main process installs both (never in Luigi's forked task processes).
+# Luigi has no "run finished" hook and no SIGTERM handling. When the process is the
+# `luigi` command line, the first TrainAll seen in its main process installs both (never
+# in Luigi's forked task processes, nor in a notebook or test process that imports us:
+# pipeline.api returns the summary there instead).
 _hooked: dict[str, TrainAll] = {}
 _hook_lock = threading.Lock()
 
 
 def _install_controller_hooks(task: TrainAll) -> None:
-    if multiprocessing.parent_process() is not None or threading.current_thread() is not threading.main_thread():
+    if not _is_luigi_command_line():
         return
     with _hook_lock:
         if task.task_id in _hooked:
@@ -340,6 +345,14 @@ def _install_controller_hooks(task: TrainAll) -> None:
         signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     if fanout().summary:
         atexit.register(_print_summaries)
+
+
+def _is_luigi_command_line() -> bool:
+    return (
+        os.path.basename(sys.argv[0]) in ("luigi", "luigi.exe", "luigi-script.py")
+        and multiprocessing.parent_process() is None
+        and threading.current_thread() is threading.main_thread()
+    )
 
 
 def _sigterm_to_interrupt(signum: int, _frame: object) -> None:

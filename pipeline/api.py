@@ -1,0 +1,75 @@
+"""Python API for notebooks: run a fan-out and get the per-label outcome back.
+
+>>> from pipeline.api import train_all, load_artifact
+>>> report = train_all(data="data/demo.parquet", models="models", workers=2)
+>>> print(report.table())
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import luigi
+
+from pipeline import results
+from pipeline.artifacts import ArtifactTarget, artifact_location
+from pipeline.locations import parse_location
+from pipeline.train import TrainAll, summary_rows
+
+
+@dataclass
+class RunReport:
+    """What one :func:`train_all` call did: ``ok`` and one row per label."""
+
+    ok: bool
+    rows: list[dict[str, Any]]
+    luigi_status: str
+
+    def table(self) -> str:
+        return results.format_table(self.rows)
+
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["status"] not in ("trained", "done earlier")]
+
+    def to_pandas(self):  # noqa: ANN201 - pandas is optional for callers
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+
+def train_all(data: str = "data/demo.parquet", models: str = "models", labels: list[str] | None = None, *,
+              workers: int = 2, scheduler_host: str | None = None, scheduler_port: int = 8082,
+              **training: Any) -> RunReport:
+    """Train every missing label's model (as ``luigi --module pipeline TrainAll``).
+
+    ``workers`` caps concurrent jobs; ``scheduler_host`` uses a running ``luigid`` (its web
+    UI shows progress) instead of an in-process scheduler. ``training`` takes TrainAll's
+    other parameters: engine, params, features, balance_ratio, test_fraction, seed, log_dir.
+    """
+    task = TrainAll(data=data, models=models, labels=labels, run_id=f"api-{uuid.uuid4().hex[:12]}", **training)
+    kwargs: dict[str, Any] = {"workers": workers, "detailed_summary": True}
+    if scheduler_host:
+        kwargs.update(scheduler_host=scheduler_host, scheduler_port=scheduler_port)
+    else:
+        kwargs["local_scheduler"] = True
+    outcome = luigi.build([task], **kwargs)
+    return RunReport(ok=outcome.scheduling_succeeded and task.complete(), rows=summary_rows(task),
+                     luigi_status=outcome.status.name)
+
+
+def load_artifact(models: str, label: str) -> dict[str, Any]:
+    """A finished artifact: its metadata, location and, for LightGBM engines, the
+    ``lightgbm.Booster``. Raises FileNotFoundError if the artifact is not complete."""
+    target = ArtifactTarget(artifact_location(parse_location(models), label))
+    if not target.exists():
+        raise FileNotFoundError(f"no complete artifact for label {label!r} under {models}: train it first")
+    meta = target.metadata()
+    out: dict[str, Any] = {"metadata": meta, "location": target.path, "booster": None}
+    model_txt = target.location.join("model.txt")
+    if target.storage.exists(model_txt):
+        import lightgbm
+
+        out["booster"] = lightgbm.Booster(model_str=target.storage.read_bytes(model_txt).decode("utf-8"))
+    return out

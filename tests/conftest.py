@@ -1,0 +1,18 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ODD_LABEL = 'churn 30d/EU "vip" ü $(touch pwned) `id`'
+
+
+@pytest.fixture(autouse=True)
+def _repo_luigi_cfg(monkeypatch):
+    """Every test reads the repository's luigi.cfg, wherever pytest runs from."""
+    monkeypatch.setenv("LUIGI_CONFIG_PATH", str(REPO / "luigi.cfg"))
+
+
+def venv_bin(name: str) -> str:
+    return os.path.join(os.path.dirname(sys.executable), name)

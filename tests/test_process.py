@@ -1,0 +1,103 @@
+"""JobProcess against real process trees (no Spark: a Python stand-in that forks)."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+from pipeline.errors import TaskInterrupted
+from pipeline.process import JobProcess, stop_signals_raise
+
+TREE = textwrap.dedent("""
+    import os, sys, time
+    for _ in range(2):
+        if os.fork() == 0:
+            # ignore SIGTERM like a stubborn JVM would: only SIGKILL ends it
+            import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            while True: time.sleep(1)
+    print("tree up", os.getpid(), flush=True)
+    while True: time.sleep(1)
+""")
+
+
+def _tree_pids(root_pid):
+    root = psutil.Process(root_pid)
+    return [root_pid] + [c.pid for c in root.children(recursive=True)]
+
+
+def _alive(pid):
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _wait_for(predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_leaving_by_exception_kills_the_whole_tree_including_sigterm_ignorers():
+    log = io.StringIO()
+    with pytest.raises(RuntimeError), JobProcess([sys.executable, "-c", TREE], dict(os.environ), log, grace_s=1.0) as job:
+        assert _wait_for(lambda: "tree up" in log.getvalue())
+        assert _wait_for(lambda: len(_tree_pids(job.pid)) == 3)
+        pids = _tree_pids(job.pid)
+        raise RuntimeError("stop")
+    assert _wait_for(lambda: not any(_alive(p) for p in pids), timeout=5), [p for p in pids if _alive(p)]
+
+
+def test_normal_exit_returns_code_and_streams_lines():
+    seen = []
+    log = io.StringIO()
+    script = "import sys; print('a'); print('FANOUT_EVENT {\"event\": \"x\"}'); sys.exit(3)"
+    with JobProcess([sys.executable, "-c", script], dict(os.environ), log, on_line=seen.append) as job:
+        rc = job.wait()
+    assert rc == 3
+    assert [s.strip() for s in seen] == ["a", 'FANOUT_EVENT {"event": "x"}']
+    assert list(job.tail) == ["a", 'FANOUT_EVENT {"event": "x"}']
+
+
+def test_deadline_raises_and_kills():
+    log = io.StringIO()
+    with pytest.raises(TimeoutError), JobProcess([sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ), log) as job:
+        pid = job.pid
+        job.wait(deadline=time.monotonic() + 0.5)
+    assert _wait_for(lambda: not _alive(pid), timeout=5)
+
+
+def test_sigterm_becomes_task_interrupted_and_handlers_are_restored():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TaskInterrupted), stop_signals_raise():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_job_dies_when_the_supervising_process_is_killed_outright():
+    # The supervisor itself is SIGKILLed (no cleanup can run): the parent-death signal
+    # set at spawn must still end the job.
+    supervisor = textwrap.dedent(f"""
+        import io, os, sys, time
+        sys.path.insert(0, {os.getcwd()!r})
+        from pipeline.process import JobProcess
+        with JobProcess([sys.executable, "-c", "import time; time.sleep(120)"], dict(os.environ), io.StringIO()) as job:
+            print(job.pid, flush=True)
+            time.sleep(120)
+    """)
+    sup = subprocess.Popen([sys.executable, "-c", supervisor], stdout=subprocess.PIPE, text=True)
+    job_pid = int(sup.stdout.readline())
+    assert _alive(job_pid)
+    sup.kill()
+    sup.wait()
+    assert _wait_for(lambda: not _alive(job_pid), timeout=5)

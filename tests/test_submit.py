@@ -1,0 +1,102 @@
+import os
+import stat
+import zipfile
+
+import luigi
+import pytest
+
+from pipeline.errors import SparkSubmitNotFound
+from pipeline.submit import (
+    job_conf,
+    job_environment,
+    mask_argv,
+    pyspark_home,
+    resolve_spark_submit,
+    tasks_zip,
+)
+from pipeline.train import TrainModel
+from tasks.jobspec import SPEC_FLAG, decode_spec
+from tests.conftest import ODD_LABEL
+
+
+def _executable(path):
+    path.write_text("#!/bin/sh\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_explicit_spark_submit_must_exist(tmp_path):
+    with pytest.raises(SparkSubmitNotFound, match=r"does not exist.*\[spark\] spark-submit"):
+        resolve_spark_submit(str(tmp_path / "nope" / "spark-submit"))
+    exe = _executable(tmp_path / "spark-submit")
+    assert resolve_spark_submit(str(exe)) == str(exe)
+
+
+def test_bare_name_uses_path_then_bundled_pyspark(tmp_path):
+    assert resolve_spark_submit("spark-submit", which=lambda n: "/opt/spark/bin/spark-submit") == "/opt/spark/bin/spark-submit"
+    home = tmp_path / "pyspark"
+    (home / "bin").mkdir(parents=True)
+    bundled = _executable(home / "bin" / "spark-submit")
+    assert resolve_spark_submit("spark-submit", which=lambda n: None, bundled_home=home) == str(bundled)
+    with pytest.raises(SparkSubmitNotFound, match="not on PATH"):
+        resolve_spark_submit("my-spark-submit", which=lambda n: None, bundled_home=home)
+
+
+def test_environment_sets_spark_home_only_for_pyspark_launchers(tmp_path):
+    home = pyspark_home()
+    env = job_environment({}, spark_submit=str(home / "bin" / "spark-submit"), bundled_home=home, local_mode=True,
+                          python="/venv/bin/python")
+    assert env["SPARK_HOME"] == str(home)
+    assert env["PYSPARK_PYTHON"] == "/venv/bin/python"
+    dist = job_environment({}, spark_submit="/opt/spark/bin/spark-submit", bundled_home=home, local_mode=False,
+                           python="/venv/bin/python")
+    assert "SPARK_HOME" not in dist and "PYSPARK_PYTHON" not in dist
+
+
+def test_job_conf_adds_ui_port_and_yarn_settings_without_overriding_user():
+    local = job_conf({"spark.x": "1"}, master="local[1]", deploy_mode=None, ui_port=4567, tag="t",
+                     max_app_attempts=1, environ={"FANOUT_FAIL_LABELS": "a"})
+    assert local["spark.ui.port"] == "4567" and local["spark.x"] == "1"
+    assert "spark.yarn.tags" not in local
+    yarn = job_conf({"spark.yarn.tags": "team", "spark.yarn.maxAppAttempts": "2"}, master="yarn",
+                    deploy_mode="cluster", ui_port=None, tag="fanout-ab", max_app_attempts=1,
+                    environ={"FANOUT_FAIL_LABELS": "a,b"})
+    assert yarn["spark.yarn.tags"] == "team,fanout-ab"
+    assert yarn["spark.yarn.maxAppAttempts"] == "2"
+    assert yarn["spark.yarn.appMasterEnv.FANOUT_FAIL_LABELS"] == "a,b"
+
+
+def test_mask_hides_secrets_but_keeps_the_rest():
+    argv = ["spark-submit", "--keytab", "/k/user.keytab", "--conf", "spark.hadoop.fs.s3a.secret.key=abc",
+            "--conf", "spark.app.name=x"]
+    masked = mask_argv(argv)
+    assert masked == ["spark-submit", "--keytab", "***", "--conf", "spark.hadoop.fs.s3a.secret.key=***",
+                      "--conf", "spark.app.name=x"]
+
+
+def test_tasks_zip_holds_the_package_and_is_reused(tmp_path):
+    first = tasks_zip(str(tmp_path))
+    assert tasks_zip(str(tmp_path)) == first
+    names = zipfile.ZipFile(first).namelist()
+    assert "tasks/train_model.py" in names and "tasks/jobspec.py" in names
+    assert not any("__pycache__" in n for n in names)
+
+
+def test_train_model_command_is_an_argument_list_carrying_the_label_intact(tmp_path):
+    luigi.configuration.get_config().set("spark", "master", "local[1]")
+    task = TrainModel(label=ODD_LABEL, data=str(tmp_path / "d"), models=str(tmp_path / "m"),
+                      features=["f1", "f2"], engine="mllib-logreg", params={"max_iter": 5})
+    task._ui_port = 45678
+    argv = task.program_args()
+    assert all(isinstance(a, str) for a in argv)
+    assert argv[argv.index("--master") + 1] == "local[1]"
+    assert argv[argv.index("--name") + 1].startswith("fanout-mllib-logreg-churn-30d-eu")
+    assert "spark.ui.port=45678" in argv
+    py_files = argv[argv.index("--py-files") + 1]
+    assert py_files.endswith(".zip") and os.path.exists(py_files)
+    assert argv[-3].endswith("train_model.py") and argv[-2] == SPEC_FLAG
+    spec = decode_spec(argv[-1])
+    assert spec["labels"] == [ODD_LABEL]
+    assert spec["artifact_root"] == f"file://{tmp_path}/m"
+    assert spec["params"] == {"max_iter": 5} and spec["features"] == ["f1", "f2"]
+    assert not any(ODD_LABEL in a for a in argv), "the raw label must not appear outside the encoded spec"

@@ -1,0 +1,186 @@
+"""End to end with real spark-submit in local mode (local[1], at most 2 workers)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+
+import lightgbm
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.demo import make_demo_frame
+from pipeline.labels import label_slug
+from tests.conftest import ODD_LABEL
+from tests.spark_helpers import (
+    alive,
+    artifact_dir,
+    descendants,
+    job_started,
+    metadata,
+    run_luigi,
+    spark_jobs_running,
+    start_luigi,
+    stop,
+    wait_for,
+)
+
+pytestmark = pytest.mark.spark
+
+TASK_FAILED = 30  # [retcode] task_failed in luigi.cfg
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Small demo data plus a label column whose name holds every awkward character."""
+    table = make_demo_frame(rows=3000, features=6, labels=3, seed=11)
+    table = table.append_column(ODD_LABEL, table.column("label_01"))
+    folder = tmp_path_factory.mktemp("data") / "set with space.parquet"
+    folder.mkdir()
+    pq.write_table(table, folder / "part-00000.parquet")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, dataset):
+    work = tmp_path_factory.mktemp("work")
+    labels = ["label_00", "label_02", ODD_LABEL, "not_a_column"]
+    proc = run_luigi(["TrainAll", "--workers", "2", "--local-scheduler", "--data", str(dataset), "--models", "models",
+                      "--labels", json.dumps(labels)], cwd=work)
+    return work, proc
+
+
+def test_trainall_trains_every_label_and_reports_the_bad_one(first_run):
+    work, proc = first_run
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == TASK_FAILED, out[-3000:]
+    models = work / "models"
+    for label in ("label_00", "label_02", ODD_LABEL):
+        folder = artifact_dir(models, label)
+        assert (folder / "_COMPLETE").is_file(), out[-3000:]
+        meta = metadata(models, label)
+        assert meta["label"] == label and meta["engine"] == "lightgbm"
+        assert meta["features"] == [f"f{j:03d}" for j in range(6)]
+        counts = meta["rows"]["class_counts_after_balancing"]
+        assert abs(counts["0"] - counts["1"]) <= 0.25 * counts["1"] + 10, counts
+        assert meta["rows"]["train_after_balancing"] <= meta["rows"]["train_before_balancing"]
+        assert meta["metrics"]["auc_test"] > 0.7
+        assert meta["application_id"].startswith("local-")
+        booster = lightgbm.Booster(model_str=(folder / "model.txt").read_text())
+        assert booster.num_feature() == 6
+    assert not artifact_dir(models, "not_a_column").exists()
+    assert not list(models.glob(".tmp-*"))
+    # the summary table names every label, the failure in one line
+    assert "spark-fanout summary" in proc.stdout
+    failed_line = next(line for line in proc.stdout.splitlines() if line.startswith("not_a_column"))
+    assert "failed" in failed_line and "is not a column" in failed_line
+    assert proc.stdout.count(" trained ") == 3
+    # the label's shell syntax never ran anywhere
+    assert not list(work.rglob("pwned"))
+
+
+def test_concurrent_local_jobs_get_distinct_spark_ui_ports(first_run):
+    work, _ = first_run
+    ports = []
+    for log in (work / "logs").rglob("*-spark-submit.log"):
+        text = log.read_text(errors="replace")
+        assert "could not bind on port" not in text
+        for line in text.splitlines():
+            if "Successfully started service 'SparkUI' on port" in line:
+                ports.append(line.rsplit(" ", 1)[1].rstrip("."))
+    assert len(ports) == 3 and len(set(ports)) == 3, ports
+
+
+def test_rerun_trains_only_missing_labels_and_leaves_finished_ones_alone(first_run, dataset):
+    work, _ = first_run
+    models = work / "models"
+    kept = {label: (artifact_dir(models, label) / "model.txt").stat().st_mtime_ns for label in ("label_00", ODD_LABEL)}
+    shutil.rmtree(artifact_dir(models, "label_02"))
+    labels = ["label_00", "label_02", ODD_LABEL]
+    proc = run_luigi(["TrainAll", "--workers", "2", "--local-scheduler", "--data", str(dataset), "--models", "models",
+                      "--labels", json.dumps(labels)], cwd=work)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert (artifact_dir(models, "label_02") / "_COMPLETE").is_file()
+    for label, mtime in kept.items():
+        assert (artifact_dir(models, label) / "model.txt").stat().st_mtime_ns == mtime
+    rows = {line.split("  ")[0].strip(): line for line in proc.stdout.splitlines()[-5:]}
+    assert "trained" in rows["label_02"]
+    assert "done earlier" in rows["label_00"]
+    # exactly one TrainModel ran: Luigi scheduled TrainAll plus one task
+    assert "Scheduled 2 tasks" in proc.stderr
+
+
+def test_job_killed_mid_write_leaves_no_complete_artifact_and_rerun_finishes(tmp_path, dataset):
+    args = ["TrainModel", "--local-scheduler", "--data", str(dataset), "--models", "models", "--label", "label_00",
+            "--engine", "mllib-logreg", "--params", '{"max_iter": 5}']
+    proc = start_luigi(args, cwd=tmp_path)
+    models = tmp_path / "models"
+    try:
+        # the temporary folder exists only while the job writes its artifact
+        assert wait_for(lambda: bool(list(models.glob(".tmp-*"))), timeout=240, interval=0.01), proc.communicate()[0][-3000:]
+        tree = descendants(proc.pid)
+        proc.kill()  # SIGKILL: the controller gets no chance to clean up
+        proc.wait()
+        assert wait_for(lambda: not alive(tree), timeout=15), [p.cmdline()[:3] for p in alive(tree)]
+    finally:
+        stop(proc, signal.SIGKILL)
+    final = artifact_dir(models, "label_00")
+    assert not (final / "_COMPLETE").exists()
+    assert list(models.glob(".tmp-*")), "the killed job's temporary folder should be left for cleanup"
+
+    rerun = run_luigi(args, cwd=tmp_path)
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+    assert (final / "_COMPLETE").is_file() and (final / "spark-model").is_dir()
+    assert not list(models.glob(".tmp-*")), "rerun must clean stale temporaries"
+
+
+@pytest.mark.parametrize("sig, workers", [(signal.SIGTERM, 2), (signal.SIGINT, 1)])
+def test_stopping_the_controller_ends_every_job_and_publishes_nothing(tmp_path, dataset, sig, workers):
+    labels = ["label_00", "label_02"][:workers]
+    proc = start_luigi(["TrainAll", "--workers", str(workers), "--local-scheduler", "--data", str(dataset),
+                        "--models", "models", "--labels", json.dumps(labels), "--engine", "mllib-gbt",
+                        "--params", '{"max_iter": 60}'], cwd=tmp_path)
+    try:
+        assert wait_for(lambda: all(job_started(tmp_path / "logs", lb) for lb in labels), timeout=240, interval=0.2), \
+            proc.communicate()[0][-3000:]
+        assert spark_jobs_running(proc.pid) == workers
+        tree = descendants(proc.pid)
+        stop(proc, sig)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        stop(proc, signal.SIGKILL)
+    assert proc.returncode != 0
+    assert wait_for(lambda: not alive(tree), timeout=15), [p.cmdline()[:4] for p in alive(tree)]
+    assert not [p for p in (tmp_path / "models").glob("*") if not p.name.startswith(".")], "nothing may be published"
+    for label in labels:
+        result = json.loads((tmp_path / "logs" / label_slug(label) / "result.json").read_text())
+        assert result["status"] == "interrupted"
+
+
+def test_worker_timeout_stops_the_job(tmp_path, dataset):
+    proc = run_luigi(["TrainAll", "--workers", "1", "--worker-timeout", "25", "--local-scheduler",
+                      "--data", str(dataset), "--models", "models", "--labels", '["label_00"]',
+                      "--engine", "mllib-gbt", "--params", '{"max_iter": 300}'], cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == TASK_FAILED, out[-3000:]
+    assert "timed out after 25 seconds" in out
+    assert not (artifact_dir(tmp_path / "models", "label_00") / "_COMPLETE").exists()
+
+
+def test_fail_switch_makes_the_job_fail_inside_spark(tmp_path, dataset):
+    proc = run_luigi(["TrainAll", "--workers", "1", "--local-scheduler", "--data", str(dataset), "--models", "models",
+                      "--labels", '["label_00"]'], cwd=tmp_path, FANOUT_FAIL_LABELS="label_00")
+    assert proc.returncode == TASK_FAILED
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("label_00"))
+    assert "FANOUT_FAIL_LABELS" in line and "failing on purpose" in line
+
+
+def test_synapseml_without_jar_fails_fast_naming_the_setting(tmp_path, dataset):
+    proc = run_luigi(["TrainAll", "--local-scheduler", "--data", str(dataset), "--models", "models",
+                      "--labels", '["label_00"]', "--engine", "synapseml"], cwd=tmp_path, timeout=60)
+    assert proc.returncode == TASK_FAILED
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("label_00"))
+    assert "packages=com.microsoft.azure:synapseml" in line
+    assert not list((tmp_path / "logs").rglob("*-spark-submit.log")), "refused before any JVM started"
+
