@@ -93,7 +93,7 @@ class JobProcess:
         self._reader: threading.Thread | None = None
 
     def __enter__(self) -> JobProcess:
-        self.proc = subprocess.Popen(  # noqa: S603 - an argument list, never a shell
+        self.proc = subprocess.Popen(  # an argument list, never a shell
             self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace", bufsize=1,
             start_new_session=True, preexec_fn=_child_setup if _prctl is not None else None,
