@@ -72,7 +72,8 @@ class Storage(abc.ABC):
 
 
 class LocalStorage(Storage):
-    """Local files (``/path`` or ``file:///path``)."""
+    """Local files (``/path`` or ``file:///path``). Every OSError goes through
+    :func:`_local_error`, so callers only ever see one-line StorageErrors."""
 
     def exists(self, loc: Location) -> bool:
         return os.path.lexists(loc.path)
@@ -83,27 +84,29 @@ class LocalStorage(Storage):
                 return [Entry(e.name, e.is_dir()) for e in it]
         except FileNotFoundError:
             return None
-        except NotADirectoryError:
-            raise StorageError(f"{loc} is a file, not a folder: point the path at a folder") from None
-        except PermissionError:
-            raise StoragePermissionDenied(f"permission denied listing {loc}: fix its permissions") from None
+        except OSError as exc:
+            raise _local_error(exc, "list", loc) from None
 
     def read_bytes(self, loc: Location) -> bytes:
-        with open(loc.path, "rb") as fh:
-            return fh.read()
+        try:
+            with open(loc.path, "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise _local_error(exc, "read", loc) from None
 
     def write_bytes(self, loc: Location, data: bytes) -> None:
-        os.makedirs(os.path.dirname(loc.path), exist_ok=True)
-        with open(loc.path, "wb") as fh:
-            fh.write(data)
+        try:
+            os.makedirs(os.path.dirname(loc.path), exist_ok=True)
+            with open(loc.path, "wb") as fh:
+                fh.write(data)
+        except OSError as exc:
+            raise _local_error(exc, "write", loc) from None
 
     def makedirs(self, loc: Location) -> None:
         try:
             os.makedirs(loc.path, exist_ok=True)
-        except FileExistsError:
-            raise StorageError(f"{loc} exists and is a file: remove it or choose another folder") from None
-        except PermissionError:
-            raise StoragePermissionDenied(f"permission denied creating {loc}: fix its permissions") from None
+        except OSError as exc:
+            raise _local_error(exc, "create folder", loc) from None
 
     def rename(self, src: Location, dst: Location) -> None:
         if os.path.lexists(dst.path):
@@ -113,13 +116,32 @@ class LocalStorage(Storage):
         except OSError as exc:
             if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
                 raise StorageError(f"cannot move {src} to {dst}: the destination exists") from None
-            raise
+            raise _local_error(exc, f"move to {dst}", src) from None
 
     def remove_tree(self, loc: Location) -> None:
-        if os.path.isdir(loc.path) and not os.path.islink(loc.path):
-            shutil.rmtree(loc.path, ignore_errors=False)
-        elif os.path.lexists(loc.path):
-            os.remove(loc.path)
+        try:
+            if os.path.isdir(loc.path) and not os.path.islink(loc.path):
+                shutil.rmtree(loc.path)
+            elif os.path.lexists(loc.path):
+                os.remove(loc.path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _local_error(exc, "remove", loc) from None
+
+
+def _local_error(exc: OSError, action: str, loc: Location) -> StorageError:
+    """One line for a failed local file operation, saying what to do."""
+    what = f"cannot {action} {loc}"
+    if isinstance(exc, PermissionError):
+        return StoragePermissionDenied(f"{what}: permission denied; fix the permissions or choose another path")
+    if isinstance(exc, FileNotFoundError):
+        return StorageError(f"{what}: it or its parent folder does not exist")
+    if isinstance(exc, IsADirectoryError):
+        return StorageError(f"{what}: it is a folder, not a file")
+    if isinstance(exc, (NotADirectoryError, FileExistsError)):
+        return StorageError(f"{what}: a part of the path is a file, not a folder; choose another path")
+    return StorageError(f"{what}: {exc.strerror or exc}")
 
 
 def storage_for(loc: Location) -> Storage:

@@ -1,0 +1,620 @@
+"""HDFS storage for the controller, spoken over the WebHDFS REST API.
+
+The controller needs a handful of metadata operations (is it there, list one folder,
+read or write a small file, move, delete), so it talks HTTP to the NameNode through
+the ``hdfs`` package instead of starting a JVM. Every operation is one HTTP request
+except where WebHDFS itself needs more: a read or a write follows one redirect to a
+DataNode, and a rename first checks that its destination is free.
+
+Settings come from the ``[webhdfs]`` section of luigi.cfg (:class:`webhdfs`); NameNode
+addresses default to ``HADOOP_CONF_DIR``'s ``hdfs-site.xml`` (see
+:func:`namenode_http_addresses`). Every failure goes through :func:`translate_error`
+and ends as a typed :class:`~pipeline.errors.StorageError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import posixpath
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import luigi
+import requests
+from hdfs import InsecureClient
+from hdfs.client import Client
+from hdfs.util import HdfsError
+
+from pipeline.errors import ConfigError, StorageError, StoragePermissionDenied, StorageUnavailable
+from pipeline.hadoop_conf import load_site
+from pipeline.locations import Location
+from pipeline.storage import Entry, Storage
+
+DEFAULT_HTTP_PORT = 9870
+DEFAULT_HTTPS_PORT = 9871
+AUTH_MODES = ("insecure", "kerberos")
+_WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
+_MAX_DETAIL = 300
+
+
+class webhdfs(luigi.Config):  # noqa: N801 - luigi names the config section after the class
+    """The ``[webhdfs]`` section of luigi.cfg: how the controller reaches HDFS.
+
+    Write option names with underscores (``namenode_url``); luigi 3.8 also reads the
+    dashed spelling (``namenode-url``) from ``.cfg`` files but warns that it is deprecated.
+    """
+
+    namenode_url = luigi.Parameter(
+        default="",
+        description="NameNode HTTP address(es) for hdfs:// locations, e.g. http://nn:9870; comma-separated for "
+        "HA (tried in order). Empty: read hdfs-site.xml from HADOOP_CONF_DIR. webhdfs://host:port locations "
+        "always use their own host:port.",
+    )
+    user = luigi.Parameter(
+        default="",
+        description="HDFS user for auth=insecure (sent as user.name). Empty: $HADOOP_USER_NAME, else the login user.",
+    )
+    auth = luigi.ChoiceParameter(
+        default="insecure",
+        choices=AUTH_MODES,
+        var_type=str,
+        description="insecure (user.name, clusters without Kerberos) or kerberos (SPNEGO with the ticket from "
+        "kinit; needs the requests-kerberos package).",
+    )
+    timeout = luigi.FloatParameter(
+        default=10.0,
+        description="Seconds to wait for each HTTP connection and each answer before giving up.",
+    )
+
+
+# --------------------------------------------------------------------------------------
+# NameNode addresses (pure)
+
+
+def _csv(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def _split_host_port(authority: str, what: str) -> tuple[str, int | None]:
+    """``host[:port]`` (IPv6 in brackets) as ``(host, port)``; host keeps its brackets."""
+    authority = authority.strip()
+    if not authority:
+        return "", None
+    try:
+        parts = urlsplit(f"//{authority}")
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{what} {authority!r} is not host:port: fix it") from None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return host, port
+
+
+def _http_scheme(hdfs_site: Mapping[str, str]) -> tuple[str, str, int]:
+    """``(scheme, address key kind, default port)`` for the cluster's ``dfs.http.policy``."""
+    if hdfs_site.get("dfs.http.policy", "HTTP_ONLY").strip().upper() == "HTTPS_ONLY":
+        return "https", "https-address", DEFAULT_HTTPS_PORT
+    return "http", "http-address", DEFAULT_HTTP_PORT
+
+
+def namenode_http_addresses(hdfs_site: Mapping[str, str], authority: str) -> list[str]:
+    """HTTP(S) base URLs of the NameNode(s) serving ``hdfs://<authority>/``, in failover order.
+
+    * ``authority`` names an HA nameservice (listed in ``dfs.nameservices``): one URL per
+      ``dfs.ha.namenodes.<ns>`` entry, from ``dfs.namenode.http-address.<ns>.<nn>``
+      (``https-address`` when ``dfs.http.policy`` is ``HTTPS_ONLY``).
+    * ``authority`` is ``host[:rpc port]``: that host with the port of
+      ``dfs.namenode.http-address`` (or ``https-address``), else 9870 (9871 for HTTPS).
+      The host always comes from the URI so a location never silently reaches another
+      cluster named in hdfs-site.xml.
+    * ``authority`` is empty (``hdfs:///path``): the only nameservice, else the host of
+      ``dfs.namenode.http-address`` when it names one.
+    """
+    scheme, kind, default_port = _http_scheme(hdfs_site)
+    nameservices = _csv(hdfs_site.get("dfs.nameservices"))
+    host, _rpc_port = _split_host_port(authority, "HDFS authority")
+    if not host:
+        if len(nameservices) == 1:
+            host = nameservices[0]
+        else:
+            conf_host, conf_port = _split_host_port(hdfs_site.get(f"dfs.namenode.{kind}", ""), f"dfs.namenode.{kind}")
+            if conf_host in _WILDCARD_HOSTS:
+                raise ConfigError(
+                    "hdfs:/// names no NameNode and hdfs-site.xml names no single one: write hdfs://<namenode>/path, "
+                    "set fs.defaultFS in core-site.xml, or set [webhdfs] namenode_url"
+                )
+            return [f"{scheme}://{conf_host}:{conf_port or default_port}"]
+    if host in nameservices:
+        return _nameservice_addresses(hdfs_site, host, scheme, kind, default_port)
+    _conf_host, conf_port = _split_host_port(hdfs_site.get(f"dfs.namenode.{kind}", ""), f"dfs.namenode.{kind}")
+    return [f"{scheme}://{host}:{conf_port or default_port}"]
+
+
+def _nameservice_addresses(
+    hdfs_site: Mapping[str, str], nameservice: str, scheme: str, kind: str, default_port: int
+) -> list[str]:
+    nn_ids = _csv(hdfs_site.get(f"dfs.ha.namenodes.{nameservice}"))
+    keys = [f"dfs.namenode.{kind}.{nameservice}.{nn}" for nn in nn_ids] or [f"dfs.namenode.{kind}.{nameservice}"]
+    urls = []
+    for key in keys:
+        host, port = _split_host_port(hdfs_site.get(key, ""), key)
+        if host in _WILDCARD_HOSTS:
+            raise ConfigError(
+                f"hdfs-site.xml gives no usable {key} for nameservice {nameservice!r}: "
+                f"add that NameNode's HTTP address or set [webhdfs] namenode_url"
+            )
+        urls.append(f"{scheme}://{host}:{port or default_port}")
+    return urls
+
+
+def parse_namenode_urls(value: str) -> list[str]:
+    """``[webhdfs] namenode_url`` as base URLs: comma-separated, ``http://`` assumed when absent."""
+    urls = []
+    for item in _csv(value.replace(";", ",")):
+        parts = urlsplit(item if "://" in item else f"http://{item}")
+        try:
+            parts.port  # noqa: B018 - validates the port
+        except ValueError:
+            raise ConfigError(f"[webhdfs] namenode_url entry {item!r} has a bad port: use http://host:9870") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+            raise ConfigError(
+                f"[webhdfs] namenode_url entry {item!r} is not an HTTP address: use http(s)://host:port, "
+                f"without a path (e.g. http://namenode:9870)"
+            )
+        urls.append(f"{parts.scheme}://{parts.netloc}")
+    if not urls:
+        raise ConfigError("[webhdfs] namenode_url is empty: give http://host:9870 or leave it unset")
+    return urls
+
+
+def webhdfs_http_address(authority: str) -> str:
+    """Base URL for a ``webhdfs://host[:port]/`` location: the authority is the HTTP address."""
+    host, port = _split_host_port(authority, "webhdfs:// authority")
+    if not host:
+        raise ConfigError("webhdfs:// location names no host: write webhdfs://<namenode>:<http port>/path")
+    return f"http://{host}:{port or DEFAULT_HTTP_PORT}"
+
+
+def default_fs_authority(core_site: Mapping[str, str]) -> str:
+    """Authority of ``fs.defaultFS`` when it is an ``hdfs://`` URI, else empty."""
+    parts = urlsplit(core_site.get("fs.defaultFS", "").strip())
+    return parts.netloc if parts.scheme == "hdfs" else ""
+
+
+def namenode_urls_for(loc: Location, namenode_url: str = "", conf_dir: str | None = None) -> list[str]:
+    """NameNode base URLs for ``loc``: its own authority for ``webhdfs://``, else
+    ``namenode_url`` when set, else ``hdfs-site.xml`` (and ``fs.defaultFS`` for ``hdfs:///``)."""
+    if loc.scheme == "webhdfs":
+        return [webhdfs_http_address(loc.authority)]
+    if loc.scheme != "hdfs":
+        raise ConfigError(f"{loc} is not an HDFS location: use hdfs:// or webhdfs://")
+    if namenode_url.strip():
+        return parse_namenode_urls(namenode_url)
+    authority = loc.authority or default_fs_authority(load_site("core-site.xml", conf_dir))
+    return namenode_http_addresses(load_site("hdfs-site.xml", conf_dir), authority)
+
+
+def default_user() -> str:
+    """``$HADOOP_USER_NAME``, else the login user (what Hadoop's own clients use)."""
+    user = os.environ.get("HADOOP_USER_NAME", "").strip()
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        raise ConfigError("cannot tell which HDFS user to act as: set [webhdfs] user or HADOOP_USER_NAME") from None
+
+
+# --------------------------------------------------------------------------------------
+# Error translation
+
+
+@dataclass(frozen=True)
+class RemoteError:
+    """A WebHDFS error answer: HTTP status plus the ``RemoteException`` fields (empty when
+    the body was not a WebHDFS error, e.g. an HTML page from something else)."""
+
+    status: int | None
+    exception: str
+    message: str
+    url: str = ""
+
+    @classmethod
+    def from_response(cls, res: requests.Response) -> RemoteError:
+        try:
+            body = res.json()["RemoteException"]
+            return cls(res.status_code, str(body.get("exception", "")), str(body.get("message", "")), res.url)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return cls(res.status_code, "", "", res.url)
+
+
+def _short(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."
+
+
+def _base(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else url
+
+
+def _connection_reason(exc: BaseException) -> str:
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
+    if found:
+        return found.group(1).strip()
+    return type(exc).__name__
+
+
+def translate_error(
+    error: BaseException | requests.Response | RemoteError,
+    *,
+    action: str,
+    target: str,
+    namenodes: Sequence[str],
+    user: str = "",
+    timeout: float | None = None,
+) -> StorageError:
+    """The one place where HDFS failures become typed errors with a one-line fix.
+
+    ``error`` is a ``requests`` exception, an :class:`hdfs.util.HdfsError`, an error
+    :class:`requests.Response`, a :class:`RemoteError`, or the exception met while
+    reading an unexpected answer; ``action`` says what was attempted ("list", "write",
+    ...) and ``target`` on what (a URI).
+    """
+    nn_text = ", ".join(namenodes)
+    # requests' JSONDecodeError is also a RequestException: it is an unreadable answer, handled last
+    if isinstance(error, requests.exceptions.RequestException) and not isinstance(error, ValueError):
+        url = error.request.url if error.request is not None and error.request.url else ""
+        where = f"NameNode {nn_text}" if not url or _base(url) in namenodes else f"DataNode {_base(url)}"
+        if isinstance(error, requests.exceptions.Timeout):
+            limit = f"within {timeout:g}s " if timeout else ""
+            return StorageUnavailable(
+                f"HDFS {where} did not answer {limit}when asked to {action} {target}: check that it is up and "
+                f"reachable from this machine, or raise [webhdfs] timeout"
+            )
+        if isinstance(error, requests.exceptions.ConnectionError):
+            return StorageUnavailable(
+                f"cannot reach HDFS {where} to {action} {target} ({_connection_reason(error)}): check that HDFS is "
+                f"running and that [webhdfs] namenode_url or HADOOP_CONF_DIR/hdfs-site.xml gives the NameNode's "
+                f"HTTP address (default port {DEFAULT_HTTP_PORT})"
+            )
+        return StorageError(
+            f"HTTP request to HDFS failed to {action} {target} ({_short(repr(error))}): retry or "
+            f"check the NameNode address in [webhdfs] namenode_url"
+        )
+    if isinstance(error, requests.Response):
+        error = RemoteError.from_response(error)
+    elif isinstance(error, HdfsError):
+        message = error.message.decode("utf-8", "replace") if isinstance(error.message, bytes) else error.message
+        if error.exception is None and str(message).startswith("Authentication failure"):
+            error = RemoteError(401, "", str(message))
+        else:
+            error = RemoteError(None, error.exception or "", str(message))
+    elif not isinstance(error, RemoteError):  # an answer this client cannot read
+        return StorageError(
+            f"unexpected answer from HDFS ({nn_text}) when asked to {action} {target} ({type(error).__name__}: "
+            f"{_short(str(error))}): check that [webhdfs] namenode_url or hdfs-site.xml names a WebHDFS NameNode"
+        )
+    return _translate_remote(error, action=action, target=target, nn_text=nn_text, user=user)
+
+
+def _translate_remote(err: RemoteError, *, action: str, target: str, nn_text: str, user: str) -> StorageError:
+    exc, msg = err.exception, _short(err.message)
+    detail = f" ({msg})" if msg else ""
+    if exc == "StandbyException":
+        return StorageUnavailable(
+            f"no active HDFS NameNode among {nn_text} to {action} {target} (StandbyException): wait for the HA "
+            f"failover to finish, or list every NameNode of the nameservice in [webhdfs] namenode_url"
+        )
+    if exc == "SafeModeException" or (exc == "RetriableException" and "safe mode" in msg.lower()):
+        return StorageUnavailable(
+            f"HDFS is in safe mode and refused to {action} {target}: wait until it leaves safe mode "
+            f"('hdfs dfsadmin -safemode get'), or ask the cluster admin"
+        )
+    if exc == "RetriableException":
+        return StorageUnavailable(f"HDFS asked to retry later when asked to {action} {target}{detail}: retry shortly")
+    if err.status == 401 or exc == "SecurityException":
+        return StoragePermissionDenied(
+            f"HDFS refused to authenticate the request to {action} {target}{detail}: with [webhdfs] auth = kerberos "
+            f"run kinit first; without Kerberos set [webhdfs] auth = insecure and [webhdfs] user"
+        )
+    if exc in ("AccessControlException", "AuthorizationException"):
+        who = f" as HDFS user {user!r}" if user else ""
+        return StoragePermissionDenied(
+            f"permission denied to {action} {target}{who}{detail}: grant access (hdfs dfs -chmod / -chown / "
+            f"-setfacl) or act as another user via [webhdfs] user or HADOOP_USER_NAME"
+        )
+    if exc == "ParentNotDirectoryException" or msg.startswith("Parent path is not a directory"):
+        return StorageError(
+            f"cannot {action} {target}: a folder on its path is a file{detail}: remove that file or choose another path"
+        )
+    if exc == "FileAlreadyExistsException" and msg.startswith("Path is not a directory"):
+        return StorageError(f"cannot {action} {target}: it is a file, not a folder: remove it or choose another path")
+    if exc == "FileAlreadyExistsException" and "as a directory" in msg:
+        return StorageError(f"cannot {action} {target}: it is a folder, not a file: remove it or choose another path")
+    if exc == "FileAlreadyExistsException":
+        return StorageError(f"cannot {action} {target}: it already exists{detail}: remove it or choose another path")
+    if exc == "FileNotFoundException" and msg.startswith("Path is not a file"):
+        return StorageError(f"cannot {action} {target}: it is a folder, not a file: point the path at a file")
+    if exc == "FileNotFoundException":
+        return StorageError(f"cannot {action} {target}: it does not exist{detail}: check the path")
+    if exc:
+        status = f", HTTP {err.status}" if err.status else ""
+        return StorageError(
+            f"HDFS refused to {action} {target}: {exc}{status}{detail}: fix the cause above or see the NameNode log"
+        )
+    return StorageError(
+        f"{_base(err.url) or nn_text} answered HTTP {err.status} without a WebHDFS error when asked to {action} "
+        f"{target}: check that [webhdfs] namenode_url or hdfs-site.xml gives the NameNode's HTTP address and that "
+        f"WebHDFS is enabled (dfs.webhdfs.enabled)"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The storage
+
+
+class _CountingSession(requests.Session):
+    """A ``requests`` session that counts every HTTP request it sends (redirect hops and
+    failover attempts included)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.request_count = 0
+        self._count_lock = threading.Lock()
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        with self._count_lock:
+            self.request_count += 1
+        return super().send(request, **kwargs)
+
+
+def _kerberos_client_class() -> type[Client]:
+    try:
+        from hdfs.ext.kerberos import KerberosClient  # imported lazily: needs requests-kerberos
+    except ImportError:
+        raise ConfigError(
+            "[webhdfs] auth = kerberos needs the requests-kerberos package: pip install 'spark-fanout[kerberos]' "
+            "(or pip install requests-kerberos), then kinit"
+        ) from None
+    return KerberosClient
+
+
+_MISSING = ("FileNotFoundException", "ParentNotDirectoryException")
+
+
+class WebHdfsStorage(Storage):
+    """HDFS through WebHDFS, built on the ``hdfs`` package's clients.
+
+    ``namenode_urls`` are tried in order (HA): the client moves to the next one on a
+    connection error or a ``StandbyException`` and keeps using the one that answered.
+    :attr:`request_count` counts HTTP requests sent, for benchmarks.
+    """
+
+    def __init__(
+        self,
+        namenode_urls: Sequence[str],
+        *,
+        user: str | None = None,
+        auth: str = "insecure",
+        timeout: float = 10.0,
+    ) -> None:
+        if not namenode_urls:
+            raise ConfigError("no NameNode address: set [webhdfs] namenode_url or HADOOP_CONF_DIR")
+        if not timeout or timeout <= 0:
+            raise ConfigError(f"[webhdfs] timeout must be a positive number of seconds, not {timeout!r}")
+        self.namenode_urls = tuple(url.rstrip("/") for url in namenode_urls)
+        self.timeout = float(timeout)
+        self.auth = auth
+        self._session = _CountingSession()
+        url = ";".join(self.namenode_urls)
+        if auth == "insecure":
+            self.user = user or default_user()
+            self._client: Client = InsecureClient(url, user=self.user, timeout=self.timeout, session=self._session)
+        elif auth == "kerberos":
+            self.user = user or ""
+            self._client = _kerberos_client_class()(url, timeout=self.timeout, session=self._session)
+        else:
+            raise ConfigError(f"[webhdfs] auth = {auth!r} is not one of {', '.join(AUTH_MODES)}: fix luigi.cfg")
+
+    def __repr__(self) -> str:
+        return f"WebHdfsStorage({list(self.namenode_urls)!r}, auth={self.auth!r}, user={self.user!r})"
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests sent so far (NameNode and DataNode; failover attempts included)."""
+        return self._session.request_count
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _error(self, error: Any, action: str, target: str) -> StorageError:
+        return translate_error(
+            error, action=action, target=target, namenodes=self.namenode_urls, user=self.user, timeout=self.timeout
+        )
+
+    def _call(
+        self,
+        handler: Callable[..., requests.Response],
+        loc: Location,
+        action: str,
+        target: str | None = None,
+        **params: Any,
+    ) -> requests.Response:
+        """One WebHDFS call through the ``hdfs`` client (its HA failover included). Answers,
+        error answers too, come back; transport failures are raised translated."""
+        target = target or loc.uri()
+        try:
+            return handler(loc.path, strict=False, **params)
+        # KeyError/TypeError: hdfs' error parser met a JSON error body that is no RemoteException
+        except (requests.exceptions.RequestException, HdfsError, KeyError, TypeError) as exc:
+            raise self._error(exc, action, target) from exc
+
+    def _json(self, res: requests.Response, key: str, action: str, loc: Location) -> Any:
+        try:
+            return res.json()[key]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise self._error(exc, action, loc.uri()) from exc
+
+    def _status(self, loc: Location, action: str = "check") -> dict | None:
+        res = self._call(self._client._get_file_status, loc, action)
+        if res.ok:
+            return self._json(res, "FileStatus", action, loc)
+        remote = RemoteError.from_response(res)
+        if remote.exception in _MISSING:
+            return None
+        raise self._error(remote, action, loc.uri())
+
+    # -- Storage ---------------------------------------------------------------------
+
+    def exists(self, loc: Location) -> bool:
+        """One GETFILESTATUS; a missing path (or one under a file) is ``False``."""
+        return self._status(loc) is not None
+
+    def list_dir(self, loc: Location) -> list[Entry] | None:
+        """One LISTSTATUS."""
+        res = self._call(self._client._list_status, loc, "list")
+        if not res.ok:
+            remote = RemoteError.from_response(res)
+            if remote.exception == "FileNotFoundException":
+                return None
+            raise self._error(remote, "list", loc.uri())
+        statuses = self._json(res, "FileStatuses", "list", loc)
+        try:
+            items = statuses["FileStatus"]
+            if len(items) == 1 and items[0]["pathSuffix"] == "":
+                raise StorageError(f"{loc.uri()} is a file, not a folder: point the path at a folder")
+            return [Entry(item["pathSuffix"], item["type"] == "DIRECTORY") for item in items]
+        except (KeyError, TypeError) as exc:
+            raise self._error(exc, "list", loc.uri()) from exc
+
+    def read_bytes(self, loc: Location) -> bytes:
+        """OPEN, following the redirect to a DataNode."""
+        res = self._call(self._client._open, loc, "read")
+        try:
+            if not res.ok:
+                raise self._error(res, "read", loc.uri())
+            return res.content
+        except requests.exceptions.RequestException as exc:
+            raise self._error(exc, "read", loc.uri()) from exc
+        finally:
+            res.close()
+
+    def write_bytes(self, loc: Location, data: bytes) -> None:
+        """CREATE (overwrite) in WebHDFS's two steps: the NameNode redirects, the DataNode takes the data.
+        HDFS creates missing parent folders itself."""
+        res = self._call(self._client._create, loc, "write", overwrite="true")
+        if not res.ok:
+            raise self._error(res, "write", loc.uri())
+        datanode_url = res.headers.get("Location")
+        if res.status_code not in (307, 302, 303) or not datanode_url:
+            problem = ValueError(f"CREATE answered HTTP {res.status_code} without a redirect to a DataNode")
+            raise self._error(problem, "write", loc.uri())
+        try:
+            put = self._session.request(
+                "PUT",
+                datanode_url,
+                data=bytes(data),
+                timeout=self.timeout,
+                headers={"content-type": "application/octet-stream"},
+            )
+        except requests.exceptions.RequestException as exc:
+            raise self._error(exc, "write", loc.uri()) from exc
+        if not put.ok:
+            raise self._error(put, "write", loc.uri())
+
+    def makedirs(self, loc: Location) -> None:
+        """One MKDIRS (creates parents; fine if the folder exists)."""
+        res = self._call(self._client._mkdirs, loc, "create folder")
+        if not res.ok:
+            raise self._error(res, "create folder", loc.uri())
+        if self._json(res, "boolean", "create folder", loc) is not True:
+            raise StorageError(f"HDFS did not create folder {loc.uri()} (MKDIRS answered false): see the NameNode log")
+
+    def rename(self, src: Location, dst: Location) -> None:
+        """GETFILESTATUS on ``dst`` then RENAME. WebHDFS's RENAME would move ``src`` *into* an
+        existing folder ``dst``, so an existing ``dst`` is refused up front (not atomic with
+        the rename: another writer may still create ``dst`` in between)."""
+        if (src.scheme, src.authority) != (dst.scheme, dst.authority):
+            raise StorageError(f"cannot move {src} to {dst}: they are on different file systems; copy instead")
+        if self.exists(dst):
+            raise StorageError(f"cannot move {src} to {dst}: the destination exists")
+        target = f"{src.uri()} to {dst.uri()}"
+        res = self._call(self._client._rename, src, "move", target, destination=dst.path)
+        if not res.ok:
+            raise self._error(res, "move", target)
+        if self._json(res, "boolean", "move", src) is True:
+            return
+        raise self._explain_failed_rename(src, dst)
+
+    def _explain_failed_rename(self, src: Location, dst: Location) -> StorageError:
+        """WebHDFS's RENAME answers a bare ``false``: find out why, so the message says what to do."""
+        if not self.exists(src):
+            return StorageError(f"cannot move {src} to {dst}: the source does not exist")
+        parent = dst.parent()
+        parent_status = self._status(parent)
+        if parent_status is None:
+            return StorageError(f"cannot move {src} to {dst}: folder {parent} does not exist: create it first")
+        if parent_status.get("type") != "DIRECTORY":
+            return StorageError(f"cannot move {src} to {dst}: {parent} is a file: choose another destination")
+        if self.exists(dst):
+            return StorageError(f"cannot move {src} to {dst}: the destination exists")
+        return StorageError(f"HDFS refused to move {src} to {dst} (RENAME answered false): see the NameNode log")
+
+    def remove_tree(self, loc: Location) -> None:
+        """One recursive DELETE; a path that is already gone is fine."""
+        if posixpath.normpath(loc.path) == "/":
+            raise StorageError(f"refusing to remove the root folder {loc.uri()}: give a path below it")
+        res = self._call(self._client._delete, loc, "remove", recursive="true")
+        if res.ok:
+            return
+        remote = RemoteError.from_response(res)
+        if remote.exception in _MISSING:
+            return
+        raise self._error(remote, "remove", loc.uri())
+
+
+# --------------------------------------------------------------------------------------
+# Factory used by pipeline.storage.storage_for
+
+
+_CACHE: dict[tuple, WebHdfsStorage] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def webhdfs_storage(loc: Location) -> WebHdfsStorage:
+    """The (cached) storage for ``loc``'s file system, configured from ``[webhdfs]``.
+
+    One instance per scheme + authority + settings, so its HTTP connections and its
+    knowledge of the active NameNode are reused across calls.
+    """
+    cfg = webhdfs()
+    key = (
+        loc.scheme,
+        loc.authority,
+        cfg.namenode_url,
+        cfg.user,
+        cfg.auth,
+        float(cfg.timeout),
+        os.environ.get("HADOOP_CONF_DIR"),
+        os.environ.get("HADOOP_HOME"),
+        os.environ.get("HADOOP_USER_NAME"),
+    )
+    with _CACHE_LOCK:
+        found = _CACHE.get(key)
+        if found is None:
+            urls = namenode_urls_for(loc, cfg.namenode_url)
+            found = WebHdfsStorage(urls, user=cfg.user or None, auth=cfg.auth, timeout=float(cfg.timeout))
+            _CACHE[key] = found
+        return found
+
+
+def clear_webhdfs_cache() -> None:
+    """Forget cached storages (after changing configuration at run time, and in tests)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
