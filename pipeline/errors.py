@@ -29,6 +29,10 @@ class JobFailed(FanoutError):
     """A subordinate spark-submit job ended without a complete artifact."""
 
 
+class JobTimedOut(JobFailed):
+    """A job ran past its time limit and was stopped."""
+
+
 class TaskInterrupted(KeyboardInterrupt):
     """The controller or a task process was asked to stop (SIGTERM, SIGHUP).
 

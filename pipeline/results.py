@@ -28,6 +28,9 @@ class LabelResult:
     error: str | None = None
     log: str | None = None
     application_id: str | None = None
+    killed_application_id: str | None = None  # the application this task stopped, if any
+    rm_requests: int | None = None  # ResourceManager calls made (YARN only)
+    controller_cpu_seconds: float | None = None  # CPU used by the controller for this task
     finished_at: float | None = None
 
 

@@ -20,8 +20,6 @@ from pathlib import Path
 from pipeline.errors import SparkSubmitNotFound
 from tasks.jobspec import FAIL_LABELS_ENV
 
-SECRET_WORDS = ("password", "secret", "token", "credential", "keytab")
-
 
 def pyspark_home() -> Path | None:
     """The folder of the installed ``pyspark`` package (a complete Spark home)."""
@@ -65,13 +63,16 @@ def needs_bundled_spark_home(spark_submit: str, bundled_home: Path | None, venv_
 
 
 def job_environment(base: Mapping[str, str], *, spark_submit: str, bundled_home: Path | None,
-                    local_mode: bool, python: str = sys.executable) -> dict[str, str]:
+                    local_mode: bool, driver_local: bool | None = None, python: str = sys.executable) -> dict[str, str]:
+    """The job's environment. A driver running on this machine (local mode, YARN client
+    mode) uses the controller's interpreter, which has lightgbm & co.; in local mode the
+    Python workers do too. On a cluster, executors use what [spark] conf names."""
     env = dict(base)
     if "SPARK_HOME" not in env and needs_bundled_spark_home(spark_submit, bundled_home, os.path.dirname(python)):
         env["SPARK_HOME"] = str(bundled_home)
     if local_mode:
-        # The driver must run on the controller's interpreter, which has lightgbm & co.
         env.setdefault("PYSPARK_PYTHON", python)
+    if local_mode if driver_local is None else driver_local:
         env.setdefault("PYSPARK_DRIVER_PYTHON", python)
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -81,46 +82,32 @@ def is_local_master(master: str | None) -> bool:
     return master is None or master.startswith("local")
 
 
-def job_conf(base: Mapping[str, str], *, master: str | None, deploy_mode: str | None, ui_port: int | None,
-             tag: str | None, max_app_attempts: int | None, environ: Mapping[str, str]) -> dict[str, str]:
-    """Spark settings this tool adds to the user's ``[spark] conf``. User settings win,
-    except the UI port, which must differ per concurrent local job."""
+def job_conf(base: Mapping[str, str], *, ui_port: int | None, yarn: Mapping[str, str] | None,
+             cluster_mode: bool, environ: Mapping[str, str]) -> dict[str, str]:
+    """Spark settings this tool adds to the user's ``[spark] conf``.
+
+    The UI port is ours (it must differ per concurrent local job); ``yarn`` entries (from
+    :func:`pipeline.yarn.submit_conf`) yield to the user's, except the tag, which is
+    added to theirs because it is how the controller finds its application again.
+    """
     conf = dict(base)
     if ui_port is not None:
         conf["spark.ui.port"] = str(ui_port)
     conf.setdefault("spark.ui.showConsoleProgress", "false")
-    if master == "yarn":
-        if tag:
-            existing = conf.get("spark.yarn.tags")
-            conf["spark.yarn.tags"] = f"{existing},{tag}" if existing else tag
-        if max_app_attempts is not None:
-            conf.setdefault("spark.yarn.maxAppAttempts", str(max_app_attempts))
-        if deploy_mode == "cluster" and environ.get(FAIL_LABELS_ENV):
-            # In cluster mode the driver runs in the AM container, not under our env.
-            conf[f"spark.yarn.appMasterEnv.{FAIL_LABELS_ENV}"] = environ[FAIL_LABELS_ENV]
+    for key, value in (yarn or {}).items():
+        if key == "spark.yarn.tags" and conf.get(key):
+            conf[key] = f"{conf[key]},{value}"
+        else:
+            conf.setdefault(key, value)
+    if cluster_mode and environ.get(FAIL_LABELS_ENV):
+        # In cluster mode the driver runs in the AM container, not under our environment.
+        conf[f"spark.yarn.appMasterEnv.{FAIL_LABELS_ENV}"] = environ[FAIL_LABELS_ENV]
     return conf
 
 
 def application_name(engine: str, slug: str) -> str:
     """Readable, unique per label: ``fanout-lightgbm-churn-30d-1f0c2a9b``."""
     return f"fanout-{engine}-{slug}"
-
-
-def mask_argv(argv: list[str]) -> list[str]:
-    """A copy of a command line safe to log: secret-looking conf values and keytabs hidden."""
-    out: list[str] = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            out.append("***")
-            hide_next = False
-            continue
-        if arg in ("--keytab", "--password"):
-            hide_next = True
-        elif "=" in arg and any(w in arg.split("=", 1)[0].lower() for w in SECRET_WORDS):
-            arg = arg.split("=", 1)[0] + "=***"
-        out.append(arg)
-    return out
 
 
 def free_port() -> int:

@@ -12,6 +12,7 @@ import threading
 import time
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import luigi
@@ -21,7 +22,7 @@ from pipeline import results
 from pipeline.artifacts import ArtifactTarget, artifact_location, completed_slugs, remove_stale_temporaries
 from pipeline.config import fanout
 from pipeline.datasets import read_schema
-from pipeline.errors import ConfigError, DatasetError, FanoutError, JobFailed, TaskInterrupted
+from pipeline.errors import ConfigError, DatasetError, FanoutError, JobFailed, JobTimedOut, TaskInterrupted
 from pipeline.labels import DEFAULT_LABEL_PREFIX, feature_columns, label_slug, resolve_labels
 from pipeline.locations import Location, parse_location
 from pipeline.process import JobProcess, die_with_parent, stop_signals_raise
@@ -31,12 +32,24 @@ from pipeline.submit import (
     is_local_master,
     job_conf,
     job_environment,
-    mask_argv,
     pyspark_home,
     resolve_spark_submit,
     tasks_zip,
     train_script,
 )
+from pipeline.yarn import (
+    ApplicationReport,
+    SubmitOutputParser,
+    YarnDeadlineExceeded,
+    YarnError,
+    last_python_error,
+    mask_secrets,
+    raise_for_outcome,
+    submit_conf,
+    yarn_tag,
+)
+from pipeline.yarn_clients import YarnCli, client_from_config, fetch_logs, follow, log_file_name
+from pipeline.yarn_clients import yarn as yarn_settings
 from tasks.engine_specs import DEFAULT_ENGINE, EngineParamError, resolve_params
 from tasks.jobspec import SPEC_FLAG, encode_spec, parse_event
 
@@ -105,7 +118,14 @@ def _call(reporter: Any, *args: Any) -> None:
 
 
 class TrainModel(TrainingParameters, SparkSubmitTask):
-    """Train one label's model in its own spark-submit job; output: its artifact."""
+    """Train one label's model in its own spark-submit job; output: its artifact.
+
+    Local mode: the job is a process tree on this machine. YARN (``[spark] master=yarn``):
+    the job is tagged so it can be found again, submitted detached in cluster mode and
+    followed through the ResourceManager, whose final status is the truth; failed jobs'
+    logs are fetched; a stopped task kills its application; a rerun re-attaches to an
+    application an earlier controller left running instead of submitting a duplicate.
+    """
 
     label = luigi.Parameter(description="Label column to train a binary classifier for")
 
@@ -117,6 +137,25 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
 
     def output(self) -> ArtifactTarget:
         return ArtifactTarget(artifact_location(self.models_root, self.label))
+
+    # --- where and how the job runs --------------------------------------------------
+    @property
+    def on_yarn(self) -> bool:
+        return self.master == "yarn"
+
+    @property
+    def cluster_mode(self) -> bool:
+        return self.on_yarn and self.deploy_mode == "cluster"
+
+    @property
+    def driver_local(self) -> bool:
+        """Whether the job's driver runs on this machine (local mode, YARN client mode)."""
+        return not self.cluster_mode
+
+    @cached_property
+    def tag(self) -> str:
+        """The YARN tag that finds this task's application again, from any controller."""
+        return yarn_tag(self.task_id)
 
     # --- what SparkSubmitTask turns into the command line -----------------------------
     @property
@@ -141,15 +180,18 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
 
     @property
     def conf(self) -> dict[str, str]:
-        return job_conf(
-            super().conf or {}, master=self.master, deploy_mode=self.deploy_mode,
-            ui_port=getattr(self, "_ui_port", None), tag=None, max_app_attempts=None, environ=os.environ,
-        )
+        yarn_entries = None
+        if self.on_yarn:
+            cfg = yarn_settings()
+            yarn_entries = submit_conf(self.tag, max_app_attempts=cfg.max_app_attempts,
+                                       wait_app_completion=cfg.wait_app_completion or not self.cluster_mode)
+        return job_conf(super().conf or {}, ui_port=getattr(self, "_ui_port", None), yarn=yarn_entries,
+                        cluster_mode=self.cluster_mode, environ=os.environ)
 
     def program_environment(self) -> dict[str, str]:
         return job_environment(
             self.get_environment(), spark_submit=self.spark_submit, bundled_home=pyspark_home(),
-            local_mode=is_local_master(self.master),
+            local_mode=is_local_master(self.master), driver_local=self.driver_local,
         )
 
     def job_spec(self) -> dict[str, Any]:
@@ -166,7 +208,7 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
             "seed": self.seed,
             "run_id": self.run_id or current_run_id(),
             "task_id": self.task_id,
-            "local_mode": is_local_master(self.master),
+            "local_mode": self.driver_local,
         }
 
     def app_options(self) -> list[str]:
@@ -189,7 +231,7 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
                     "engine synapseml needs SynapseML's jar: set [spark] packages=com.microsoft.azure:synapseml_2.12:1.1.3 "
                     "(and spark.jars.repositories in [spark] conf if your Maven mirror lacks it), or use --engine lightgbm"
                 )
-        if self.master == "yarn" and self.deploy_mode == "cluster":
+        if self.cluster_mode:
             for what, loc in (("--data", self.data_location), ("--models", self.models_root)):
                 if loc.is_local:
                     raise ConfigError(f"{what} {loc} is a local path but jobs run on YARN nodes: use an hdfs:// path")
@@ -212,51 +254,180 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
         if multiprocessing.parent_process() is not None:
             die_with_parent(signal.SIGTERM)  # forked by Luigi: go when the controller goes
         started = time.monotonic()
+        cpu_started = time.process_time()
         run_id = self.run_id or current_run_id()
         log_folder = results.label_log_dir(self.log_dir, self.label)
         log_folder.mkdir(parents=True, exist_ok=True)
         log_path = log_folder / f"{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}-spark-submit.log"
         self._job_error: str | None = None
         self._application_id: str | None = None
+        self._killed: str | None = None
+        self._rm: Any = None
+        timeout = fanout().job_timeout
+        deadline = time.monotonic() + timeout if timeout > 0 else None
+
+        def record(status: str, **fields: Any) -> None:
+            self._record(run_id, status, started, cpu_started, log=log_path, **fields)
+
         try:
             with stop_signals_raise():
                 self.preflight()
-                remove_stale_temporaries(self.models_root, self.slug)
-                self._ui_port = free_port() if is_local_master(self.master) else None
-                argv = [str(a) for a in self.program_args()]
-                env = self.program_environment()
-                logger.info("label %r: running %s", self.label, " ".join(mask_argv(argv)))
-                timeout = fanout().job_timeout
-                deadline = time.monotonic() + timeout if timeout > 0 else None
-                with open(log_path, "w", encoding="utf-8") as log, JobProcess(
-                    argv, env, log, on_line=self._on_line, grace_s=fanout().kill_grace_seconds
-                ) as job:
-                    try:
-                        rc = job.wait(deadline)
-                    except TimeoutError:
-                        raise JobFailed(f"label {self.label!r}: job ran past [fanout] job-timeout={timeout}s and was stopped") from None
-            if rc != 0:
-                reason = self._job_error or _last_error_line(job.tail) or f"spark-submit exited with code {rc}"
-                raise JobFailed(f"label {self.label!r}: {reason} (log: {log_path})")
+                if self.on_yarn:
+                    self._rm = client_from_config(yarn_settings())
+                report = self._reattach(deadline) if self.on_yarn else None
+                if report is None:
+                    remove_stale_temporaries(self.models_root, self.slug)
+                    report = self._submit_and_wait(log_path, deadline)
+                if report is not None:
+                    self._check_final_status(report)
             if not self.output().exists():
                 raise JobFailed(f"label {self.label!r}: the job ended without a complete artifact at {self.output().path} (log: {log_path})")
         except (TaskInterrupted, KeyboardInterrupt) as exc:
-            self._record(run_id, "interrupted", started, error=f"stopped ({exc or 'interrupt'})", log=log_path)
+            self._stop_application()
+            record("interrupted", error=f"stopped ({exc or 'interrupt'})")
             raise
+        except (JobTimedOut, YarnDeadlineExceeded):
+            self._stop_application()
+            message = f"label {self.label!r}: job ran past [fanout] job_timeout={timeout}s and was stopped"
+            record("failed", error=message)
+            raise JobTimedOut(message) from None
         except FanoutError as exc:
-            self._record(run_id, "failed", started, error=str(exc), log=log_path)
+            record("failed", error=str(exc))
             raise
         except Exception as exc:
-            self._record(run_id, "failed", started, error=f"{type(exc).__name__}: {exc}", log=log_path)
+            record("failed", error=f"{type(exc).__name__}: {exc}")
             raise
-        self._record(run_id, "trained", started, artifact=self.output().path, log=log_path)
+        record("trained", artifact=self.output().path)
         _call(self.set_progress_percentage, 100)
 
-    def _record(self, run_id: str, status: str, started: float, **fields: Any) -> None:
+    def _submit_and_wait(self, log_path: Any, deadline: float | None) -> ApplicationReport | None:
+        """Run spark-submit; on YARN, return the application's final report."""
+        self._ui_port = free_port() if is_local_master(self.master) else None
+        argv = [str(a) for a in self.program_args()]
+        logger.info("label %r: running %s", self.label, " ".join(mask_secrets(argv)))
+        parser = SubmitOutputParser() if self.on_yarn else None
+
+        def on_line(line: str) -> None:
+            self._on_line(line)
+            if parser is not None:
+                report = parser.feed(line)
+                if report is not None:
+                    self._on_report(report)
+
+        with open(log_path, "w", encoding="utf-8") as log, JobProcess(
+            argv, self.program_environment(), log, on_line=on_line, grace_s=fanout().kill_grace_seconds
+        ) as job:
+            try:
+                rc = job.wait(deadline)
+            except TimeoutError:
+                raise JobTimedOut(f"label {self.label!r}: job ran past its time limit") from None
+        if parser is not None and (report := parser.close()) is not None:
+            self._on_report(report)
+        reason = self._job_error or (parser.exception if parser else None) or _last_error_line(job.tail)
+        if not self.on_yarn:
+            if rc != 0:
+                raise JobFailed(f"label {self.label!r}: {reason or f'spark-submit exited with code {rc}'} (log: {log_path})")
+            return None
+        if rc != 0 and self.driver_local:
+            # Client mode: YARN may call the application SUCCEEDED though the driver failed.
+            raise JobFailed(f"label {self.label!r}: {reason or f'spark-submit exited with code {rc}'} (log: {log_path})")
+        app_id = self._application_id or self._find_by_tag()
+        if app_id is None:
+            raise JobFailed(
+                f"label {self.label!r}: spark-submit exited {rc} before YARN accepted an application: "
+                f"{reason or 'no application id in its output'} (log: {log_path})"
+            )
+        self._application_id = app_id
+        report = self._rm.application(app_id)
+        if report is not None and report.is_terminal:
+            self._on_report(report)
+            return report
+        return self._follow(app_id, deadline)
+
+    def _find_by_tag(self) -> str | None:
+        """Fallback when spark-submit's output did not show the id: ask the RM by tag."""
+        apps = sorted(self._rm.applications_by_tag(self.tag), key=lambda r: r.started_ms or 0)
+        return apps[-1].application_id if apps else None
+
+    def _reattach(self, deadline: float | None) -> ApplicationReport | None:
+        """Follow a live application of this task left by an earlier controller."""
+        live = [r for r in self._rm.applications_by_tag(self.tag) if not r.is_terminal]
+        if not live:
+            return None
+        app = max(live, key=lambda r: r.started_ms or 0)
+        logger.warning("label %r: re-attaching to %s (%s), left running by an earlier controller",
+                       self.label, app.application_id, app.state)
+        self._application_id = app.application_id
+        self._on_report(app)
+        return self._follow(app.application_id, deadline)
+
+    def _follow(self, app_id: str, deadline: float | None) -> ApplicationReport:
+        cfg = yarn_settings()
+        return follow(self._rm, app_id, self._on_report, deadline=deadline,
+                      poll_interval=cfg.poll_interval, max_poll_interval=cfg.max_poll_interval)
+
+    def _check_final_status(self, report: ApplicationReport) -> None:
+        """Trust the ResourceManager, not an exit code; on failure fetch the logs."""
+        if report.succeeded:
+            return
+        cfg = yarn_settings()
+        log_file = None
+        try:
+            log_file = fetch_logs(report.application_id, Path(cfg.log_dir) / log_file_name(self.slug, report.application_id),
+                                  yarn_bin=cfg.yarn_bin, max_bytes=cfg.log_max_bytes, timeout=cfg.log_fetch_timeout)
+        except YarnError as exc:
+            logger.warning("label %r: could not fetch logs of %s: %s", self.label, report.application_id, exc)
+        error = None
+        if log_file is not None:
+            with open(log_file, encoding="utf-8", errors="replace") as fh:
+                error = last_python_error(fh)
+        raise_for_outcome(report, log_path=str(log_file) if log_file else None, error=error or self._job_error)
+
+    def _stop_application(self) -> None:
+        """After an interrupt: the local process tree is already gone; a YARN application
+        lives on the cluster and must be killed there."""
+        app = self._application_id
+        if app is None:
+            return
+        if not self.on_yarn:
+            logger.warning("label %r: stopped local Spark application %s", self.label, app)
+            self._killed = app
+            return
+        if not yarn_settings().kill_on_interrupt:
+            logger.warning("label %r: leaving YARN application %s running ([yarn] kill_on_interrupt=false)", self.label, app)
+            return
+        for client in (self._rm, YarnCli(yarn_settings().yarn_bin, timeout=yarn_settings().cli_timeout)):
+            if client is None:
+                continue
+            try:
+                client.kill(app)
+            except YarnError as exc:
+                logger.warning("label %r: could not kill %s through %s: %s", self.label, app, type(client).__name__, exc)
+                continue
+            logger.warning("label %r: killed YARN application %s", self.label, app)
+            self._killed = app
+            return
+        logger.error("label %r: YARN application %s may still run: yarn application -kill %s", self.label, app, app)
+
+    def _record(self, run_id: str, status: str, started: float, cpu_started: float, **fields: Any) -> None:
         results.record(self.log_dir, results.LabelResult(
             label=self.label, status=status, run_id=run_id, seconds=round(time.monotonic() - started, 2),
-            application_id=self._application_id, **{k: (str(v) if v is not None else None) for k, v in fields.items()},
+            application_id=self._application_id, killed_application_id=self._killed,
+            rm_requests=getattr(self._rm, "request_count", None),
+            controller_cpu_seconds=round(time.process_time() - cpu_started, 3),
+            **{k: (str(v) if v is not None else None) for k, v in fields.items()},
         ))
+
+    def _on_report(self, report: ApplicationReport) -> None:
+        self._application_id = report.application_id
+        if report.tracking_url:
+            _call(self.set_tracking_url, report.tracking_url)
+        status = f"{report.state} {report.application_id}"
+        if report.final_status not in ("UNDEFINED", ""):
+            status += f" ({report.final_status})"
+        _call(self.set_status_message, status)
+        if report.progress:
+            _call(self.set_progress_percentage, int(report.progress))
 
     def _on_line(self, line: str) -> None:
         event = parse_event(line)

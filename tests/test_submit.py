@@ -9,12 +9,12 @@ from pipeline.errors import SparkSubmitNotFound
 from pipeline.submit import (
     job_conf,
     job_environment,
-    mask_argv,
     pyspark_home,
     resolve_spark_submit,
     tasks_zip,
 )
 from pipeline.train import TrainModel
+from pipeline.yarn import submit_conf
 from tasks.jobspec import SPEC_FLAG, decode_spec
 from tests.conftest import ODD_LABEL
 
@@ -54,24 +54,17 @@ def test_environment_sets_spark_home_only_for_pyspark_launchers(tmp_path):
 
 
 def test_job_conf_adds_ui_port_and_yarn_settings_without_overriding_user():
-    local = job_conf({"spark.x": "1"}, master="local[1]", deploy_mode=None, ui_port=4567, tag="t",
-                     max_app_attempts=1, environ={"FANOUT_FAIL_LABELS": "a"})
+    local = job_conf({"spark.x": "1"}, ui_port=4567, yarn=None, cluster_mode=False,
+                     environ={"FANOUT_FAIL_LABELS": "a"})
     assert local["spark.ui.port"] == "4567" and local["spark.x"] == "1"
-    assert "spark.yarn.tags" not in local
-    yarn = job_conf({"spark.yarn.tags": "team", "spark.yarn.maxAppAttempts": "2"}, master="yarn",
-                    deploy_mode="cluster", ui_port=None, tag="fanout-ab", max_app_attempts=1,
-                    environ={"FANOUT_FAIL_LABELS": "a,b"})
+    assert not any(k.startswith("spark.yarn") for k in local)
+    yarn = job_conf({"spark.yarn.tags": "team", "spark.yarn.maxAppAttempts": "2"}, ui_port=None,
+                    yarn=submit_conf("fanout-ab", max_app_attempts=1, wait_app_completion=False),
+                    cluster_mode=True, environ={"FANOUT_FAIL_LABELS": "a,b"})
     assert yarn["spark.yarn.tags"] == "team,fanout-ab"
-    assert yarn["spark.yarn.maxAppAttempts"] == "2"
+    assert yarn["spark.yarn.maxAppAttempts"] == "2"  # the user's setting wins
+    assert yarn["spark.yarn.submit.waitAppCompletion"] == "false"
     assert yarn["spark.yarn.appMasterEnv.FANOUT_FAIL_LABELS"] == "a,b"
-
-
-def test_mask_hides_secrets_but_keeps_the_rest():
-    argv = ["spark-submit", "--keytab", "/k/user.keytab", "--conf", "spark.hadoop.fs.s3a.secret.key=abc",
-            "--conf", "spark.app.name=x"]
-    masked = mask_argv(argv)
-    assert masked == ["spark-submit", "--keytab", "***", "--conf", "spark.hadoop.fs.s3a.secret.key=***",
-                      "--conf", "spark.app.name=x"]
 
 
 def test_tasks_zip_holds_the_package_and_is_reused(tmp_path):

@@ -156,6 +156,9 @@ def test_stopping_the_controller_ends_every_job_and_publishes_nothing(tmp_path, 
     for label in labels:
         result = json.loads((tmp_path / "logs" / label_slug(label) / "result.json").read_text())
         assert result["status"] == "interrupted"
+        # the stop names the application it ended (on YARN: the one it killed)
+        assert result["killed_application_id"] == result["application_id"]
+        assert result["application_id"].startswith("local-")
 
 
 def test_worker_timeout_stops_the_job(tmp_path, dataset):
