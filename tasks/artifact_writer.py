@@ -97,8 +97,10 @@ class ArtifactWriter:
     cleanup instead).
     """
 
-    def __init__(self, spark: Any, root_uri: str, slug: str) -> None:
-        self.fs = _LocalFs(root_uri) if root_uri.startswith("file://") else _HadoopFs(spark, root_uri)
+    def __init__(self, spark: Any, root_uri: str, slug: str, fs: Any = None) -> None:
+        if fs is None:
+            fs = _LocalFs(root_uri) if root_uri.startswith("file://") else _HadoopFs(spark, root_uri)
+        self.fs = fs
         self.slug = slug
         self.temp = self.fs.path(temp_name(slug, f"{os.getpid()}-{uuid.uuid4().hex[:10]}"))
         self.final = self.fs.path(slug)

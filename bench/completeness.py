@@ -1,0 +1,214 @@
+"""How long until a 10,000-label rerun knows it is done, or starts its one missing job.
+
+Compares TrainAll's bulk check (one listing of the artifact root; only missing labels
+are required) with the plain-Luigi pattern (every label required, one completeness
+check each), on local files and on WebHDFS (the in-memory WebHDFS test server with a
+per-request delay standing in for a NameNode round trip), with Luigi's local scheduler
+and with a real luigid. Prints every number and the ratios from this one run.
+
+    python bench/completeness.py [--labels 10000] [--delay-ms 2] [--skip-per-label-luigid]
+
+"The first missing job starts" is the moment Luigi starts TrainModel for it (its START
+event); spark-submit is pointed at a missing path so the job then fails at once instead
+of starting a JVM: we measure the controller, not Spark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("LUIGI_CONFIG_PATH", str(REPO / "luigi.cfg"))
+
+import luigi  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+import pipeline.artifacts as artifacts  # noqa: E402
+import pipeline.datasets as datasets  # noqa: E402
+from pipeline.demo import make_demo_frame  # noqa: E402
+from pipeline.labels import label_slug  # noqa: E402
+from pipeline.locations import parse_location  # noqa: E402
+from pipeline.storage import Storage, storage_for  # noqa: E402
+from pipeline.train import TrainAll, TrainModel  # noqa: E402
+from pipeline.webhdfs import clear_webhdfs_cache  # noqa: E402
+from tests.webhdfs_server import WebHdfsServer  # noqa: E402
+
+
+class Counting(Storage):
+    """Counts calls made to a storage: one call is one request on WebHDFS (a rename is
+    two), one system call (stat, listdir) on local files."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    def _count(self) -> Storage:
+        self.calls += 1
+        return self.inner
+
+    def exists(self, loc):  # noqa: ANN001, ANN201
+        return self._count().exists(loc)
+
+    def list_dir(self, loc):  # noqa: ANN001, ANN201
+        return self._count().list_dir(loc)
+
+    def read_bytes(self, loc):  # noqa: ANN001, ANN201
+        return self._count().read_bytes(loc)
+
+    def write_bytes(self, loc, data):  # noqa: ANN001, ANN201
+        return self._count().write_bytes(loc, data)
+
+    def makedirs(self, loc):  # noqa: ANN001, ANN201
+        return self._count().makedirs(loc)
+
+    def rename(self, src, dst):  # noqa: ANN001, ANN201
+        return self._count().rename(src, dst)
+
+    def remove_tree(self, loc):  # noqa: ANN001, ANN201
+        return self._count().remove_tree(loc)
+
+
+class PerLabelTrainAll(TrainAll):
+    """The plain-Luigi pattern: require every label and let Luigi check each one."""
+
+    def requires(self) -> list[TrainModel]:
+        plan = self.plan
+        return [self.clone(TrainModel, label=label, features=plan["features"], run_id=self.run_id)
+                for label in plan["labels"]]
+
+    def complete(self) -> bool:
+        return all(task.complete() for task in self.requires())
+
+
+FIRST_START: list[float] = []
+
+
+@TrainModel.event_handler(luigi.Event.START)
+def _started(task: TrainModel) -> None:
+    if not FIRST_START:
+        FIRST_START.append(time.perf_counter())
+
+
+@contextmanager
+def luigid() -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    logdir = tempfile.mkdtemp(prefix="bench-luigid-")
+    exe = os.path.join(os.path.dirname(sys.executable), "luigid")
+    proc = subprocess.Popen([exe, "--address", "127.0.0.1", "--port", str(port), "--logdir", logdir,
+                             "--state-path", os.path.join(logdir, "state.pickle")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def measure(cls: type[TrainAll], data: str, models: str, labels: list[str], counter: Counting,
+            port: int | None, run: str) -> tuple[float, float | None, int]:
+    """(seconds until luigi.build returned, seconds until the first TrainModel started, storage calls)."""
+    FIRST_START.clear()
+    datasets.read_schema.cache_clear()
+    counter.calls = 0
+    task = cls(data=data, models=models, labels=labels, run_id=run, log_dir=tempfile.mkdtemp(prefix="bench-logs-"))
+    kwargs = {"scheduler_host": "127.0.0.1", "scheduler_port": port} if port else {"local_scheduler": True}
+    started = time.perf_counter()
+    luigi.build([task], workers=1, log_level="CRITICAL", **kwargs)
+    ended = time.perf_counter()
+    first = FIRST_START[0] - started if FIRST_START else None
+    return ended - started, first, counter.calls
+
+
+def seed_local(root: Path, labels: list[str], missing: str | None) -> None:
+    for label in labels:
+        if label != missing:
+            (root / label_slug(label)).mkdir(parents=True, exist_ok=True)
+            (root / label_slug(label) / "_COMPLETE").write_text("{}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--labels", type=int, default=10000)
+    parser.add_argument("--delay-ms", type=float, default=2.0, help="WebHDFS per-request delay")
+    parser.add_argument("--skip-per-label-luigid", action="store_true", help="the slowest case (about a minute each)")
+    args = parser.parse_args()
+    luigi.configuration.get_config().set("spark", "spark_submit", "/nonexistent/spark-submit")
+
+    labels = [f"label_{i:05d}" for i in range(args.labels)]
+    work = Path(tempfile.mkdtemp(prefix="bench-completeness-"))
+    data = work / "data.parquet"
+    data.mkdir()
+    pq.write_table(make_demo_frame(rows=50, features=3, labels=1, seed=1), data / "part-0.parquet")
+
+    rows = []
+    with WebHdfsServer(delay_s=args.delay_ms / 1000) as nn, luigid() as port:
+        buf = io.BytesIO()
+        pq.write_table(make_demo_frame(rows=50, features=3, labels=1, seed=1), buf)
+        nn.put_file("/data/data.parquet/part-0.parquet", buf.getvalue())
+        for storage_name in ("local", "webhdfs"):
+            for missing in (None, labels[len(labels) // 2]):
+                if storage_name == "local":
+                    root = work / f"models-{missing is None}"
+                    seed_local(root, labels, missing)
+                    models, data_uri = str(root), str(data)
+                else:
+                    base = f"/models-{missing is None}"
+                    for label in labels:
+                        if label != missing:
+                            nn.put_file(f"{base}/{label_slug(label)}/_COMPLETE", b"{}")
+                    models = f"webhdfs://127.0.0.1:{nn.port}{base}"
+                    data_uri = f"webhdfs://127.0.0.1:{nn.port}/data/data.parquet"
+                for scheduler, sched_port in (("local", None), ("luigid", port)):
+                    for cls in (TrainAll, PerLabelTrainAll):
+                        if cls is PerLabelTrainAll and scheduler == "luigid" and args.skip_per_label_luigid:
+                            continue
+                        clear_webhdfs_cache()
+                        counter = Counting(storage_for(parse_location(models)))
+                        patched = (artifacts, datasets)
+                        real = [m.storage_for for m in patched]
+                        for module in patched:  # every storage call of the controller goes through the counter
+                            module.storage_for = lambda loc, _c=counter: _c
+                        try:
+                            wall, first, calls = measure(cls, data_uri, models, labels, counter, sched_port,
+                                                         f"bench-{time.monotonic_ns()}")
+                        finally:
+                            for module, original in zip(patched, real, strict=True):
+                                module.storage_for = original
+                        rows.append((storage_name, "all done" if missing is None else "one missing", scheduler,
+                                     "bulk" if cls is TrainAll else "per-label", wall, first, calls))
+                        shown = f"{first:.2f} s to first job" if first is not None else f"{wall:.2f} s to done"
+                        print(f"{rows[-1][0]:8} {rows[-1][1]:12} {scheduler:7} {rows[-1][3]:10} {shown:24} "
+                              f"{calls:6d} storage requests", flush=True)
+
+    print(f"\n{args.labels} labels; WebHDFS delay {args.delay_ms:g} ms per request (a NameNode round trip on a LAN)")
+    index = {(r[0], r[1], r[2], r[3]): r for r in rows}
+    for key in sorted({(r[0], r[1], r[2]) for r in rows}):
+        bulk, per = index.get((*key, "bulk")), index.get((*key, "per-label"))
+        if not bulk or not per:
+            continue
+        t_bulk = bulk[5] if bulk[5] is not None else bulk[4]
+        t_per = per[5] if per[5] is not None else per[4]
+        print(f"{key[0]:8} {key[1]:12} {key[2]:7} time bulk {t_bulk:6.2f} s vs per-label {t_per:7.2f} s "
+              f"({t_per / t_bulk:6.1f}x); requests {bulk[6]} vs {per[6]} ({per[6] / max(bulk[6], 1):.0f}x fewer)")
+
+
+if __name__ == "__main__":
+    main()
