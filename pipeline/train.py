@@ -188,6 +188,16 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
         return job_conf(super().conf or {}, ui_port=getattr(self, "_ui_port", None), yarn=yarn_entries,
                         cluster_mode=self.cluster_mode, environ=os.environ)
 
+    def spark_command(self) -> list[str]:
+        command = super().spark_command()
+        if self.on_yarn:
+            cfg = yarn_settings()
+            if bool(cfg.principal) != bool(cfg.keytab):
+                raise ConfigError("[yarn] principal and keytab go together: set both, or neither to use your kinit ticket")
+            if cfg.principal:
+                command += ["--principal", cfg.principal, "--keytab", cfg.keytab]
+        return command
+
     def program_environment(self) -> dict[str, str]:
         return job_environment(
             self.get_environment(), spark_submit=self.spark_submit, bundled_home=pyspark_home(),

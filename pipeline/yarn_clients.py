@@ -75,6 +75,12 @@ class yarn(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg sectio
     log_dir = luigi.Parameter(default="logs/yarn", description="where aggregated logs of failed applications go")
     log_max_bytes = luigi.IntParameter(default=50 * MB, description="cap on one fetched log file")
     log_fetch_timeout = luigi.FloatParameter(default=300.0, description="seconds for one yarn logs download")
+    principal = luigi.Parameter(
+        default="", description="Kerberos principal for spark-submit --principal (empty: use the kinit ticket)"
+    )
+    keytab = luigi.Parameter(
+        default="", description="keytab file for spark-submit --keytab (never logged); needs principal"
+    )
     kill_on_interrupt = luigi.BoolParameter(
         default=True, description="kill the YARN application when the controller is interrupted"
     )

@@ -14,7 +14,7 @@ from pipeline.submit import (
     tasks_zip,
 )
 from pipeline.train import TrainModel
-from pipeline.yarn import submit_conf
+from pipeline.yarn import mask_secrets, submit_conf
 from tasks.jobspec import SPEC_FLAG, decode_spec
 from tests.conftest import ODD_LABEL
 
@@ -93,3 +93,24 @@ def test_train_model_command_is_an_argument_list_carrying_the_label_intact(tmp_p
     assert spec["artifact_root"] == f"file://{tmp_path}/m"
     assert spec["params"] == {"max_iter": 5} and spec["features"] == ["f1", "f2"]
     assert not any(ODD_LABEL in a for a in argv), "the raw label must not appear outside the encoded spec"
+
+
+def test_kerberos_keytab_reaches_spark_submit_but_never_the_log():
+    config = luigi.configuration.get_config()
+    settings = (("spark", "master", "yarn"), ("spark", "deploy_mode", "cluster"),
+                ("yarn", "principal", "alice@EXAMPLE.COM"), ("yarn", "keytab", "/secure/alice.keytab"))
+    for section, key, value in settings:
+        if not config.has_section(section):
+            config.add_section(section)
+        config.set(section, key, value)
+    try:
+        task = TrainModel(label="a", data="hdfs://nn/d", models="hdfs://nn/m", features=["f"])
+        argv = task.spark_command()
+        assert argv[argv.index("--principal") + 1] == "alice@EXAMPLE.COM"
+        assert argv[argv.index("--keytab") + 1] == "/secure/alice.keytab"
+        logged = " ".join(mask_secrets(argv))
+        assert "alice.keytab" not in logged and "alice@EXAMPLE.COM" in logged
+    finally:
+        config.set("spark", "master", "local[1]")
+        for section, key, _ in settings[1:]:
+            config.remove_option(section, key)
