@@ -131,8 +131,10 @@ def measure(cls: type[TrainAll], data: str, models: str, labels: list[str], coun
     task = cls(data=data, models=models, labels=labels, run_id=run, log_dir=tempfile.mkdtemp(prefix="bench-logs-"))
     kwargs = {"scheduler_host": "127.0.0.1", "scheduler_port": port} if port else {"local_scheduler": True}
     started = time.perf_counter()
-    luigi.build([task], workers=1, log_level="CRITICAL", **kwargs)
+    outcome = luigi.build([task], workers=1, log_level="CRITICAL", detailed_summary=True, **kwargs)
     ended = time.perf_counter()
+    if not outcome.scheduling_succeeded:
+        raise SystemExit(f"{cls.__name__} on {models} failed to schedule: the numbers would mean nothing\n{outcome.summary_text}")
     first = FIRST_START[0] - started if FIRST_START else None
     return ended - started, first, counter.calls
 

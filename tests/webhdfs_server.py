@@ -366,13 +366,24 @@ class WebHdfsServer:
         if parent is not None:
             parent.modification_time = _now_ms()
 
-    def file_status(self, path: str, suffix: str = "") -> dict[str, object]:
+    def _children_counts(self) -> dict[str, int]:
+        """Number of children of every folder, in one pass (a listing of N folders would
+        otherwise scan the whole tree N times)."""
+        counts: dict[str, int] = {}
+        for p in self._nodes:
+            if p != "/":
+                parent = posixpath.dirname(p)
+                counts[parent] = counts.get(parent, 0) + 1
+        return counts
+
+    def file_status(self, path: str, suffix: str = "", counts: dict[str, int] | None = None) -> dict[str, object]:
         """The ``FileStatus`` object for ``path``, keys in the recorded order."""
         node = self._nodes[path]
+        children = (counts.get(path, 0) if counts is not None else len(self._children(path))) if node.is_dir else 0
         return {
             "accessTime": node.access_time,
             "blockSize": node.block_size,
-            "childrenNum": len(self._children(path)) if node.is_dir else 0,
+            "childrenNum": children,
             "fileId": node.file_id,
             "group": node.group,
             "length": 0 if node.is_dir else len(node.data),
@@ -410,7 +421,8 @@ class WebHdfsServer:
         if node is None:
             raise RemoteError("FileNotFoundException", f"File {path} does not exist.")
         if node.is_dir:
-            statuses = [self.file_status(posixpath.join(path, name), name) for name, _ in self._children(path)]
+            counts = self._children_counts()
+            statuses = [self.file_status(posixpath.join(path, name), name, counts) for name, _ in self._children(path)]
         else:
             statuses = [self.file_status(path)]
         return json_answer({"FileStatuses": {"FileStatus": statuses}})
