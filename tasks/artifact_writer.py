@@ -12,9 +12,8 @@ import os
 import shutil
 import uuid
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from tasks.layout import MARKER, METADATA, temp_name
+from tasks.layout import MARKER, METADATA, temp_name, temp_token
 
 
 class ArtifactConflict(RuntimeError):
@@ -23,7 +22,8 @@ class ArtifactConflict(RuntimeError):
 
 class _LocalFs:
     def __init__(self, root_uri: str) -> None:
-        self.root = unquote(urlsplit(root_uri).path)
+        # The raw path, as Hadoop's Path and Spark read it: no percent-decoding.
+        self.root = root_uri[len("file://"):].rstrip("/") or "/"
 
     def path(self, *names: str) -> str:
         return os.path.join(self.root, *names)
@@ -102,7 +102,8 @@ class ArtifactWriter:
             fs = _LocalFs(root_uri) if root_uri.startswith("file://") else _HadoopFs(spark, root_uri)
         self.fs = fs
         self.slug = slug
-        self.temp = self.fs.path(temp_name(slug, f"{os.getpid()}-{uuid.uuid4().hex[:10]}"))
+        self.temp = self.fs.path(temp_name(slug, temp_token(os.getpid(), uuid.uuid4().hex[:10])))
+        self.written: list[str] = []
         self.final = self.fs.path(slug)
         self.committed = False
         self.already_complete = False
@@ -119,12 +120,22 @@ class ArtifactWriter:
 
     def write_bytes(self, name: str, data: bytes) -> None:
         self.fs.write(f"{self.temp}/{name}", data)
+        self.written.append(name)
+
+    def record_written(self, name: str) -> None:
+        """Note a file or folder written into :attr:`temp_uri` by someone else (Spark)."""
+        self.written.append(name)
 
     def commit(self, metadata: dict[str, Any], abort_if: Any = None) -> str:
         """Publish the artifact; returns its final location. ``abort_if()`` is checked
         right before the rename: a job whose controller is gone must not publish."""
+        # Everything must still be there before the marker goes in: a concurrent run's
+        # cleanup may have removed this folder, and Hadoop's create() would silently
+        # re-create it around the marker alone.
+        self._check_nothing_lost()
         self.write_bytes(METADATA, json.dumps(metadata, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8"))
-        self.write_bytes(MARKER, json.dumps({"label": metadata.get("label"), "format": metadata.get("format_version")}).encode("utf-8"))
+        self._check_nothing_lost()
+        self.fs.write(f"{self.temp}/{MARKER}", json.dumps({"label": metadata.get("label"), "format": metadata.get("format_version")}).encode("utf-8"))
         if self.fs.exists(f"{self.final}/{MARKER}"):
             # Another attempt finished first: keep its artifact, drop ours.
             self.already_complete = True
@@ -136,9 +147,26 @@ class ArtifactWriter:
         if abort_if is not None and abort_if():
             raise RuntimeError("the controller is gone: not publishing the artifact")
         if not self.fs.rename(self.temp, self.final):
-            raise RuntimeError(f"could not rename {self.temp} to {self.final}")
+            if self.fs.exists(f"{self.final}/{MARKER}"):  # lost a race with another attempt
+                self.already_complete = True
+                return self.final
+            raise RuntimeError(f"could not rename {self.temp} to {self.final}: check permissions on the artifact root, then rerun")
+        nested = f"{self.final}/{self.temp.rsplit('/', 1)[1]}"
+        if self.fs.exists(nested):
+            # Hadoop moved our folder *into* a final folder that appeared meanwhile: the
+            # other attempt's artifact stands; take ours back out.
+            self.fs.delete(nested)
+            self.already_complete = True
+            return self.final
         self.committed = True
         return self.final
+
+    def _check_nothing_lost(self) -> None:
+        lost = [name for name in self.written if not self.fs.exists(f"{self.temp}/{name}")]
+        if lost or not self.fs.exists(self.temp):
+            raise RuntimeError(
+                f"{(lost or ['the folder'])[0]} vanished from {self.temp} before the commit (another run cleaned it?): rerun this label"
+            )
 
     def __exit__(self, *exc: Any) -> None:
         if not self.committed:

@@ -8,6 +8,8 @@ marker inside it is what a single-target check looks for.
 
 from __future__ import annotations
 
+import re
+
 MARKER = "_COMPLETE"
 METADATA = "metadata.json"
 NATIVE_MODEL = "model.txt"  # LightGBM model string, for every LightGBM engine
@@ -16,13 +18,18 @@ TMP_PREFIX = ".tmp-"
 FORMAT_VERSION = 1
 
 
+def temp_token(pid: int, random_hex: str) -> str:
+    return f"{pid}-{random_hex}"
+
+
 def temp_name(slug: str, token: str) -> str:
     return f"{TMP_PREFIX}{slug}-{token}"
 
 
 def is_temp_of(name: str, slug: str) -> bool:
-    """Whether ``name`` is a temporary folder of the label with this slug."""
-    return name.startswith(f"{TMP_PREFIX}{slug}-")
+    """Whether ``name`` is a temporary folder of exactly the label with this slug (a
+    prefix match would also take the folders of a label whose slug starts alike)."""
+    return re.fullmatch(rf"{re.escape(TMP_PREFIX + slug)}-\d+-[0-9a-f]{{10}}", name) is not None
 
 
 def is_final_name(name: str) -> bool:

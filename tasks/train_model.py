@@ -155,6 +155,7 @@ def train_label(spark: Any, data: Any, label: str, slug: str, spec: dict[str, An
             writer.write_bytes(name, content)
         if model.spark_model is not None:
             model.spark_model.write().save(f"{writer.temp_uri}/{SPARK_MODEL}")
+            writer.record_written(SPARK_MODEL)
         metadata["job_seconds"] = round(time.perf_counter() - started, 3)
         final = writer.commit(metadata, abort_if=lambda: watch_parent is not None and os.getppid() != watch_parent)
     train.unpersist()

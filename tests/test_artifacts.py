@@ -1,0 +1,49 @@
+"""Artifact layout and the job-side writer on local files (no Spark needed)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from pipeline.labels import label_slug
+from tasks.artifact_writer import ArtifactWriter
+from tasks.layout import is_temp_of, temp_name, temp_token
+
+
+def test_temp_names_match_only_their_own_label():
+    slug = label_slug("x")
+    other = label_slug(f"{slug} v2")  # a label whose slug starts with x's slug
+    assert other.startswith(slug + "-")
+    mine = temp_name(slug, temp_token(123, "0123456789"))
+    theirs = temp_name(other, temp_token(123, "0123456789"))
+    assert is_temp_of(mine, slug) and not is_temp_of(theirs, slug)
+    assert is_temp_of(theirs, other)
+    assert not is_temp_of(slug, slug) and not is_temp_of(f".tmp-{slug}-junk", slug)
+
+
+def test_writer_publishes_only_by_rename_after_the_marker(tmp_path):
+    root = f"file://{tmp_path}/root %41 ü"  # raw path: no percent-decoding
+    with ArtifactWriter(None, root, "a-1") as writer:
+        writer.write_bytes("model.txt", b"m")
+        assert not (tmp_path / "root %41 ü" / "a-1").exists()
+        final = writer.commit({"label": "a", "format_version": 1})
+    assert final == str(tmp_path / "root %41 ü" / "a-1")
+    assert sorted(p.name for p in (tmp_path / "root %41 ü" / "a-1").iterdir()) == ["_COMPLETE", "metadata.json", "model.txt"]
+    assert [p.name for p in (tmp_path / "root %41 ü").iterdir()] == ["a-1"]
+
+
+def test_a_temp_folder_removed_under_the_writer_is_never_published(tmp_path):
+    root = f"file://{tmp_path}/root"
+    with pytest.raises(RuntimeError, match="vanished"), ArtifactWriter(None, root, "a-1") as writer:
+        writer.write_bytes("model.txt", b"m")
+        shutil.rmtree(writer.temp)  # a concurrent run's cleanup
+        writer.commit({"label": "a", "format_version": 1})
+    assert not (tmp_path / "root" / "a-1").exists()
+
+
+def test_leaving_without_commit_removes_the_temporary(tmp_path):
+    with pytest.raises(ValueError), ArtifactWriter(None, f"file://{tmp_path}/root", "a-1") as writer:
+        writer.write_bytes("model.txt", b"m")
+        raise ValueError("training failed")
+    assert list((tmp_path / "root").iterdir()) == []
