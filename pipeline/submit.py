@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import socket
+import stat
 import sys
 import tempfile
 import zipfile
@@ -17,7 +18,7 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 
-from pipeline.errors import SparkSubmitNotFound
+from pipeline.errors import ConfigError, SparkSubmitNotFound
 from tasks.jobspec import FAIL_LABELS_ENV
 
 
@@ -121,6 +122,21 @@ def _package_files(package_dir: Path) -> list[Path]:
     return sorted(p for p in package_dir.rglob("*.py") if "__pycache__" not in p.parts)
 
 
+def private_cache_dir(explicit: str | None = None) -> Path:
+    """A cache folder only this user can write: the zip in it goes first on the jobs'
+    Python path, so a folder others could plant files in (a fixed name under /tmp)
+    would let them run code as this user."""
+    base = explicit or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "spark-fanout")
+    folder = Path(base)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise ConfigError(
+            f"cache folder {folder} is not a private folder of this user (owner, mode or symlink): remove it or set XDG_CACHE_HOME"
+        )
+    return folder
+
+
 @cache
 def tasks_zip(cache_dir: str | None = None) -> str:
     """Zip of the ``tasks`` package for ``--py-files``, built once per content: named by
@@ -133,8 +149,7 @@ def tasks_zip(cache_dir: str | None = None) -> str:
     for f in files:
         digest.update(f.relative_to(package_dir).as_posix().encode())
         digest.update(f.read_bytes())
-    folder = Path(cache_dir or os.path.join(tempfile.gettempdir(), f"spark-fanout-{os.getuid()}"))
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_cache_dir(cache_dir)
     target = folder / f"tasks-{digest.hexdigest()[:16]}.zip"
     if not target.exists():
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".zip.tmp")

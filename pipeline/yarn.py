@@ -733,13 +733,19 @@ def _base_url(scheme: str, address: str, host: str, default_port: int) -> str:
 # --------------------------------------------------------------------------- logging
 
 
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "credential", "keytab")
+# Spark's own redaction pattern (spark.redaction.regex), plus keytab and credential.
+_SECRET_KEY_RE = re.compile(r"(?i)secret|passw(?:or)?d|token|access[.]?key|account[.]key|keytab|credential")
+# A -Dkey=value inside a value (extraJavaOptions, --driver-java-options) whose key is secret.
+_SECRET_D_OPTION_RE = re.compile(r"(-D[^=\s]*?(?:secret|passw(?:or)?d|token|access[.]?key|keytab|credential)[^=\s]*=)(\S+)", re.I)
 MASK = "******"
 
 
 def _is_secret(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
+    return _SECRET_KEY_RE.search(name) is not None
+
+
+def _mask_values(text: str) -> str:
+    return _SECRET_D_OPTION_RE.sub(lambda m: m.group(1) + MASK, text)
 
 
 def mask_secrets(argv: list[str]) -> list[str]:
@@ -769,10 +775,10 @@ def mask_secrets(argv: list[str]) -> list[str]:
                 out.append(arg)
                 mask_next = True
         else:
-            out.append(arg)
+            out.append(_mask_values(arg))
     return out
 
 
 def _mask_conf(entry: str) -> str:
     key, sep, _value = entry.partition("=")
-    return f"{key}={MASK}" if sep and _is_secret(key) else entry
+    return f"{key}={MASK}" if sep and _is_secret(key) else _mask_values(entry)

@@ -5,10 +5,11 @@ import zipfile
 import luigi
 import pytest
 
-from pipeline.errors import SparkSubmitNotFound
+from pipeline.errors import ConfigError, SparkSubmitNotFound
 from pipeline.submit import (
     job_conf,
     job_environment,
+    private_cache_dir,
     pyspark_home,
     resolve_spark_submit,
     tasks_zip,
@@ -68,8 +69,9 @@ def test_job_conf_adds_ui_port_and_yarn_settings_without_overriding_user():
 
 
 def test_tasks_zip_holds_the_package_and_is_reused(tmp_path):
-    first = tasks_zip(str(tmp_path))
-    assert tasks_zip(str(tmp_path)) == first
+    first = tasks_zip(str(tmp_path / "cache"))
+    assert tasks_zip(str(tmp_path / "cache")) == first
+    assert (tmp_path / "cache").stat().st_mode & 0o777 == 0o700
     names = zipfile.ZipFile(first).namelist()
     assert "tasks/train_model.py" in names and "tasks/jobspec.py" in names
     assert not any("__pycache__" in n for n in names)
@@ -114,3 +116,16 @@ def test_kerberos_keytab_reaches_spark_submit_but_never_the_log():
         config.set("spark", "master", "local[1]")
         for section, key, _ in settings[1:]:
             config.remove_option(section, key)
+
+
+def test_a_cache_folder_others_can_write_is_refused(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(ConfigError, match="not a private folder"):
+        private_cache_dir(str(shared))
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    with pytest.raises(ConfigError, match="not a private folder"):
+        private_cache_dir(str(link))

@@ -604,3 +604,16 @@ def test_mask_secrets():
     ]
     assert argv[6] == "/home/etl/etl.keytab"  # the input list is left alone
     assert not any(s in " ".join(masked) for s in ("abc", "pw", "hunter2", "tok ", "etl.keytab", "=/k"))
+
+
+def test_mask_covers_spark_redaction_keys_and_secrets_inside_values():
+    from pipeline.yarn import MASK, mask_secrets
+
+    argv = ["--conf", "spark.hadoop.fs.azure.account.key.acct.blob.core.windows.net=AZKEY",
+            "--conf", "spark.hadoop.fs.s3a.access.key=AKIA",
+            "--conf", "spark.driver.extraJavaOptions=-Xmx1g -Djavax.net.ssl.trustStorePassword=pw -Dx=1",
+            "--driver-java-options", "-Dmy.api.token=TOKVAL -Dkeep=this"]
+    logged = " ".join(mask_secrets(argv))
+    for secret in ("AZKEY", "AKIA", "=pw", "TOKVAL"):
+        assert secret not in logged
+    assert "-Xmx1g" in logged and "-Dx=1" in logged and "-Dkeep=this" in logged and MASK in logged
