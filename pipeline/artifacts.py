@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 import luigi
@@ -61,12 +60,6 @@ def completed_slugs(root: Location, storage: Storage | None = None) -> set[str]:
     if entries is None:
         return set()
     return {e.name for e in entries if e.is_dir and is_final_name(e.name)}
-
-
-def missing_labels(root: Location, labels: Iterable[str], storage: Storage | None = None) -> list[str]:
-    """Labels (in order) whose artifact is not complete, from one listing."""
-    done = completed_slugs(root, storage)
-    return [label for label in labels if label_slug(label) not in done]
 
 
 def remove_stale_temporaries(root: Location, slug: str, storage: Storage | None = None) -> list[Location]:

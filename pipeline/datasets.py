@@ -5,10 +5,9 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 
 from pipeline.errors import DatasetError
-from pipeline.locations import Location, parse_location
+from pipeline.locations import parse_location
 from pipeline.storage import storage_for
 
 
@@ -26,10 +25,9 @@ def _schema_from_arrow(schema) -> DatasetSchema:  # noqa: ANN001 - pyarrow.Schem
     return DatasetSchema(names, numeric)
 
 
-@lru_cache(maxsize=32)
 def read_schema(data: str) -> DatasetSchema:
-    """Columns of a Parquet dataset (a folder of part files or one file), read from
-    Parquet footers only. Cached per process: every label task asks the same question."""
+    """Columns of a Parquet dataset (a folder of part files or one file), read from the
+    first part file's footer. Not cached here: a plan or a task reads it once."""
     import pyarrow.parquet as pq
 
     loc = parse_location(data)
@@ -52,8 +50,3 @@ def read_schema(data: str) -> DatasetSchema:
     except Exception as exc:  # pyarrow raises ArrowInvalid and friends
         raise DatasetError(f"cannot read Parquet schema of {part}: {exc}") from None
     return _schema_from_arrow(schema)
-
-
-def spark_uri(loc: Location) -> str:
-    """The URI a Spark job reads or writes for ``loc``."""
-    return loc.uri()

@@ -42,16 +42,19 @@ _prctl = _load_prctl()  # resolved before any fork: the child only makes the C c
 
 
 def _child_setup() -> None:
+    # Runs between fork and exec: only a C call to a function resolved before the fork.
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def die_with_parent(sig: int = signal.SIGTERM) -> None:
+def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
     """Ask Linux to send ``sig`` to this process when its parent dies (used in Luigi's
-    forked task processes, so a controller killed outright takes its jobs with it)."""
+    forked task processes, so a controller killed outright takes its jobs with it).
+    ``parent_pid`` is the parent expected alive: if it is already gone (we were
+    re-parented), the signal is sent at once."""
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, sig)
-        if os.getppid() == 1:
+        if os.getppid() != parent_pid:
             os.kill(os.getpid(), sig)
 
 
@@ -67,6 +70,21 @@ def stop_signals_raise() -> Iterator[None]:
         raise TaskInterrupted(f"received {signal.Signals(signum).name}")
 
     previous = {s: signal.signal(s, _raise) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def ignore_stop_signals() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM are ignored (in the main thread): for
+    cleanup that must finish, such as killing a YARN application."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:

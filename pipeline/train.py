@@ -21,11 +21,11 @@ from luigi.contrib.spark import SparkSubmitTask
 from pipeline import results
 from pipeline.artifacts import ArtifactTarget, artifact_location, completed_slugs, remove_stale_temporaries
 from pipeline.config import fanout
-from pipeline.datasets import read_schema
+from pipeline.datasets import DatasetSchema, read_schema
 from pipeline.errors import ConfigError, DatasetError, FanoutError, JobFailed, JobTimedOut, TaskInterrupted
 from pipeline.labels import DEFAULT_LABEL_PREFIX, feature_columns, label_slug, resolve_labels
 from pipeline.locations import Location, parse_location
-from pipeline.process import JobProcess, die_with_parent, stop_signals_raise
+from pipeline.process import JobProcess, die_with_parent, ignore_stop_signals, stop_signals_raise
 from pipeline.submit import (
     application_name,
     free_port,
@@ -48,7 +48,7 @@ from pipeline.yarn import (
     submit_conf,
     yarn_tag,
 )
-from pipeline.yarn_clients import YarnCli, client_from_config, fetch_logs, follow, log_file_name
+from pipeline.yarn_clients import YarnCli, client_from_config, fetch_logs, follow, kerberos_arguments, log_file_name
 from pipeline.yarn_clients import yarn as yarn_settings
 from tasks.engine_specs import DEFAULT_ENGINE, EngineParamError, resolve_params
 from tasks.jobspec import SPEC_FLAG, encode_spec, parse_event
@@ -190,13 +190,7 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
 
     def spark_command(self) -> list[str]:
         command = super().spark_command()
-        if self.on_yarn:
-            cfg = yarn_settings()
-            if bool(cfg.principal) != bool(cfg.keytab):
-                raise ConfigError("[yarn] principal and keytab go together: set both, or neither to use your kinit ticket")
-            if cfg.principal:
-                command += ["--principal", cfg.principal, "--keytab", cfg.keytab]
-        return command
+        return command + kerberos_arguments(yarn_settings()) if self.on_yarn else command
 
     def program_environment(self) -> dict[str, str]:
         return job_environment(
@@ -225,11 +219,14 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
         return [SPEC_FLAG, encode_spec(self.job_spec())]
 
     # --- checks before any JVM starts --------------------------------------------------
+    @cached_property
+    def schema(self) -> DatasetSchema:
+        return read_schema(self.data)
+
     def resolved_features(self) -> list[str]:
         if self.features is not None:
             return list(self.features)
-        schema = read_schema(self.data)
-        return feature_columns(schema.numeric, [self.label], self.label_prefix)
+        return feature_columns(self.schema.numeric, [self.label], self.label_prefix)
 
     def preflight(self) -> None:
         """Everything that can be refused in milliseconds instead of after a JVM start."""
@@ -241,11 +238,19 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
                     "engine synapseml needs SynapseML's jar: set [spark] packages=com.microsoft.azure:synapseml_2.12:1.1.3 "
                     "(and spark.jars.repositories in [spark] conf if your Maven mirror lacks it), or use --engine lightgbm"
                 )
-        if self.cluster_mode:
-            for what, loc in (("--data", self.data_location), ("--models", self.models_root)):
-                if loc.is_local:
-                    raise ConfigError(f"{what} {loc} is a local path but jobs run on YARN nodes: use an hdfs:// path")
-        schema = read_schema(self.data)
+        try:
+            _ = super().conf  # Luigi parses "|"-separated key=value pairs here
+        except ValueError:
+            raise ConfigError("[spark] conf holds an entry without '=': write it as key=value|key=value") from None
+        if self.on_yarn:
+            kerberos_arguments(yarn_settings())  # refuses a principal without keytab and vice versa
+            # Executors read the data on cluster nodes; Spark models are saved by executors
+            # too, and in cluster mode the driver itself runs on a node.
+            local_models_ok = not self.cluster_mode and self.engine == "lightgbm"
+            for what, loc, local_ok in (("--data", self.data_location, False), ("--models", self.models_root, local_models_ok)):
+                if loc.is_local and not local_ok:
+                    raise ConfigError(f"{what} {loc} is a local path but the job runs on YARN nodes: use an hdfs:// path")
+        schema = self.schema
         if self.label not in schema.columns:
             near = [c for c in schema.columns if c.startswith(self.label_prefix)][:5]
             raise DatasetError(
@@ -253,6 +258,8 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
                 + (f" (label columns there: {', '.join(near)})" if near else "")
             )
         features = self.resolved_features()
+        if self.label in features:
+            raise ConfigError(f"label {self.label!r} is also in --features: remove it, a model must not see its target")
         if not features:
             raise DatasetError(f"{self.data} has no numeric feature columns besides the labels: pass --features")
         unknown = [f for f in features if f not in schema.columns]
@@ -261,8 +268,9 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
 
     # --- running -----------------------------------------------------------------------
     def run(self) -> None:
-        if multiprocessing.parent_process() is not None:
-            die_with_parent(signal.SIGTERM)  # forked by Luigi: go when the controller goes
+        parent = multiprocessing.parent_process()
+        if parent is not None:
+            die_with_parent(parent.pid, signal.SIGTERM)  # forked by Luigi: go when the controller goes
         started = time.monotonic()
         cpu_started = time.process_time()
         run_id = self.run_id or current_run_id()
@@ -307,6 +315,9 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
         except Exception as exc:
             record("failed", error=f"{type(exc).__name__}: {exc}")
             raise
+        finally:
+            if self._rm is not None and hasattr(self._rm, "close"):
+                self._rm.close()
         record("trained", artifact=self.output().path)
         _call(self.set_progress_percentage, 100)
 
@@ -348,11 +359,7 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
                 f"{reason or 'no application id in its output'} (log: {log_path})"
             )
         self._application_id = app_id
-        report = self._rm.application(app_id)
-        if report is not None and report.is_terminal:
-            self._on_report(report)
-            return report
-        return self._follow(app_id, deadline)
+        return self._follow(app_id, deadline)  # returns at once if already terminal
 
     def _find_by_tag(self) -> str | None:
         """Fallback when spark-submit's output did not show the id: ask the RM by tag."""
@@ -387,35 +394,63 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
                                   yarn_bin=cfg.yarn_bin, max_bytes=cfg.log_max_bytes, timeout=cfg.log_fetch_timeout)
         except YarnError as exc:
             logger.warning("label %r: could not fetch logs of %s: %s", self.label, report.application_id, exc)
+        except OSError as exc:
+            logger.warning("label %r: could not save logs of %s: %s", self.label, report.application_id, exc)
         error = None
         if log_file is not None:
             with open(log_file, encoding="utf-8", errors="replace") as fh:
-                error = last_python_error(fh)
+                error = _job_error_in(fh)
+            if error is None:
+                with open(log_file, encoding="utf-8", errors="replace") as fh:
+                    error = last_python_error(fh)
         raise_for_outcome(report, log_path=str(log_file) if log_file else None, error=error or self._job_error)
 
     def _stop_application(self) -> None:
         """After an interrupt: the local process tree is already gone; a YARN application
-        lives on the cluster and must be killed there."""
-        app = self._application_id
-        if app is None:
-            return
-        if not self.on_yarn:
-            logger.warning("label %r: stopped local Spark application %s", self.label, app)
-            self._killed = app
-            return
-        if not yarn_settings().kill_on_interrupt:
-            logger.warning("label %r: leaving YARN application %s running ([yarn] kill_on_interrupt=false)", self.label, app)
-            return
-        for client in (self._rm, YarnCli(yarn_settings().yarn_bin, timeout=yarn_settings().cli_timeout)):
+        lives on the cluster and must be killed there. Further Ctrl-C/SIGTERM (Luigi
+        sends SIGTERM right after SIGINT) must not cut the kill short."""
+        with ignore_stop_signals():
+            if not self.on_yarn:
+                if self._application_id:
+                    logger.warning("label %r: stopped local Spark application %s", self.label, self._application_id)
+                    self._killed = self._application_id
+                return
+            if not yarn_settings().kill_on_interrupt:
+                logger.warning("label %r: leaving YARN application %s running ([yarn] kill_on_interrupt=false)",
+                               self.label, self._application_id or f"tagged {self.tag}")
+                return
+            apps = [self._application_id] if self._application_id else self._live_by_tag()
+            for app in apps:
+                self._kill_on_yarn(app)
+
+    def _live_by_tag(self) -> list[str]:
+        """Applications of this task still alive, when the stop came before spark-submit
+        printed an id (or its log level hides it)."""
+        if self._rm is None:
+            return []
+        try:
+            return [r.application_id for r in self._rm.applications_by_tag(self.tag) if not r.is_terminal]
+        except (YarnError, OSError) as exc:
+            logger.error("label %r: could not look up applications tagged %s (%s): "
+                         "check `yarn application -list -appTags %s`", self.label, self.tag, exc, self.tag)
+            return []
+
+    def _kill_on_yarn(self, app: str) -> None:
+        cfg = yarn_settings()
+        clients = [self._rm] if isinstance(self._rm, YarnCli) else [self._rm, YarnCli(cfg.yarn_bin, timeout=cfg.cli_timeout)]
+        for client in clients:
             if client is None:
                 continue
             try:
-                client.kill(app)
-            except YarnError as exc:
+                killed = client.kill(app)
+            except (YarnError, OSError) as exc:
                 logger.warning("label %r: could not kill %s through %s: %s", self.label, app, type(client).__name__, exc)
                 continue
-            logger.warning("label %r: killed YARN application %s", self.label, app)
-            self._killed = app
+            if killed:
+                logger.warning("label %r: killed YARN application %s", self.label, app)
+                self._killed = app
+            else:
+                logger.info("label %r: YARN application %s had already ended", self.label, app)
             return
         logger.error("label %r: YARN application %s may still run: yarn application -kill %s", self.label, app, app)
 
@@ -425,7 +460,7 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
             application_id=self._application_id, killed_application_id=self._killed,
             rm_requests=getattr(self._rm, "request_count", None),
             controller_cpu_seconds=round(time.process_time() - cpu_started, 3),
-            **{k: (str(v) if v is not None else None) for k, v in fields.items()},
+            **{k: (" ".join(str(v).split()) if v is not None else None) for k, v in fields.items()},
         ))
 
     def _on_report(self, report: ApplicationReport) -> None:
@@ -459,9 +494,19 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
 
     def on_failure(self, exception: BaseException) -> str:
         """What the scheduler shows: one line, not a traceback."""
-        if isinstance(exception, FanoutError):
-            return str(exception)
-        return f"{type(exception).__name__}: {exception}"
+        text = str(exception) if isinstance(exception, FanoutError) else f"{type(exception).__name__}: {exception}"
+        return " ".join(text.split())
+
+
+def _job_error_in(lines: Any) -> str | None:
+    """The last one-line error the job reported (a ``FANOUT_EVENT error`` line), e.g.
+    in the aggregated YARN logs of a cluster-mode job."""
+    found = None
+    for line in lines:
+        event = parse_event(line)
+        if event is not None and event["event"] == "error" and event.get("message"):
+            found = event["message"]
+    return found
 
 
 def _last_error_line(tail: Any) -> str | None:
@@ -529,8 +574,10 @@ def _install_controller_hooks(task: TrainAll) -> None:
 
 
 def _is_luigi_command_line() -> bool:
+    main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     return (
-        os.path.basename(sys.argv[0]) in ("luigi", "luigi.exe", "luigi-script.py")
+        (os.path.basename(sys.argv[0]) in ("luigi", "luigi.exe", "luigi-script.py")
+         or getattr(main_spec, "name", None) == "luigi.__main__")
         and multiprocessing.parent_process() is None
         and threading.current_thread() is threading.main_thread()
     )

@@ -86,6 +86,13 @@ class yarn(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg sectio
     )
 
 
+def kerberos_arguments(cfg: yarn) -> list[str]:
+    """``--principal``/``--keytab`` for spark-submit from ``[yarn]``; both or neither."""
+    if bool(cfg.principal) != bool(cfg.keytab):
+        raise ConfigError("[yarn] principal and keytab go together: set both, or neither to use your kinit ticket")
+    return ["--principal", cfg.principal, "--keytab", cfg.keytab] if cfg.principal else []
+
+
 # --------------------------------------------------------------------------- REST
 
 

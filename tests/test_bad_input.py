@@ -54,6 +54,7 @@ def _task(tmp_path, data, **kw):
     ({"test_fraction": 1.5}, "test-fraction 1.5 is invalid"),
     ({"label": "missing"}, "label 'missing' is not a column"),
     ({"features": ["f000", "ghost"]}, "feature 'ghost' is not a column"),
+    ({"features": ["f000", "label_00"]}, "is also in --features: remove it"),
     ({"engine": "synapseml"}, "[spark] packages=com.microsoft.azure:synapseml_2.12:1.1.3"),
 ])
 def test_each_bad_value_fails_its_task_with_one_line(tmp_path, data, kw, fragment):

@@ -101,3 +101,15 @@ def test_job_dies_when_the_supervising_process_is_killed_outright():
     sup.kill()
     sup.wait()
     assert _wait_for(lambda: not _alive(job_pid), timeout=5)
+
+
+def test_die_with_parent_fires_at_once_when_the_expected_parent_is_not_ours():
+    # Run in a child: with a wrong expected parent it must signal itself straight away;
+    # with the real parent (pid 1 or not) it must live on.
+    code = "import os, sys, time; from pipeline.process import die_with_parent; die_with_parent({pid}); time.sleep(0.5); print('alive')"
+    real = subprocess.run([sys.executable, "-c", code.format(pid="os.getppid()")], capture_output=True, text=True,
+                          cwd=os.getcwd(), timeout=30)
+    assert real.returncode == 0 and "alive" in real.stdout
+    wrong = subprocess.run([sys.executable, "-c", code.format(pid="os.getppid() + 100000")], capture_output=True,
+                           text=True, cwd=os.getcwd(), timeout=30)
+    assert wrong.returncode == -signal.SIGTERM

@@ -149,7 +149,7 @@ def test_interrupt_kills_the_yarn_application(cluster, monkeypatch):
 def test_local_artifact_root_is_refused_in_cluster_mode(cluster, tmp_path):
     task = TrainModel(label="label_00", data=cluster["data"], models=str(tmp_path / "m"), log_dir=str(cluster["logs"]))
     assert not luigi.build([task], local_scheduler=True, log_level="ERROR")
-    assert "is a local path but jobs run on YARN nodes: use an hdfs:// path" in results.latest(str(cluster["logs"]), "label_00").error
+    assert "is a local path but the job runs on YARN nodes: use an hdfs:// path" in results.latest(str(cluster["logs"]), "label_00").error
 
 
 def test_rerun_reattaches_to_a_live_application_instead_of_submitting(cluster, monkeypatch):
@@ -175,3 +175,14 @@ def test_rerun_reattaches_to_a_live_application_instead_of_submitting(cluster, m
     report = task._reattach(deadline=None)
     assert report == recorded and task._application_id == SUCCEEDED
     assert not cluster["argv"].exists(), "nothing was submitted"
+
+
+def test_the_jobs_own_error_line_is_found_in_yarn_logs():
+    from pipeline.train import _job_error_in
+    from tasks.jobspec import format_event
+
+    lines = ["26/11/23 19:27:01 INFO SparkContext: Running Spark version 3.5.7",
+             format_event("error", label="a", message="label 'a' has only class 0 (10 rows): nothing to learn"),
+             "Traceback (most recent call last):", "SystemExit: 3"]
+    assert _job_error_in(lines) == "label 'a' has only class 0 (10 rows): nothing to learn"
+    assert _job_error_in(fixture_bytes("yarn/yarn-logs-FAILED.txt").decode().splitlines()) is None
