@@ -46,13 +46,11 @@ def _lightgbm_params(params: dict[str, Any], seed: int) -> dict[str, Any]:
     return out
 
 
-def train_lightgbm(train: Any, test: Any, features: list[str], params: dict[str, Any], seed: int) -> TrainedModel:
-    """Native LightGBM on the driver: the balanced frame is small enough to collect, and
-    one fast process beats spreading a small job over many cores."""
+def train_lightgbm(train_pd: Any, test_pd: Any, features: list[str], params: dict[str, Any], seed: int) -> TrainedModel:
+    """Native LightGBM on the driver, on pandas frames: the balanced sample is small
+    enough to collect, and one fast process beats spreading a small job over many cores."""
     import lightgbm as lgb
 
-    train_pd = train.toPandas()
-    test_pd = test.toPandas()
     started = time.perf_counter()
     booster = lgb.train(
         _lightgbm_params(params, seed),

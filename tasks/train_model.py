@@ -21,6 +21,8 @@ from tasks.engine_specs import resolve_params
 from tasks.jobspec import FAIL_LABELS_ENV, SPEC_FLAG, decode_spec, emit_event, fail_labels
 from tasks.layout import FORMAT_VERSION, SPARK_MODEL
 
+TEST_COL = "__test__"
+
 
 class JobInputError(RuntimeError):
     """Bad input found inside the job (missing column, single-class label, …)."""
@@ -91,37 +93,51 @@ def train_label(spark: Any, data: Any, label: str, slug: str, spec: dict[str, An
     params = resolve_params(engine, spec["params"])
     seed = int(spec["seed"])
 
-    prepared = _prepare(data, label, features)
-    total_rows = prepared.count()
-    prepared = prepared.where(f"{engines.LABEL_COL} IS NOT NULL")
-    try:
-        counts_all = _class_counts(prepared)
-    except JobInputError as exc:
-        raise JobInputError(f"label {label!r} is not binary ({exc}): labels must hold 0/1") from None
+    from pyspark.sql import functions as F
+
+    y = F.col(engines.LABEL_COL)
+    test_fraction = float(spec["test_fraction"])
+    # The split is a seeded flag per row (deterministic for the same input files, as
+    # randomSplit is), so ONE pass counts rows per split and class: in a fresh JVM every
+    # Spark action costs over a second, more than training on a balanced sample.
+    flagged = _prepare(data, label, features).withColumn(TEST_COL, F.rand(seed) < F.lit(test_fraction))
+    counts = {(bool(r[TEST_COL]), r[engines.LABEL_COL]): int(r["count"])
+              for r in flagged.groupBy(TEST_COL, engines.LABEL_COL).count().collect()}
+    total_rows = sum(counts.values())
+    odd = sorted({v for (_, v) in counts if v is not None and v not in (0.0, 1.0)})
+    if odd:
+        raise JobInputError(f"label {label!r} is not binary (value {odd[0]!r} is not 0 or 1): labels must hold 0/1")
+    counts_all = {c: counts.get((False, float(c)), 0) + counts.get((True, float(c)), 0) for c in (0, 1)}
     if counts_all[0] == 0 or counts_all[1] == 0:
         only = 0 if counts_all[1] == 0 else 1
         raise JobInputError(f"label {label!r} has only class {only} ({counts_all[only]} rows): nothing to learn; drop it from --labels")
-    emit_event("progress", label=label, percent=30, message="data loaded")
+    emit_event("progress", label=label, percent=30, message="data counted")
 
-    test_fraction = float(spec["test_fraction"])
-    if test_fraction > 0:
-        train, test = prepared.randomSplit([1.0 - test_fraction, test_fraction], seed=seed)
-    else:
-        train, test = prepared, prepared.limit(0)
-    before = _class_counts(train)
+    before = {c: counts.get((False, float(c)), 0) for c in (0, 1)}
     plan = plan_balance(before[0], before[1], float(spec["balance_ratio"]))
+    labelled = flagged.where(y.isNotNull())
+    train = labelled.where(~F.col(TEST_COL))
     if plan.fractions != {0: 1.0, 1: 1.0}:
         train = train.sampleBy(engines.LABEL_COL, {float(k): v for k, v in plan.fractions.items()}, seed=seed)
-    train = train.cache()
-    after = _class_counts(train)
-    emit_event("progress", label=label, percent=50, message="balanced")
+    test = labelled.where(F.col(TEST_COL))
+    columns = [f"f{i}" for i in range(len(features))]
 
     if engine == "lightgbm":
-        model = engines.train_lightgbm(train, test, [f"f{i}" for i in range(len(features))], params, seed)
-    elif engine == "synapseml":
-        model = engines.train_synapseml(spark, train, test, [f"f{i}" for i in range(len(features))], params, seed)
+        # One action collects the balanced training rows and the test rows together.
+        both = train.unionByName(test).toPandas()
+        train_pd, test_pd = both[~both[TEST_COL]], both[both[TEST_COL]]
+        after = {c: int((train_pd[engines.LABEL_COL] == c).sum()) for c in (0, 1)}
+        emit_event("progress", label=label, percent=50, message="balanced")
+        model = engines.train_lightgbm(train_pd, test_pd, columns, params, seed)
     else:
-        model = engines.train_mllib(engine, train, test, [f"f{i}" for i in range(len(features))], params, seed)
+        train = train.drop(TEST_COL).cache()
+        test = test.drop(TEST_COL)
+        after = _class_counts(train)
+        emit_event("progress", label=label, percent=50, message="balanced")
+        if engine == "synapseml":
+            model = engines.train_synapseml(spark, train, test, columns, params, seed)
+        else:
+            model = engines.train_mllib(engine, train, test, columns, params, seed)
     emit_event("progress", label=label, percent=85, message="trained")
 
     metadata = {
@@ -158,7 +174,8 @@ def train_label(spark: Any, data: Any, label: str, slug: str, spec: dict[str, An
             writer.record_written(SPARK_MODEL)
         metadata["job_seconds"] = round(time.perf_counter() - started, 3)
         final = writer.commit(metadata, abort_if=lambda: watch_parent is not None and os.getppid() != watch_parent)
-    train.unpersist()
+    if engine != "lightgbm":
+        train.unpersist()
     emit_event("artifact", label=label, location=final, reused=writer.already_complete, metrics=model.metrics)
     return final
 

@@ -7,6 +7,7 @@ import shutil
 import signal
 
 import lightgbm
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -36,6 +37,9 @@ def dataset(tmp_path_factory):
     """Small demo data plus a label column whose name holds every awkward character."""
     table = make_demo_frame(rows=3000, features=6, labels=3, seed=11)
     table = table.append_column(ODD_LABEL, table.column("label_01"))
+    n = table.num_rows
+    table = table.append_column("const", pa.array([0] * n, pa.int32()))  # one class only
+    table = table.append_column("three", pa.array([i % 3 for i in range(n)], pa.int32()))  # not binary
     folder = tmp_path_factory.mktemp("data") / "set with space.parquet"
     folder.mkdir()
     pq.write_table(table, folder / "part-00000.parquet")
@@ -45,7 +49,7 @@ def dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory, dataset):
     work = tmp_path_factory.mktemp("work")
-    labels = ["label_00", "label_02", ODD_LABEL, "not_a_column"]
+    labels = ["label_00", "label_02", ODD_LABEL, "not_a_column", "const", "three"]
     proc = run_luigi(["TrainAll", "--workers", "2", "--local-scheduler", "--data", str(dataset), "--models", "models",
                       "--labels", json.dumps(labels)], cwd=work)
     return work, proc
@@ -76,6 +80,11 @@ def test_trainall_trains_every_label_and_reports_the_bad_one(first_run):
     failed_line = next(line for line in proc.stdout.splitlines() if line.startswith("not_a_column"))
     assert "failed" in failed_line and "is not a column" in failed_line
     assert proc.stdout.count(" trained ") == 3
+    # errors found inside the job reach the summary as one line each
+    const_line = next(line for line in proc.stdout.splitlines() if line.startswith("const "))
+    assert "has only class 0" in const_line and "drop it from --labels" in const_line
+    three_line = next(line for line in proc.stdout.splitlines() if line.startswith("three "))
+    assert "is not binary (value 2.0 is not 0 or 1)" in three_line
     # the label's shell syntax never ran anywhere
     assert not list(work.rglob("pwned"))
 
@@ -89,7 +98,7 @@ def test_concurrent_local_jobs_get_distinct_spark_ui_ports(first_run):
         for line in text.splitlines():
             if "Successfully started service 'SparkUI' on port" in line:
                 ports.append(line.rsplit(" ", 1)[1].rstrip("."))
-    assert len(ports) == 3 and len(set(ports)) == 3, ports
+    assert len(ports) == 5 and len(set(ports)) == 5, ports  # 3 trained + 2 refused inside their job
 
 
 def test_rerun_trains_only_missing_labels_and_leaves_finished_ones_alone(first_run, dataset):
