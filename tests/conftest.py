@@ -16,3 +16,12 @@ def _repo_luigi_cfg(monkeypatch):
 
 def venv_bin(name: str) -> str:
     return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def pytest_sessionstart(session):
+    """The recorded cluster outputs live in ../shared/fixtures beside the checkout."""
+    from tests.replay import FIXTURES
+
+    if not (FIXTURES / "README.md").is_file():
+        pytest.exit(f"recorded fixtures not found at {FIXTURES}: run the tests from a checkout that has shared/ beside it",
+                    returncode=4)
