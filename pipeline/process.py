@@ -14,48 +14,26 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO
 
 from pipeline.errors import TaskInterrupted
+from tasks import parent_death
 
 logger = logging.getLogger("luigi-interface")
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _load_prctl() -> Callable[[int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_prctl = _load_prctl()  # resolved before any fork: the child only makes the C call
+def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
+    """Signal this process when its parent dies (used in Luigi's forked task processes,
+    so a controller killed outright takes its jobs with it); at once if the parent
+    ``parent_pid`` is already gone."""
+    parent_death.die_with_parent(sig, expected_parent=parent_pid)
 
 
 def _child_setup() -> None:
     # Runs between fork and exec: only a C call to a function resolved before the fork.
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
-    """Ask Linux to send ``sig`` to this process when its parent dies (used in Luigi's
-    forked task processes, so a controller killed outright takes its jobs with it).
-    ``parent_pid`` is the parent expected alive: if it is already gone (we were
-    re-parented), the signal is sent at once."""
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, sig)
-        if os.getppid() != parent_pid:
-            os.kill(os.getpid(), sig)
+    parent_death.set_parent_death_signal(signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -114,7 +92,7 @@ class JobProcess:
         self.proc = subprocess.Popen(  # an argument list, never a shell
             self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace", bufsize=1,
-            start_new_session=True, preexec_fn=_child_setup if _prctl is not None else None,
+            start_new_session=True, preexec_fn=_child_setup if parent_death.prctl is not None else None,
         )
         self._reader = threading.Thread(target=self._read, name=f"job-output-{self.proc.pid}", daemon=True)
         self._reader.start()

@@ -212,7 +212,7 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
             "seed": self.seed,
             "run_id": self.run_id or current_run_id(),
             "task_id": self.task_id,
-            "local_mode": self.driver_local,
+            "driver_local": self.driver_local,
         }
 
     def app_options(self) -> list[str]:

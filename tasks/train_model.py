@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import sys
 import time
 from datetime import datetime, timezone
@@ -20,31 +21,13 @@ from tasks.balance import plan_balance
 from tasks.engine_specs import resolve_params
 from tasks.jobspec import FAIL_LABELS_ENV, SPEC_FLAG, decode_spec, emit_event, fail_labels
 from tasks.layout import FORMAT_VERSION, SPARK_MODEL
+from tasks.parent_death import die_with_parent
 
 TEST_COL = "__test__"
 
 
 class JobInputError(RuntimeError):
     """Bad input found inside the job (missing column, single-class label, …)."""
-
-
-def _die_with_parent() -> int | None:
-    """Ask Linux to kill this driver if its parent (the spark-submit JVM) dies, so a
-    stopped run leaves no driver behind. Returns the parent pid being watched."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return None
-    parent = os.getppid()
-    if parent == 1:  # the parent died before prctl took effect
-        os._exit(137)
-    return parent
 
 
 def _quote(name: str) -> str:
@@ -185,7 +168,9 @@ def main(argv: list[str]) -> int:
         print(f"usage: train_model.py {SPEC_FLAG} <base64 job spec>", file=sys.stderr)
         return 2
     spec = decode_spec(argv[1])
-    watch_parent = _die_with_parent() if spec.get("local_mode") else None
+    # A driver on the controller's machine is a child of the spark-submit JVM: if that
+    # dies, so must the driver, or a stopped run leaves it training and publishing.
+    watch_parent = die_with_parent(signal.SIGKILL) if spec.get("driver_local") else None
 
     from pyspark.sql import SparkSession
 
