@@ -6,11 +6,18 @@ Every message is a single line that names the bad value and says what to do next
 from __future__ import annotations
 
 
+def one_line(text: object, limit: int | None = None) -> str:
+    """``text`` with all whitespace runs (newlines too) as single spaces, cut to
+    ``limit`` characters with an ellipsis."""
+    flat = " ".join(str(text if text is not None else "").split())
+    return flat if limit is None or len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 class FanoutError(Exception):
     """Base class for errors raised by spark-fanout; its message is one line."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split("\n")))
+        super().__init__(one_line(message))
 
 
 class ConfigError(FanoutError):

@@ -5,6 +5,7 @@ Parsing is pure (:func:`parse_site_xml`); :func:`load_site` only finds and reads
 
 from __future__ import annotations
 
+import getpass
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -24,6 +25,18 @@ def parse_site_xml(text: str, source: str = "<string>") -> dict[str, str]:
         if name:
             props[name] = (prop.findtext("value") or "").strip()
     return props
+
+
+def hadoop_user() -> str:
+    """The user Hadoop clients act as without Kerberos: ``$HADOOP_USER_NAME``, else the
+    login user."""
+    user = os.environ.get("HADOOP_USER_NAME", "").strip()
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        raise ConfigError("cannot tell which Hadoop user to act as: set HADOOP_USER_NAME (or [webhdfs] user)") from None
 
 
 def hadoop_conf_dir(explicit: str | None = None) -> Path | None:

@@ -22,7 +22,7 @@ from pipeline import results
 from pipeline.artifacts import ArtifactTarget, artifact_location, completed_slugs, remove_stale_temporaries
 from pipeline.config import fanout
 from pipeline.datasets import DatasetSchema, read_schema
-from pipeline.errors import ConfigError, DatasetError, FanoutError, JobFailed, JobTimedOut, TaskInterrupted
+from pipeline.errors import ConfigError, DatasetError, FanoutError, JobFailed, JobTimedOut, TaskInterrupted, one_line
 from pipeline.labels import DEFAULT_LABEL_PREFIX, feature_columns, label_slug, resolve_labels
 from pipeline.locations import Location, parse_location
 from pipeline.process import JobProcess, die_with_parent, ignore_stop_signals, stop_signals_raise
@@ -460,7 +460,7 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
             application_id=self._application_id, killed_application_id=self._killed,
             rm_requests=getattr(self._rm, "request_count", None),
             controller_cpu_seconds=round(time.process_time() - cpu_started, 3),
-            **{k: (" ".join(str(v).split()) if v is not None else None) for k, v in fields.items()},
+            **{k: (one_line(v) if v is not None else None) for k, v in fields.items()},
         ))
 
     def _on_report(self, report: ApplicationReport) -> None:
@@ -494,8 +494,7 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
 
     def on_failure(self, exception: BaseException) -> str:
         """What the scheduler shows: one line, not a traceback."""
-        text = str(exception) if isinstance(exception, FanoutError) else f"{type(exception).__name__}: {exception}"
-        return " ".join(text.split())
+        return one_line(exception if isinstance(exception, FanoutError) else f"{type(exception).__name__}: {exception}")
 
 
 def _job_error_in(lines: Any) -> str | None:

@@ -14,7 +14,6 @@ and ends as a typed :class:`~pipeline.errors.StorageError` with a one-line messa
 
 from __future__ import annotations
 
-import getpass
 import os
 import posixpath
 import re
@@ -30,8 +29,8 @@ from hdfs import InsecureClient
 from hdfs.client import Client
 from hdfs.util import HdfsError
 
-from pipeline.errors import ConfigError, StorageError, StoragePermissionDenied, StorageUnavailable
-from pipeline.hadoop_conf import load_site
+from pipeline.errors import ConfigError, StorageError, StoragePermissionDenied, StorageUnavailable, one_line
+from pipeline.hadoop_conf import hadoop_user, load_site
 from pipeline.locations import Location
 from pipeline.storage import Entry, Storage
 
@@ -200,15 +199,6 @@ def namenode_urls_for(loc: Location, namenode_url: str = "", conf_dir: str | Non
     return namenode_http_addresses(load_site("hdfs-site.xml", conf_dir), authority)
 
 
-def default_user() -> str:
-    """``$HADOOP_USER_NAME``, else the login user (what Hadoop's own clients use)."""
-    user = os.environ.get("HADOOP_USER_NAME", "").strip()
-    if user:
-        return user
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        raise ConfigError("cannot tell which HDFS user to act as: set [webhdfs] user or HADOOP_USER_NAME") from None
 
 
 # --------------------------------------------------------------------------------------
@@ -235,8 +225,7 @@ class RemoteError:
 
 
 def _short(text: str) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."
+    return one_line(text, _MAX_DETAIL)
 
 
 def _base(url: str) -> str:
@@ -415,7 +404,7 @@ class WebHdfsStorage(Storage):
         self._session = _CountingSession()
         url = ";".join(self.namenode_urls)
         if auth == "insecure":
-            self.user = user or default_user()
+            self.user = user or hadoop_user()
             self._client: Client = InsecureClient(url, user=self.user, timeout=self.timeout, session=self._session)
         elif auth == "kerberos":
             self.user = user or ""

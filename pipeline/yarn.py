@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.errors import ConfigError, FanoutError
+from pipeline.errors import ConfigError, FanoutError, one_line
 
 # --------------------------------------------------------------------------- vocabulary
 
@@ -96,9 +96,8 @@ class YarnApplicationKilled(YarnError):
         )
 
 
-def _short(text: str | None, limit: int = 400) -> str:
-    one_line = " ".join((text or "").split())
-    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+def _short(text: str | None) -> str:
+    return one_line(text, 400)
 
 
 # --------------------------------------------------------------------------- reports

@@ -8,7 +8,6 @@ message; every network call and subprocess has a timeout.
 
 from __future__ import annotations
 
-import getpass
 import os
 import signal
 import subprocess
@@ -22,7 +21,7 @@ import luigi
 import requests
 
 from pipeline.errors import ConfigError
-from pipeline.hadoop_conf import load_site
+from pipeline.hadoop_conf import hadoop_user, load_site
 from pipeline.yarn import (
     APP_ID_RE,
     ApplicationNotFound,
@@ -375,7 +374,7 @@ def client_from_config(cfg: yarn | None = None) -> ResourceManagerRest | YarnCli
         return YarnCli(cfg.yarn_bin, timeout=cfg.cli_timeout)
     auth = kerberos_auth() if cfg.auth == "kerberos" else None
     # Pseudo ("simple") HTTP auth needs a user name for state changes such as kill.
-    user = None if auth is not None else (os.environ.get("HADOOP_USER_NAME") or getpass.getuser())
+    user = None if auth is not None else hadoop_user()
     return ResourceManagerRest(rm_base_urls(cfg.rm_address), timeout=cfg.request_timeout, auth=auth, user=user)
 
 
