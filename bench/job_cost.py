@@ -70,7 +70,8 @@ def bare_spark_submit(work: Path) -> float:
         SparkSession.builder.getOrCreate().stop()
     """))
     spark_submit = resolve_spark_submit("spark-submit", bundled_home=pyspark_home())
-    env = job_environment(dict(os.environ), spark_submit=spark_submit, bundled_home=pyspark_home(), local_mode=True)
+    env = job_environment(dict(os.environ), spark_submit=spark_submit, bundled_home=pyspark_home(), local_master=True,
+                          driver_local=True)
     started = time.perf_counter()
     subprocess.run([spark_submit, "--master", "local[1]", str(script)], env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

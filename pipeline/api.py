@@ -17,6 +17,7 @@ from pipeline import results
 from pipeline.artifacts import ArtifactTarget, artifact_location
 from pipeline.locations import parse_location
 from pipeline.train import TrainAll, summary_rows
+from tasks.layout import NATIVE_MODEL
 
 
 @dataclass
@@ -67,7 +68,7 @@ def load_artifact(models: str, label: str) -> dict[str, Any]:
         raise FileNotFoundError(f"no complete artifact for label {label!r} under {models}: train it first")
     meta = target.metadata()
     out: dict[str, Any] = {"metadata": meta, "location": target.path, "booster": None}
-    model_txt = target.location.join("model.txt")
+    model_txt = target.location.join(NATIVE_MODEL)
     if target.storage.exists(model_txt):
         import lightgbm
 

@@ -150,12 +150,10 @@ class JobProcess:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         assert self.proc is not None
         try:
-            if exc_type is not None or self.proc.poll() is None:
-                self.kill_tree()
+            # After an error: the whole job. After a normal exit: any member that outlived
+            # spark-submit (none expected; kill_tree returns at once for an empty group).
+            self.kill_tree()
         finally:
-            # Also reap members that outlived a normal exit (none expected).
-            if _group_alive(self.proc.pid):
-                _signal_group(self.proc.pid, signal.SIGKILL)
             if self._reader is not None:
                 self._reader.join(timeout=5)
             if self.proc.stdout is not None:

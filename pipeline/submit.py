@@ -64,16 +64,16 @@ def needs_bundled_spark_home(spark_submit: str, bundled_home: Path | None, venv_
 
 
 def job_environment(base: Mapping[str, str], *, spark_submit: str, bundled_home: Path | None,
-                    local_mode: bool, driver_local: bool | None = None, python: str = sys.executable) -> dict[str, str]:
+                    local_master: bool, driver_local: bool, python: str = sys.executable) -> dict[str, str]:
     """The job's environment. A driver running on this machine (local mode, YARN client
     mode) uses the controller's interpreter, which has lightgbm & co.; in local mode the
     Python workers do too. On a cluster, executors use what [spark] conf names."""
     env = dict(base)
     if "SPARK_HOME" not in env and needs_bundled_spark_home(spark_submit, bundled_home, os.path.dirname(python)):
         env["SPARK_HOME"] = str(bundled_home)
-    if local_mode:
+    if local_master:
         env.setdefault("PYSPARK_PYTHON", python)
-    if local_mode if driver_local is None else driver_local:
+    if driver_local:
         env.setdefault("PYSPARK_DRIVER_PYTHON", python)
     env["PYTHONUNBUFFERED"] = "1"
     return env

@@ -195,7 +195,7 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
     def program_environment(self) -> dict[str, str]:
         return job_environment(
             self.get_environment(), spark_submit=self.spark_submit, bundled_home=pyspark_home(),
-            local_mode=is_local_master(self.master), driver_local=self.driver_local,
+            local_master=is_local_master(self.master), driver_local=self.driver_local,
         )
 
     def job_spec(self) -> dict[str, Any]:
@@ -345,13 +345,12 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
         if parser is not None and (report := parser.close()) is not None:
             self._on_report(report)
         reason = self._job_error or (parser.exception if parser else None) or _last_error_line(job.tail)
-        if not self.on_yarn:
-            if rc != 0:
-                raise JobFailed(f"label {self.label!r}: {reason or f'spark-submit exited with code {rc}'} (log: {log_path})")
-            return None
         if rc != 0 and self.driver_local:
-            # Client mode: YARN may call the application SUCCEEDED though the driver failed.
+            # The driver ran here, so its exit code counts (in YARN client mode the
+            # application may be called SUCCEEDED though the driver failed).
             raise JobFailed(f"label {self.label!r}: {reason or f'spark-submit exited with code {rc}'} (log: {log_path})")
+        if not self.on_yarn:
+            return None
         app_id = self._application_id or self._find_by_tag()
         if app_id is None:
             raise JobFailed(
@@ -361,17 +360,22 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
         self._application_id = app_id
         return self._follow(app_id, deadline)  # returns at once if already terminal
 
+    def _tagged(self, live_only: bool) -> list[ApplicationReport]:
+        """This task's applications (found by its tag), newest last."""
+        apps = [r for r in self._rm.applications_by_tag(self.tag) if not (live_only and r.is_terminal)]
+        return sorted(apps, key=lambda r: r.started_ms or 0)
+
     def _find_by_tag(self) -> str | None:
         """Fallback when spark-submit's output did not show the id: ask the RM by tag."""
-        apps = sorted(self._rm.applications_by_tag(self.tag), key=lambda r: r.started_ms or 0)
+        apps = self._tagged(live_only=False)
         return apps[-1].application_id if apps else None
 
     def _reattach(self, deadline: float | None) -> ApplicationReport | None:
         """Follow a live application of this task left by an earlier controller."""
-        live = [r for r in self._rm.applications_by_tag(self.tag) if not r.is_terminal]
+        live = self._tagged(live_only=True)
         if not live:
             return None
-        app = max(live, key=lambda r: r.started_ms or 0)
+        app = live[-1]
         logger.warning("label %r: re-attaching to %s (%s), left running by an earlier controller",
                        self.label, app.application_id, app.state)
         self._application_id = app.application_id
@@ -429,7 +433,7 @@ class TrainModel(TrainingParameters, SparkSubmitTask):
         if self._rm is None:
             return []
         try:
-            return [r.application_id for r in self._rm.applications_by_tag(self.tag) if not r.is_terminal]
+            return [r.application_id for r in self._tagged(live_only=True)]
         except (YarnError, OSError) as exc:
             logger.error("label %r: could not look up applications tagged %s (%s): "
                          "check `yarn application -list -appTags %s`", self.label, self.tag, exc, self.tag)
@@ -541,10 +545,6 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
         plan = self.plan
         run_id = self.run_id or current_run_id()
         return [self.clone(TrainModel, label=label, features=plan["features"], run_id=run_id) for label in plan["missing"]]
-
-    def complete(self) -> bool:
-        _install_controller_hooks(self)
-        return all(task.complete() for task in self.requires())
 
 
 # --- controller-process hooks ---------------------------------------------------------

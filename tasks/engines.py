@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from tasks.layout import NATIVE_MODEL
+
 LABEL_COL = "__label__"
 
 
@@ -62,7 +64,7 @@ def train_lightgbm(train_pd: Any, test_pd: Any, features: list[str], params: dic
     if len(test_pd):
         metrics["auc_test"] = auc(test_pd[LABEL_COL], booster.predict(test_pd[features]))
     return TrainedModel(
-        files={"model.txt": booster.model_to_string().encode("utf-8")},
+        files={NATIVE_MODEL: booster.model_to_string().encode("utf-8")},
         metrics=metrics,
         training_seconds=elapsed,
         versions={"lightgbm": lgb.__version__},
@@ -142,5 +144,5 @@ def train_synapseml(spark: Any, train: Any, test: Any, features: list[str], para
     model = Pipeline(stages=[assembler, clf]).fit(train)
     elapsed = time.perf_counter() - started
     native = model.stages[-1].getNativeModel()
-    return TrainedModel(files={"model.txt": native.encode("utf-8")}, spark_model=model,
+    return TrainedModel(files={NATIVE_MODEL: native.encode("utf-8")}, spark_model=model,
                         metrics=_spark_auc(model, test), training_seconds=elapsed)

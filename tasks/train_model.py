@@ -43,13 +43,8 @@ def _prepare(df: Any, label: str, features: list[str]) -> Any:
 
 
 def _class_counts(df: Any) -> dict[int, int]:
-    rows = df.groupBy(engines.LABEL_COL).count().collect()
-    counts: dict[int, int] = {}
-    for row in rows:
-        value = row[engines.LABEL_COL]
-        if value not in (0.0, 1.0):
-            raise JobInputError(f"value {value!r} is not 0 or 1")
-        counts[int(value)] = int(row["count"])
+    """Rows per class of a frame whose labels are already known to be 0/1."""
+    counts = {int(row[engines.LABEL_COL]): int(row["count"]) for row in df.groupBy(engines.LABEL_COL).count().collect()}
     return {0: counts.get(0, 0), 1: counts.get(1, 0)}
 
 

@@ -45,11 +45,11 @@ def test_bare_name_uses_path_then_bundled_pyspark(tmp_path):
 
 def test_environment_sets_spark_home_only_for_pyspark_launchers(tmp_path):
     home = pyspark_home()
-    env = job_environment({}, spark_submit=str(home / "bin" / "spark-submit"), bundled_home=home, local_mode=True,
+    env = job_environment({}, spark_submit=str(home / "bin" / "spark-submit"), bundled_home=home, local_master=True, driver_local=True,
                           python="/venv/bin/python")
     assert env["SPARK_HOME"] == str(home)
     assert env["PYSPARK_PYTHON"] == "/venv/bin/python"
-    dist = job_environment({}, spark_submit="/opt/spark/bin/spark-submit", bundled_home=home, local_mode=False,
+    dist = job_environment({}, spark_submit="/opt/spark/bin/spark-submit", bundled_home=home, local_master=False, driver_local=False,
                            python="/venv/bin/python")
     assert "SPARK_HOME" not in dist and "PYSPARK_PYTHON" not in dist
 
