@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.errors import DatasetError
@@ -46,7 +48,25 @@ def read_schema(data: str) -> DatasetSchema:
         if loc.is_local:
             schema = pq.read_schema(part.path)
         else:
-            schema = pq.read_schema(io.BytesIO(storage.read_bytes(part)))
+            schema = pq.read_schema(io.BytesIO(parquet_footer(lambda n: storage.read_tail(part, n), str(part))))
+    except DatasetError:
+        raise
     except Exception as exc:  # pyarrow raises ArrowInvalid and friends
         raise DatasetError(f"cannot read Parquet schema of {part}: {exc}") from None
     return _schema_from_arrow(schema)
+
+
+FOOTER_GUESS = 64 * 1024  # most footers fit; a bigger one costs one more read
+
+
+def parquet_footer(read_tail: Callable[[int], bytes], name: str) -> bytes:
+    """The smallest byte string pyarrow reads a schema from: the leading magic, then the
+    file's footer (metadata, its length, the trailing magic). A remote dataset's part
+    file may be gigabytes; only its tail is read."""
+    tail = read_tail(FOOTER_GUESS)
+    if len(tail) < 12 or tail[-4:] != b"PAR1":
+        raise DatasetError(f"{name} is not a Parquet file (no PAR1 magic at its end): point --data at a Parquet dataset")
+    size = struct.unpack("<I", tail[-8:-4])[0] + 8
+    if size > len(tail):
+        tail = read_tail(size)
+    return b"PAR1" + tail[-size:]

@@ -60,6 +60,11 @@ class Storage(abc.ABC):
     def remove_tree(self, loc: Location) -> None:
         """Delete a file or folder recursively; no error if it is already gone."""
 
+    def read_tail(self, loc: Location, nbytes: int) -> bytes:
+        """The last ``nbytes`` of a file (all of it if shorter). This default reads the
+        whole file; storages that can read a range override it."""
+        return self.read_bytes(loc)[-nbytes:]
+
     def upload_dir(self, local_dir: str, loc: Location) -> None:
         """Copy a local folder's files (one level of subfolders deep) to ``loc``."""
         for root, _dirs, files in os.walk(local_dir):
@@ -90,6 +95,14 @@ class LocalStorage(Storage):
     def read_bytes(self, loc: Location) -> bytes:
         try:
             with open(loc.path, "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise _local_error(exc, "read", loc) from None
+
+    def read_tail(self, loc: Location, nbytes: int) -> bytes:
+        try:
+            with open(loc.path, "rb") as fh:
+                fh.seek(max(0, os.fstat(fh.fileno()).st_size - nbytes))
                 return fh.read()
         except OSError as exc:
             raise _local_error(exc, "read", loc) from None

@@ -301,3 +301,12 @@ def test_upload_dir_copies_files_and_subfolders(backend: Backend, tmp_path: Path
     assert s.read_bytes(target.join("metadata.json")) == b'{"a": 1}'
     assert s.read_bytes(target.join("sub dir", "part ü.bin")) == bytes(range(10))
     assert s.read_bytes(target.join("sub dir", "deeper", "x")) == b""
+
+
+def test_read_tail_returns_the_last_bytes_or_the_whole_short_file(backend: Backend) -> None:
+    s, root = backend.storage, backend.root
+    data = bytes(range(256)) * 40
+    s.write_bytes(root.join("f"), data)
+    assert s.read_tail(root.join("f"), 300) == data[-300:]
+    assert s.read_tail(root.join("f"), len(data) + 5) == data
+    expect_storage_error(s.read_tail, root.join("missing"), 8)
