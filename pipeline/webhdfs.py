@@ -484,7 +484,11 @@ class WebHdfsStorage(Storage):
 
     def read_bytes(self, loc: Location) -> bytes:
         """OPEN, following the redirect to a DataNode."""
-        res = self._call(self._client._open, loc, "read")
+        return self._open_bytes(loc)
+
+    def _open_bytes(self, loc: Location, **params: Any) -> bytes:
+        """One OPEN (``offset``/``length`` for a range), its body, errors translated."""
+        res = self._call(self._client._open, loc, "read", **params)
         try:
             if not res.ok:
                 raise self._error(res, "read", loc.uri())
@@ -502,15 +506,7 @@ class WebHdfsStorage(Storage):
             raise StorageError(f"cannot read {loc.uri()}: it does not exist")
         size = int(status.get("length") or 0)
         offset = max(0, size - nbytes)
-        res = self._call(self._client._open, loc, "read", offset=offset, length=size - offset)
-        try:
-            if not res.ok:
-                raise self._error(res, "read", loc.uri())
-            return res.content
-        except requests.exceptions.RequestException as exc:
-            raise self._error(exc, "read", loc.uri()) from exc
-        finally:
-            res.close()
+        return self._open_bytes(loc, offset=offset, length=size - offset)
 
     def write_bytes(self, loc: Location, data: bytes) -> None:
         """CREATE (overwrite) in WebHDFS's two steps: the NameNode redirects, the DataNode takes the data.
