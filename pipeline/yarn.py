@@ -6,7 +6,7 @@ line, the ResourceManager web addresses named by ``yarn-site.xml``, a polling ba
 outcome of a finished application, and masking of secrets in a logged command line.
 The thin I/O layer lives in :mod:`pipeline.yarn_clients`.
 
-Traps seen on a real Hadoop 3.3.6 cluster with Spark 3.5 (``shared/fixtures/README.md``):
+Traps seen on a real Hadoop 3.3.6 cluster with Spark 3.5 (``tests/fixtures/README.md``):
 a PySpark exception ends as state ``FINISHED`` with final status ``FAILED``; a killed app
 has state and final status ``KILLED``; tags come back lowercase.
 """

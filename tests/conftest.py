@@ -19,9 +19,9 @@ def venv_bin(name: str) -> str:
 
 
 def pytest_sessionstart(session):
-    """The recorded cluster outputs live in ../shared/fixtures beside the checkout."""
+    """The recorded cluster outputs travel with the repository in tests/fixtures."""
     from tests.replay import FIXTURES
 
     if not (FIXTURES / "README.md").is_file():
-        pytest.exit(f"recorded fixtures not found at {FIXTURES}: run the tests from a checkout that has shared/ beside it",
+        pytest.exit(f"recorded fixtures not found at {FIXTURES}: restore tests/fixtures from git (git checkout -- tests/fixtures)",
                     returncode=4)

@@ -1,8 +1,8 @@
 """A local HTTP server on 127.0.0.1 that replays recorded responses.
 
-Tests register routes that answer with the bytes of a fixture file from
-``../shared/fixtures`` (never invented bodies); every request is recorded so tests can
-count round trips. An optional per-request delay models a remote service.
+Tests register routes that answer with the bytes of a fixture file from ``tests/fixtures``
+(a byte-for-byte copy of the cluster recordings; never invented bodies); every request is
+recorded so tests can count round trips. An optional per-request delay models a remote service.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def fixture_path(relative: str) -> Path:

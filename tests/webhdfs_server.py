@@ -3,7 +3,7 @@
 It keeps a file tree in memory and answers the operations the controller uses
 (GETFILESTATUS, LISTSTATUS, OPEN, CREATE, MKDIRS, RENAME, DELETE) the way a Hadoop 3.3
 NameNode does: ``FileStatus``/``FileStatuses`` bodies with the keys, order and layout of
-the recordings in ``shared/fixtures/webhdfs`` (success bodies as recorded: indented JSON
+the recordings in ``tests/fixtures/webhdfs`` (success bodies as recorded: indented JSON
 plus a newline; error bodies as the recorded compact ``RemoteException``), error
 statuses from the WebHDFS documentation's table (404 FileNotFoundException, 403 for
 other IOExceptions, 400 IllegalArgumentException), the two-step CREATE (307 to a
