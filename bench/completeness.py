@@ -34,14 +34,14 @@ os.environ.setdefault("LUIGI_CONFIG_PATH", str(REPO / "luigi.cfg"))
 import luigi  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-import pipeline.artifacts as artifacts  # noqa: E402
-import pipeline.datasets as datasets  # noqa: E402
-from pipeline.demo import make_demo_frame  # noqa: E402
-from pipeline.labels import label_slug  # noqa: E402
-from pipeline.locations import parse_location  # noqa: E402
+import pipeline.data.artifacts as artifacts  # noqa: E402
+import pipeline.data.datasets as datasets  # noqa: E402
+from pipeline.data.labels import label_slug  # noqa: E402
+from pipeline.flows.demo import make_demo_frame  # noqa: E402
+from pipeline.flows.train import TrainAll, TrainModel  # noqa: E402
 from pipeline.storage import Storage, storage_for  # noqa: E402
-from pipeline.train import TrainAll, TrainModel  # noqa: E402
-from pipeline.webhdfs import clear_webhdfs_cache  # noqa: E402
+from pipeline.storage.locations import parse_location  # noqa: E402
+from pipeline.storage.webhdfs import clear_webhdfs_cache  # noqa: E402
 from tests.webhdfs_server import WebHdfsServer  # noqa: E402
 
 

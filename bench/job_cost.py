@@ -25,7 +25,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.submit import job_environment, pyspark_home, resolve_spark_submit  # noqa: E402
+from pipeline.runner.submit import job_environment, pyspark_home, resolve_spark_submit  # noqa: E402
 
 
 def _luigi(args: list[str], cwd: Path) -> tuple[float, float, int]:

@@ -27,8 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.yarn import ApplicationReport  # noqa: E402
-from pipeline.yarn_clients import ResourceManagerRest, follow  # noqa: E402
+from pipeline.cluster.yarn import ApplicationReport  # noqa: E402
+from pipeline.cluster.yarn_clients import ResourceManagerRest, follow  # noqa: E402
 from tests.replay import ReplayServer, fixture_bytes  # noqa: E402
 
 APP = "application_1795461516199_0005"

@@ -3,7 +3,7 @@
 ``luigi --module pipeline TrainAll`` finds the tasks here.
 """
 
-from pipeline.demo import MakeDemoData
-from pipeline.train import TrainAll, TrainModel
+from pipeline.flows.demo import MakeDemoData
+from pipeline.flows.train import TrainAll, TrainModel
 
 __all__ = ["MakeDemoData", "TrainAll", "TrainModel"]

@@ -13,10 +13,10 @@ from typing import Any
 
 import luigi
 
-from pipeline import results
-from pipeline.artifacts import ArtifactTarget, artifact_location
-from pipeline.locations import parse_location
-from pipeline.train import TrainAll, summary_rows
+from pipeline.data.artifacts import ArtifactTarget, artifact_location
+from pipeline.flows.train import TrainAll, summary_rows
+from pipeline.runner import results
+from pipeline.storage.locations import parse_location
 from tasks.layout import NATIVE_MODEL
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from pipeline.labels import label_slug
+from pipeline.data.labels import label_slug
 from tests.conftest import REPO
 
 

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from pipeline.labels import label_slug
+from pipeline.data.labels import label_slug
 from tasks.artifact_writer import ArtifactWriter
 from tasks.layout import is_temp_of, temp_name, temp_token
 

@@ -8,10 +8,10 @@ import luigi
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import results
-from pipeline.demo import make_demo_frame
 from pipeline.errors import ConfigError, DatasetError
-from pipeline.train import TrainAll, TrainModel
+from pipeline.flows.demo import make_demo_frame
+from pipeline.flows.train import TrainAll, TrainModel
+from pipeline.runner import results
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import json
 import luigi
 import pytest
 
-from pipeline import datasets
-from pipeline.demo import MakeDemoData
-from pipeline.webhdfs import clear_webhdfs_cache
+from pipeline.data import datasets
+from pipeline.flows.demo import MakeDemoData
+from pipeline.storage.webhdfs import clear_webhdfs_cache
 from tasks.artifact_writer import ArtifactConflict, ArtifactWriter, _HadoopFs
 from tests.webhdfs_server import WebHdfsServer
 
@@ -72,8 +72,8 @@ def test_parquet_footer_reads_again_when_the_footer_is_bigger_than_the_guess(tmp
 
     import pyarrow.parquet as pq
 
-    from pipeline.demo import make_demo_frame
     from pipeline.errors import DatasetError
+    from pipeline.flows.demo import make_demo_frame
 
     pq.write_table(make_demo_frame(rows=50, features=3, labels=1, seed=1), tmp_path / "p.parquet")
     raw = (tmp_path / "p.parquet").read_bytes()

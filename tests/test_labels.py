@@ -2,8 +2,8 @@ import re
 
 import pytest
 
+from pipeline.data.labels import discover_labels, feature_columns, label_slug, resolve_labels, validate_labels
 from pipeline.errors import ConfigError, DatasetError
-from pipeline.labels import discover_labels, feature_columns, label_slug, resolve_labels, validate_labels
 from tests.conftest import ODD_LABEL
 
 SAFE = re.compile(r"^[a-z0-9-]+$")

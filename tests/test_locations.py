@@ -1,7 +1,7 @@
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.locations import Location, parse_location
+from pipeline.storage.locations import Location, parse_location
 
 
 def test_relative_local_path_becomes_absolute_file_uri(tmp_path):

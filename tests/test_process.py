@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from pipeline.errors import TaskInterrupted
-from pipeline.process import JobProcess, stop_signals_raise
+from pipeline.runner.process import JobProcess, stop_signals_raise
 
 TREE = textwrap.dedent("""
     import os, sys, time
@@ -90,7 +90,7 @@ def test_job_dies_when_the_supervising_process_is_killed_outright():
     supervisor = textwrap.dedent(f"""
         import io, os, sys, time
         sys.path.insert(0, {os.getcwd()!r})
-        from pipeline.process import JobProcess
+        from pipeline.runner.process import JobProcess
         with JobProcess([sys.executable, "-c", "import time; time.sleep(120)"], dict(os.environ), io.StringIO()) as job:
             print(job.pid, flush=True)
             time.sleep(120)
@@ -106,7 +106,7 @@ def test_job_dies_when_the_supervising_process_is_killed_outright():
 def test_die_with_parent_fires_at_once_when_the_expected_parent_is_not_ours():
     # Run in a child: with a wrong expected parent it must signal itself straight away;
     # with the real parent (pid 1 or not) it must live on.
-    code = "import os, sys, time; from pipeline.process import die_with_parent; die_with_parent({pid}); time.sleep(0.5); print('alive')"
+    code = "import os, sys, time; from pipeline.runner.process import die_with_parent; die_with_parent({pid}); time.sleep(0.5); print('alive')"
     real = subprocess.run([sys.executable, "-c", code.format(pid="os.getppid()")], capture_output=True, text=True,
                           cwd=os.getcwd(), timeout=30)
     assert real.returncode == 0 and "alive" in real.stdout

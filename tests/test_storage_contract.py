@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import StorageError
-from pipeline.locations import Location, parse_location
 from pipeline.storage import Entry, LocalStorage, Storage
-from pipeline.webhdfs import WebHdfsStorage
+from pipeline.storage.locations import Location, parse_location
+from pipeline.storage.webhdfs import WebHdfsStorage
 from tests.webhdfs_server import WebHdfsServer
 
 # Names that must survive URL quoting, JSON and shells untouched.

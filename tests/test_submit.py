@@ -5,8 +5,10 @@ import zipfile
 import luigi
 import pytest
 
+from pipeline.cluster.yarn import mask_secrets, submit_conf
 from pipeline.errors import ConfigError, SparkSubmitNotFound
-from pipeline.submit import (
+from pipeline.flows.train import TrainModel
+from pipeline.runner.submit import (
     job_conf,
     job_environment,
     private_cache_dir,
@@ -14,8 +16,6 @@ from pipeline.submit import (
     resolve_spark_submit,
     tasks_zip,
 )
-from pipeline.train import TrainModel
-from pipeline.yarn import mask_secrets, submit_conf
 from tasks.jobspec import SPEC_FLAG, decode_spec
 from tests.conftest import ODD_LABEL
 

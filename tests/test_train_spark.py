@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.demo import make_demo_frame
-from pipeline.labels import label_slug
+from pipeline.data.labels import label_slug
+from pipeline.flows.demo import make_demo_frame
 from tests.conftest import ODD_LABEL
 from tests.spark_helpers import (
     alive,

@@ -13,11 +13,11 @@ import luigi
 import pytest
 import requests
 
+from pipeline.cluster.hadoop_conf import parse_site_xml
 from pipeline.errors import ConfigError, StorageError, StoragePermissionDenied, StorageUnavailable
-from pipeline.hadoop_conf import parse_site_xml
-from pipeline.locations import parse_location
 from pipeline.storage import Entry, storage_for
-from pipeline.webhdfs import (
+from pipeline.storage.locations import parse_location
+from pipeline.storage.webhdfs import (
     RemoteError,
     WebHdfsStorage,
     clear_webhdfs_cache,

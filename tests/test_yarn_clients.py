@@ -1,4 +1,4 @@
-"""pipeline.yarn_clients against replayed RM answers and a fake `yarn` that prints
+"""pipeline.cluster.yarn_clients against replayed RM answers and a fake `yarn` that prints
 recorded CLI output (tests/fake_bin/yarn)."""
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from pathlib import Path
 import luigi
 import pytest
 
-from pipeline.errors import ConfigError
-from pipeline.yarn import (
+from pipeline.cluster.yarn import (
     ApplicationNotFound,
     YarnApplicationFailed,
     YarnDeadlineExceeded,
@@ -24,7 +23,7 @@ from pipeline.yarn import (
     parse_application_statuses,
     raise_for_outcome,
 )
-from pipeline.yarn_clients import (
+from pipeline.cluster.yarn_clients import (
     ResourceManagerRest,
     YarnCli,
     client_from_config,
@@ -35,6 +34,7 @@ from pipeline.yarn_clients import (
     rm_base_urls,
     yarn,
 )
+from pipeline.errors import ConfigError
 from tests.replay import FIXTURES, ReplayServer, Reply, fixture_bytes
 
 APP = "application_1795461516199_{:04d}"

@@ -16,12 +16,12 @@ import luigi
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import results
-from pipeline.demo import make_demo_frame
-from pipeline.labels import label_slug
-from pipeline.train import TrainModel
-from pipeline.webhdfs import clear_webhdfs_cache
-from pipeline.yarn import ApplicationReport
+from pipeline.cluster.yarn import ApplicationReport
+from pipeline.data.labels import label_slug
+from pipeline.flows.demo import make_demo_frame
+from pipeline.flows.train import TrainModel
+from pipeline.runner import results
+from pipeline.storage.webhdfs import clear_webhdfs_cache
 from tests.replay import ReplayServer, Reply, fixture_bytes
 from tests.webhdfs_server import WebHdfsServer
 
@@ -178,7 +178,7 @@ def test_rerun_reattaches_to_a_live_application_instead_of_submitting(cluster, m
 
 
 def test_the_jobs_own_error_line_is_found_in_yarn_logs():
-    from pipeline.train import _job_error_in
+    from pipeline.flows.train import _job_error_in
     from tasks.jobspec import format_event
 
     lines = ["26/11/23 19:27:01 INFO SparkContext: Running Spark version 3.5.7",

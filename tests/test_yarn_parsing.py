@@ -1,4 +1,4 @@
-"""Pure parsing in pipeline.yarn, over every recorded YARN and spark-submit fixture."""
+"""Pure parsing in pipeline.cluster.yarn, over every recorded YARN and spark-submit fixture."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from pipeline.errors import ConfigError, FanoutError
-from pipeline.hadoop_conf import parse_site_xml
-from pipeline.yarn import (
+from pipeline.cluster.hadoop_conf import parse_site_xml
+from pipeline.cluster.yarn import (
     MASK,
     ApplicationReport,
     ClusterMetrics,
@@ -33,6 +32,7 @@ from pipeline.yarn import (
     submit_conf,
     yarn_tag,
 )
+from pipeline.errors import ConfigError, FanoutError
 from tests.replay import FIXTURES, fixture_bytes, split_http_fixture
 
 APP = "application_1795461516199_{:04d}"
@@ -607,7 +607,7 @@ def test_mask_secrets():
 
 
 def test_mask_covers_spark_redaction_keys_and_secrets_inside_values():
-    from pipeline.yarn import MASK, mask_secrets
+    from pipeline.cluster.yarn import MASK, mask_secrets
 
     argv = ["--conf", "spark.hadoop.fs.azure.account.key.acct.blob.core.windows.net=AZKEY",
             "--conf", "spark.hadoop.fs.s3a.access.key=AKIA",

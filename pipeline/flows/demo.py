@@ -9,8 +9,8 @@ import tempfile
 import luigi
 
 from pipeline.errors import ConfigError
-from pipeline.locations import Location, parse_location
 from pipeline.storage import storage_for
+from pipeline.storage.locations import Location, parse_location
 
 SUCCESS = "_SUCCESS"
 

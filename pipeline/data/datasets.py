@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.errors import DatasetError
-from pipeline.locations import parse_location
 from pipeline.storage import storage_for
+from pipeline.storage.locations import parse_location
 
 
 @dataclass(frozen=True)

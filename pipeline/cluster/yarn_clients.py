@@ -1,8 +1,8 @@
-"""Thin I/O around :mod:`pipeline.yarn`: the ``[yarn]`` settings, a ResourceManager REST
+"""Thin I/O around :mod:`pipeline.cluster.yarn`: the ``[yarn]`` settings, a ResourceManager REST
 client, the same operations through the ``yarn`` CLI, aggregated-log download and a
 polling loop.
 
-Every failure surfaces as a :class:`pipeline.yarn.YarnError` subclass with a one-line
+Every failure surfaces as a :class:`pipeline.cluster.yarn.YarnError` subclass with a one-line
 message; every network call and subprocess has a timeout.
 """
 
@@ -20,9 +20,8 @@ from typing import Any, Protocol
 import luigi
 import requests
 
-from pipeline.errors import ConfigError
-from pipeline.hadoop_conf import hadoop_user, load_site
-from pipeline.yarn import (
+from pipeline.cluster.hadoop_conf import hadoop_user, load_site
+from pipeline.cluster.yarn import (
     APP_ID_RE,
     ApplicationNotFound,
     ApplicationReport,
@@ -37,6 +36,7 @@ from pipeline.yarn import (
     parse_rm_addresses,
     reports_from_rest,
 )
+from pipeline.errors import ConfigError
 
 MB = 1024 * 1024
 

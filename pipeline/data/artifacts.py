@@ -8,9 +8,9 @@ from typing import Any
 
 import luigi
 
-from pipeline.labels import label_slug
-from pipeline.locations import Location
+from pipeline.data.labels import label_slug
 from pipeline.storage import Storage, storage_for
+from pipeline.storage.locations import Location
 from tasks.layout import MARKER, METADATA, is_final_name, is_temp_of
 
 logger = logging.getLogger("luigi-interface")

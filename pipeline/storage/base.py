@@ -2,7 +2,8 @@
 
 The Spark job writes artifacts itself through Hadoop's FileSystem API; the controller
 only lists, checks, reads small files and removes its own stale temporaries. Each
-storage kind implements :class:`Storage`; :func:`storage_for` picks one by scheme.
+storage kind implements :class:`Storage`; :func:`pipeline.storage.storage_for` picks one
+by scheme.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import shutil
 from dataclasses import dataclass
 
 from pipeline.errors import StorageError, StoragePermissionDenied
-from pipeline.locations import Location
+from pipeline.storage.locations import Location
 
 
 @dataclass(frozen=True)
@@ -155,14 +156,3 @@ def _local_error(exc: OSError, action: str, loc: Location) -> StorageError:
     if isinstance(exc, (NotADirectoryError, FileExistsError)):
         return StorageError(f"{what}: a part of the path is a file, not a folder; choose another path")
     return StorageError(f"{what}: {exc.strerror or exc}")
-
-
-def storage_for(loc: Location) -> Storage:
-    """The :class:`Storage` serving ``loc``'s scheme."""
-    if loc.is_local:
-        return LocalStorage()
-    if loc.scheme in ("hdfs", "webhdfs"):
-        from pipeline.webhdfs import webhdfs_storage  # imported lazily: needs the hdfs package
-
-        return webhdfs_storage(loc)
-    raise StorageError(f"no storage for scheme {loc.scheme!r} in {loc}: use a local path, hdfs:// or webhdfs://")

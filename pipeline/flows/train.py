@@ -18,26 +18,7 @@ from typing import Any
 import luigi
 from luigi.contrib.spark import SparkSubmitTask
 
-from pipeline import results
-from pipeline.artifacts import ArtifactTarget, artifact_location, completed_slugs, remove_stale_temporaries
-from pipeline.config import fanout
-from pipeline.datasets import DatasetSchema, read_schema
-from pipeline.errors import ConfigError, DatasetError, FanoutError, JobFailed, JobTimedOut, TaskInterrupted, one_line
-from pipeline.labels import DEFAULT_LABEL_PREFIX, feature_columns, label_slug, resolve_labels
-from pipeline.locations import Location, parse_location
-from pipeline.process import JobProcess, die_with_parent, ignore_stop_signals, stop_signals_raise
-from pipeline.submit import (
-    application_name,
-    free_port,
-    is_local_master,
-    job_conf,
-    job_environment,
-    pyspark_home,
-    resolve_spark_submit,
-    tasks_zip,
-    train_script,
-)
-from pipeline.yarn import (
+from pipeline.cluster.yarn import (
     ApplicationReport,
     SubmitOutputParser,
     YarnDeadlineExceeded,
@@ -48,8 +29,34 @@ from pipeline.yarn import (
     submit_conf,
     yarn_tag,
 )
-from pipeline.yarn_clients import YarnCli, client_from_config, fetch_logs, follow, kerberos_arguments, log_file_name
-from pipeline.yarn_clients import yarn as yarn_settings
+from pipeline.cluster.yarn_clients import (
+    YarnCli,
+    client_from_config,
+    fetch_logs,
+    follow,
+    kerberos_arguments,
+    log_file_name,
+)
+from pipeline.cluster.yarn_clients import yarn as yarn_settings
+from pipeline.config import fanout
+from pipeline.data.artifacts import ArtifactTarget, artifact_location, completed_slugs, remove_stale_temporaries
+from pipeline.data.datasets import DatasetSchema, read_schema
+from pipeline.data.labels import DEFAULT_LABEL_PREFIX, feature_columns, label_slug, resolve_labels
+from pipeline.errors import ConfigError, DatasetError, FanoutError, JobFailed, JobTimedOut, TaskInterrupted, one_line
+from pipeline.runner import results
+from pipeline.runner.process import JobProcess, die_with_parent, ignore_stop_signals, stop_signals_raise
+from pipeline.runner.submit import (
+    application_name,
+    free_port,
+    is_local_master,
+    job_conf,
+    job_environment,
+    pyspark_home,
+    resolve_spark_submit,
+    tasks_zip,
+    train_script,
+)
+from pipeline.storage.locations import Location, parse_location
 from tasks.engine_specs import DEFAULT_ENGINE, EngineParamError, resolve_params
 from tasks.jobspec import SPEC_FLAG, encode_spec, parse_event
 

@@ -4,7 +4,7 @@ Everything here is pure (no I/O): application reports from the ResourceManager R
 and the ``yarn`` CLI, the stderr of ``spark-submit --deploy-mode cluster`` read line by
 line, the ResourceManager web addresses named by ``yarn-site.xml``, a polling back-off, the
 outcome of a finished application, and masking of secrets in a logged command line.
-The thin I/O layer lives in :mod:`pipeline.yarn_clients`.
+The thin I/O layer lives in :mod:`pipeline.cluster.yarn_clients`.
 
 Traps seen on a real Hadoop 3.3.6 cluster with Spark 3.5 (``tests/fixtures/README.md``):
 a PySpark exception ends as state ``FINISHED`` with final status ``FAILED``; a killed app

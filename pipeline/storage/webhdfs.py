@@ -29,10 +29,10 @@ from hdfs import InsecureClient
 from hdfs.client import Client
 from hdfs.util import HdfsError
 
+from pipeline.cluster.hadoop_conf import hadoop_user, load_site
 from pipeline.errors import ConfigError, StorageError, StoragePermissionDenied, StorageUnavailable, one_line
-from pipeline.hadoop_conf import hadoop_user, load_site
-from pipeline.locations import Location
-from pipeline.storage import Entry, Storage
+from pipeline.storage.base import Entry, Storage
+from pipeline.storage.locations import Location
 
 DEFAULT_HTTP_PORT = 9870
 DEFAULT_HTTPS_PORT = 9871

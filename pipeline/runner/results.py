@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipeline.labels import label_slug
+from pipeline.data.labels import label_slug
 
 RESULT_FILE = "result.json"
 

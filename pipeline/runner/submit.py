@@ -1,7 +1,7 @@
 """Pure pieces of a spark-submit call: where the executable is, the job's extra
 Spark settings and environment, the application name, the py-files zip of ``tasks/``.
 
-Nothing here starts a process; :mod:`pipeline.train` runs what these functions build.
+Nothing here starts a process; :mod:`pipeline.flows.train` runs what these functions build.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def job_conf(base: Mapping[str, str], *, ui_port: int | None, yarn: Mapping[str,
     """Spark settings this tool adds to the user's ``[spark] conf``.
 
     The UI port is ours (it must differ per concurrent local job); ``yarn`` entries (from
-    :func:`pipeline.yarn.submit_conf`) yield to the user's, except the tag, which is
+    :func:`pipeline.cluster.yarn.submit_conf`) yield to the user's, except the tag, which is
     added to theirs because it is how the controller finds its application again.
     """
     conf = dict(base)

@@ -1,0 +1,1 @@
+"""Cluster clients: YARN (pure report/output parsing, ResourceManager REST and CLI clients) and Hadoop configuration."""

@@ -1,0 +1,1 @@
+"""Data in and out: dataset schemas, label columns and slugs, training artifacts."""

@@ -1,0 +1,1 @@
+"""The Luigi tasks users run: ``TrainAll`` and its per-label ``TrainModel``, demo data."""
