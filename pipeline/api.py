@@ -14,7 +14,7 @@ from typing import Any
 import luigi
 
 from pipeline.data.artifacts import ArtifactTarget, artifact_location
-from pipeline.flows.train import TrainAll, summary_rows
+from pipeline.flows.train import TrainAll
 from pipeline.runner import results
 from pipeline.storage.locations import parse_location
 from tasks.layout import NATIVE_MODEL
@@ -56,7 +56,7 @@ def train_all(data: str = "data/demo.parquet", models: str = "models", labels: l
     else:
         kwargs["local_scheduler"] = True
     outcome = luigi.build([task], **kwargs)
-    return RunReport(ok=outcome.scheduling_succeeded and task.complete(), rows=summary_rows(task),
+    return RunReport(ok=outcome.scheduling_succeeded and task.complete(), rows=task.summary_rows(),
                      luigi_status=outcome.status.name)
 
 

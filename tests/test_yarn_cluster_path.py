@@ -178,7 +178,7 @@ def test_rerun_reattaches_to_a_live_application_instead_of_submitting(cluster, m
 
 
 def test_the_jobs_own_error_line_is_found_in_yarn_logs():
-    from pipeline.flows.train import _job_error_in
+    from pipeline.runner.job import _job_error_in
     from tasks.jobspec import format_event
 
     lines = ["26/11/23 19:27:01 INFO SparkContext: Running Spark version 3.5.7",

@@ -1,4 +1,4 @@
-"""Per-label results of a run, kept as small JSON files in the log folder, and the
+"""Per-job results of a run, kept as small JSON files in the log folder, and the
 summary table printed at the end of a run.
 
 Task outcomes are decided in Luigi's task processes; files are the one channel every
@@ -19,9 +19,11 @@ RESULT_FILE = "result.json"
 
 
 @dataclass
-class LabelResult:
-    label: str
-    status: str  # "trained" | "failed" | "interrupted"
+class JobResult:
+    """The latest outcome of one job (one label, one script job, ...)."""
+
+    name: str  # the unit of work: a label, a job name
+    status: str  # the kind's success status ("trained", "succeeded") | "failed" | "interrupted"
     run_id: str
     seconds: float | None = None
     artifact: str | None = None
@@ -34,13 +36,16 @@ class LabelResult:
     finished_at: float | None = None
 
 
-def label_log_dir(log_dir: str, label: str) -> Path:
-    return Path(log_dir) / label_slug(label)
+def result_dir(log_dir: str, name: str, group: str = "") -> Path:
+    """Folder of one job's logs and result: ``<log_dir>[/<group>]/<slug of name>``. The
+    group keeps apart jobs of one name in different kinds or configurations."""
+    base = Path(log_dir) / group if group else Path(log_dir)
+    return base / label_slug(name)
 
 
-def record(log_dir: str, result: LabelResult) -> None:
-    """Write ``result`` atomically as the label's latest result."""
-    folder = label_log_dir(log_dir, result.label)
+def record(log_dir: str, result: JobResult, group: str = "") -> None:
+    """Write ``result`` atomically as the job's latest result."""
+    folder = result_dir(log_dir, result.name, group)
     folder.mkdir(parents=True, exist_ok=True)
     result.finished_at = result.finished_at or time.time()
     tmp = folder / f".{RESULT_FILE}.{os.getpid()}"
@@ -48,26 +53,28 @@ def record(log_dir: str, result: LabelResult) -> None:
     os.replace(tmp, folder / RESULT_FILE)
 
 
-def latest(log_dir: str, label: str) -> LabelResult | None:
-    path = label_log_dir(log_dir, label) / RESULT_FILE
+def latest(log_dir: str, name: str, group: str = "") -> JobResult | None:
+    """The job's latest result, ``None`` if it never ran (or its record is unreadable)."""
+    path = result_dir(log_dir, name, group) / RESULT_FILE
     try:
-        return LabelResult(**json.loads(path.read_text(encoding="utf-8")))
+        return JobResult(**json.loads(path.read_text(encoding="utf-8")))
     except (FileNotFoundError, ValueError, TypeError):
         return None
 
 
-def summarize(labels: list[str], run_id: str, log_dir: str, complete: set[str]) -> list[dict[str, object]]:
-    """One row per label: what happened to it in run ``run_id``.
+def summarize(labels: list[str], run_id: str, log_dir: str, complete: set[str], group: str = "",
+              success: str = "trained") -> list[dict[str, object]]:
+    """One row per job (``labels`` name them): what happened to it in run ``run_id``.
 
-    ``complete`` holds the labels whose artifact is complete now. A complete label with
-    no result from this run was done by an earlier run.
+    ``complete`` holds the names whose output is complete now. A complete one with no
+    result from this run was done by an earlier run.
     """
     rows = []
     for label in labels:
-        res = latest(log_dir, label)
+        res = latest(log_dir, label, group)
         this_run = res is not None and res.run_id == run_id
-        if this_run and res.status == "trained":
-            row = {"label": label, "status": "trained", "seconds": res.seconds, "detail": res.artifact}
+        if this_run and res.status == success:
+            row = {"label": label, "status": success, "seconds": res.seconds, "detail": res.artifact}
         elif label in complete:
             row = {"label": label, "status": "done earlier", "seconds": None, "detail": "artifact complete, not rerun"}
         elif this_run:

@@ -1,7 +1,7 @@
 """Pure pieces of a spark-submit call: where the executable is, the job's extra
 Spark settings and environment, the application name, the py-files zip of ``tasks/``.
 
-Nothing here starts a process; :mod:`pipeline.flows.train` runs what these functions build.
+Nothing here starts a process; :mod:`pipeline.runner.job` runs what these functions build.
 """
 
 from __future__ import annotations
@@ -104,11 +104,6 @@ def job_conf(base: Mapping[str, str], *, ui_port: int | None, yarn: Mapping[str,
         # In cluster mode the driver runs in the AM container, not under our environment.
         conf[f"spark.yarn.appMasterEnv.{FAIL_LABELS_ENV}"] = environ[FAIL_LABELS_ENV]
     return conf
-
-
-def application_name(engine: str, slug: str) -> str:
-    """Readable, unique per label: ``fanout-lightgbm-churn-30d-1f0c2a9b``."""
-    return f"fanout-{engine}-{slug}"
 
 
 def free_port() -> int:
