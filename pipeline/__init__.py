@@ -1,9 +1,10 @@
 """spark-fanout: train many models in parallel with Spark and Luigi.
 
-``luigi --module pipeline TrainAll`` finds the tasks here.
+``luigi --module pipeline TrainAll`` (or ``RunScripts``) finds the tasks here.
 """
 
 from pipeline.flows.demo import MakeDemoData
+from pipeline.flows.scripts import RunScript, RunScripts
 from pipeline.flows.train import TrainAll, TrainModel
 
-__all__ = ["MakeDemoData", "TrainAll", "TrainModel"]
+__all__ = ["MakeDemoData", "RunScript", "RunScripts", "TrainAll", "TrainModel"]

@@ -8,11 +8,11 @@ import tempfile
 
 import luigi
 
+from pipeline.data.outputs import SuccessTarget
 from pipeline.errors import ConfigError
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, parse_location
-
-SUCCESS = "_SUCCESS"
+from tasks.outputs import SUCCESS
 
 
 def demo_base_rates(labels: int) -> list[float]:
@@ -56,7 +56,7 @@ class MakeDemoData(luigi.Task):
         return parse_location(self.path)
 
     def output(self) -> luigi.Target:
-        return _SuccessTarget(self.location)
+        return SuccessTarget(self.location)
 
     def run(self) -> None:
         import pyarrow.parquet as pq
@@ -82,14 +82,3 @@ class MakeDemoData(luigi.Task):
             storage.rename(tmp, loc)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-
-
-class _SuccessTarget(luigi.Target):
-    """A dataset folder is complete once its Spark-style ``_SUCCESS`` file exists."""
-
-    def __init__(self, location: Location) -> None:
-        self.location = location
-        self.path = str(location)
-
-    def exists(self) -> bool:
-        return storage_for(self.location).exists(self.location.join(SUCCESS))
