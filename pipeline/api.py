@@ -13,7 +13,7 @@ from typing import Any
 
 import luigi
 
-from pipeline.data.artifacts import ArtifactTarget, artifact_location
+from pipeline.data.artifacts import ArtifactTarget, artifact_location, configurations
 from pipeline.flows.train import TrainAll
 from pipeline.runner import results
 from pipeline.storage.locations import parse_location
@@ -60,14 +60,24 @@ def train_all(data: str = "data/demo.parquet", models: str = "models", labels: l
                      luigi_status=outcome.status.name)
 
 
-def load_artifact(models: str, label: str) -> dict[str, Any]:
-    """A finished artifact: its metadata, location and, for LightGBM engines, the
-    ``lightgbm.Booster``. Raises FileNotFoundError if the artifact is not complete."""
-    target = ArtifactTarget(artifact_location(parse_location(models), label))
+def load_artifact(models: str, label: str, config: str | None = None) -> dict[str, Any]:
+    """A finished artifact: its metadata, configuration, location and, for LightGBM
+    engines, the ``lightgbm.Booster``. ``config`` names the configuration folder
+    (``lightgbm-1a2b3c4d``); it may be left out when ``models`` holds only one.
+    Raises FileNotFoundError if the artifact is not complete."""
+    root = parse_location(models)
+    if config is None:
+        found = configurations(root)
+        if len(found) != 1:
+            listed = ", ".join(found) if found else "none"
+            raise FileNotFoundError(f"{models} holds {len(found)} configurations ({listed}): pass config=<one of them>"
+                                    if found else f"no trained configuration under {models}: train first")
+        config = found[0]
+    target = ArtifactTarget(artifact_location(root.join(config), label))
     if not target.exists():
-        raise FileNotFoundError(f"no complete artifact for label {label!r} under {models}: train it first")
+        raise FileNotFoundError(f"no complete artifact for label {label!r} under {models}/{config}: train it first")
     meta = target.metadata()
-    out: dict[str, Any] = {"metadata": meta, "location": target.path, "booster": None}
+    out: dict[str, Any] = {"metadata": meta, "config": config, "location": target.path, "booster": None}
     model_txt = target.location.join(NATIVE_MODEL)
     if target.storage.exists(model_txt):
         import lightgbm

@@ -37,8 +37,14 @@ def start_luigi(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True)
 
 
+def config_dir(models: Path) -> Path:
+    """The one configuration folder a test's run made under ``models``."""
+    [found] = [p for p in models.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))]
+    return found
+
+
 def artifact_dir(models: Path, label: str) -> Path:
-    return models / label_slug(label)
+    return config_dir(models) / label_slug(label)
 
 
 def metadata(models: Path, label: str) -> dict:

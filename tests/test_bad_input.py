@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import luigi
 import pyarrow.parquet as pq
@@ -103,10 +104,11 @@ def test_default_labels_follow_the_prefix_rule(tmp_path, data):
 def test_complete_artifacts_are_not_required_again(tmp_path, data):
     models = tmp_path / "m"
     task = TrainAll(data=str(data), models=str(models))
-    done = task.requires()[0].output().location
-    (models / done.name).mkdir(parents=True)
-    (models / done.name / "_COMPLETE").write_text(json.dumps({}))
-    (models / ".tmp-label-01-abc-123").mkdir()  # a temporary is never a result
+    done = Path(task.requires()[0].output().location.path)
+    assert done.parent.parent == models and done.parent.name.startswith("lightgbm-")
+    done.mkdir(parents=True)
+    (done / "_COMPLETE").write_text(json.dumps({}))
+    (done.parent / ".tmp-label-01-abc-123").mkdir()  # a temporary is never a result
     # a rerun is a new run (Luigi caches task instances by parameters)
     fresh = TrainAll(data=str(data), models=str(models), run_id="rerun")
     assert [t.label for t in fresh.requires()] == ["label_01"]

@@ -92,7 +92,8 @@ def test_train_model_command_is_an_argument_list_carrying_the_label_intact(tmp_p
     assert argv[-3].endswith("train_model.py") and argv[-2] == SPEC_FLAG
     spec = decode_spec(argv[-1])
     assert spec["labels"] == [ODD_LABEL]
-    assert spec["artifact_root"] == f"file://{tmp_path}/m"
+    assert spec["artifact_root"] == task.config_root.uri()
+    assert spec["artifact_root"].startswith(f"file://{tmp_path}/m/mllib-logreg-")
     assert spec["params"] == {"max_iter": 5} and spec["features"] == ["f1", "f2"]
     assert not any(ODD_LABEL in a for a in argv), "the raw label must not appear outside the encoded spec"
 

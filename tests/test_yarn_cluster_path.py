@@ -86,8 +86,10 @@ def test_success_is_confirmed_with_the_resource_manager(cluster, monkeypatch):
 
     def job_wrote_artifact(self, report):
         # the real job writes its artifact on HDFS while it runs; the recorded run cannot
-        cluster["hdfs"].put_dir(f"/models/{slug}")
-        cluster["hdfs"].put_file(f"/models/{slug}/_COMPLETE", b"{}")
+        artifact = self.output().location.path  # <models>/<configuration>/<slug>
+        assert artifact.endswith(f"/{slug}")
+        cluster["hdfs"].put_dir(artifact)
+        cluster["hdfs"].put_file(f"{artifact}/_COMPLETE", b"{}")
         original(self, report)
 
     monkeypatch.setattr(TrainModel, "_check_final_status", job_wrote_artifact)

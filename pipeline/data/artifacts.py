@@ -1,9 +1,18 @@
-"""Model artifacts as Luigi targets, and cheap bulk answers about an artifact root."""
+"""Model artifacts as Luigi targets, and cheap bulk answers about an artifact root.
+
+Layout: ``<models>/<engine>-<config hash>/<label slug>/``. A configuration is every
+setting that changes a model (engine, resolved parameters, features, balancing, split,
+seed, dataset); its folder holds ``config.json`` (written once) beside the labels, so
+the same label trained with other settings is another artifact, and "which labels are
+done for this configuration?" stays one listing.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import luigi
@@ -16,9 +25,50 @@ from tasks.layout import MARKER, METADATA, is_final_name, is_temp_of
 logger = logging.getLogger("luigi-interface")
 
 
+CONFIG_FILE = "config.json"
+CONFIG_FORMAT = 1
+
+
+def training_config(*, engine: str, params: Mapping[str, Any], features: Sequence[str], balance_ratio: float,
+                    test_fraction: float, seed: int, data: str) -> dict[str, Any]:
+    """Every setting that changes a trained model, as plain JSON (``params`` resolved,
+    so a default spelled out and a default left out are one configuration)."""
+    return {
+        "format": CONFIG_FORMAT,
+        "engine": engine,
+        "params": {k: params[k] for k in sorted(params)},
+        "features": list(features),
+        "balance_ratio": float(balance_ratio),
+        "test_fraction": float(test_fraction),
+        "seed": int(seed),
+        "data": data,
+    }
+
+
+def config_id(config: Mapping[str, Any]) -> str:
+    """``<engine>-<8 hex digits>``: readable, and different for any other setting."""
+    canonical = json.dumps(config, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return f"{config['engine']}-{hashlib.sha256(canonical.encode('ascii')).hexdigest()[:8]}"
+
+
 def artifact_location(root: Location, label: str) -> Location:
-    """Where the artifact of ``label`` lives under ``root``."""
+    """Where the artifact of ``label`` lives under a configuration's folder ``root``."""
     return root.join(label_slug(label))
+
+
+def ensure_config_file(config_root: Location, config: Mapping[str, Any], storage: Storage | None = None) -> None:
+    """Write ``config.json`` into the configuration's folder unless it is there (its
+    content is fixed by the folder's name, so concurrent writers write the same bytes)."""
+    storage = storage or storage_for(config_root)
+    target = config_root.join(CONFIG_FILE)
+    if not storage.exists(target):
+        storage.write_bytes(target, json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+
+
+def configurations(models: Location, storage: Storage | None = None) -> list[str]:
+    """Configuration folders under an artifact root (one listing), sorted."""
+    entries = (storage or storage_for(models)).list_dir(models)
+    return sorted(e.name for e in entries or [] if e.is_dir and is_final_name(e.name))
 
 
 class ArtifactTarget(luigi.Target):

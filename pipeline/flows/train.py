@@ -7,11 +7,20 @@ from functools import cached_property
 from typing import Any
 
 import luigi
+from luigi.parameter import ParameterVisibility
 
-from pipeline.data.artifacts import ArtifactTarget, artifact_location, completed_slugs, remove_stale_temporaries
+from pipeline.data.artifacts import (
+    ArtifactTarget,
+    artifact_location,
+    completed_slugs,
+    config_id,
+    ensure_config_file,
+    remove_stale_temporaries,
+    training_config,
+)
 from pipeline.data.datasets import DatasetSchema, read_schema
 from pipeline.data.labels import DEFAULT_LABEL_PREFIX, feature_columns, label_slug, resolve_labels
-from pipeline.errors import ConfigError, DatasetError
+from pipeline.errors import ConfigError, DatasetError, FanoutError
 from pipeline.runner import results
 from pipeline.runner.controller import install_controller_hooks
 from pipeline.runner.job import RunParameters, SparkJob, current_run_id
@@ -23,6 +32,15 @@ from tasks.jobspec import SPEC_FLAG, encode_spec
 logger = logging.getLogger("luigi-interface")
 
 
+class _LabelAndConfig:
+    """TrainModel's identifying parameters, declared before the others so that luigid
+    lists them first."""
+
+    label = luigi.Parameter(description="Label column to train a binary classifier for")
+    config = luigi.Parameter(default="", description="Configuration id (<engine>-<hash>) that TrainAll computed; "
+                             "empty: computed from the other parameters")
+
+
 class TrainingParameters(RunParameters):
     """Parameters shared by TrainAll and TrainModel (TrainAll hands them down)."""
 
@@ -30,8 +48,11 @@ class TrainingParameters(RunParameters):
     models = luigi.Parameter(default="models", description="Artifact root: one folder per label is written under it")
     engine = luigi.Parameter(default=DEFAULT_ENGINE, description="lightgbm | mllib-gbt | mllib-logreg | mllib-mlp | synapseml")
     params = luigi.DictParameter(default={}, description='Engine parameters as JSON, e.g. {"num_iterations": 200}')
-    features = luigi.OptionalListParameter(default=None, description="Feature columns (JSON list); default: every numeric column that is not a label")
-    label_prefix = luigi.Parameter(default=DEFAULT_LABEL_PREFIX, description="Columns starting with this are labels (default label rule)")
+    # Hidden in luigid (hundreds of names on real data); the configuration id carries them.
+    features = luigi.OptionalListParameter(default=None, visibility=ParameterVisibility.HIDDEN,
+                                           description="Feature columns (JSON list); default: every numeric column that is not a label")
+    label_prefix = luigi.Parameter(default=DEFAULT_LABEL_PREFIX, visibility=ParameterVisibility.HIDDEN,
+                                   description="Columns starting with this are labels (default label rule)")
     balance_ratio = luigi.FloatParameter(default=1.0, description="Keep at most this many majority rows per minority row (0 = no balancing)")
     test_fraction = luigi.FloatParameter(default=0.2, description="Share of rows held out for evaluation (0 to 0.9)")
     seed = luigi.IntParameter(default=42, description="Seed for splitting, balancing and training")
@@ -52,6 +73,12 @@ class TrainingParameters(RunParameters):
     def models_root(self) -> Location:
         return parse_location(self.models)
 
+    def training_config(self, features: list[str]) -> dict[str, Any]:
+        """Every setting that changes the model (see :func:`pipeline.data.artifacts.training_config`)."""
+        return training_config(engine=self.engine, params=self.check_training_parameters(), features=features,
+                               balance_ratio=self.balance_ratio, test_fraction=self.test_fraction, seed=self.seed,
+                               data=self.data_location.uri())
+
     @property
     def data_location(self) -> Location:
         return parse_location(self.data)
@@ -67,14 +94,14 @@ def _plain(value: Any) -> Any:
 
 
 
-class TrainModel(TrainingParameters, SparkJob):
-    """Train one label's model in its own spark-submit job; output: its artifact.
+class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
+    """Train one label's model in its own spark-submit job; output: its artifact under
+    its configuration's folder.
 
     Running the job (local process trees, YARN submit/follow/kill/re-attach, logs,
     results) is :class:`~pipeline.runner.job.SparkJob`'s; this class says what to train.
+    Normally made by TrainAll, which passes ``config``.
     """
-
-    label = luigi.Parameter(description="Label column to train a binary classifier for")
 
     success_status = "trained"
     unit = "label"
@@ -87,8 +114,27 @@ class TrainModel(TrainingParameters, SparkJob):
     def name_prefix(self) -> str:
         return self.engine
 
+    @cached_property
+    def config_document(self) -> dict[str, Any]:
+        return self.training_config(self.resolved_features())
+
+    @cached_property
+    def config_name(self) -> str:
+        if self.config:
+            return self.config
+        try:
+            return config_id(self.config_document)
+        except FanoutError:
+            # Bad settings: no artifact can exist for them, and preflight refuses the
+            # task with the reason (output() must not raise while Luigi schedules).
+            return "unresolved"
+
+    @property
+    def config_root(self) -> Location:
+        return self.models_root.join(self.config_name)
+
     def output(self) -> ArtifactTarget:
-        return ArtifactTarget(artifact_location(self.models_root, self.label))
+        return ArtifactTarget(artifact_location(self.config_root, self.label))
 
     @property
     def app(self) -> str:
@@ -99,7 +145,7 @@ class TrainModel(TrainingParameters, SparkJob):
             "labels": [self.label],
             "slugs": [self.slug],
             "data": self.data_location.uri(),
-            "artifact_root": self.models_root.uri(),
+            "artifact_root": self.config_root.uri(),
             "engine": self.engine,
             "params": _plain(self.params),
             "features": list(self.resolved_features()),
@@ -127,6 +173,9 @@ class TrainModel(TrainingParameters, SparkJob):
     def preflight(self) -> None:
         """Everything that can be refused in milliseconds instead of after a JVM start."""
         self.check_training_parameters()
+        if self.config and self.config != config_id(self.config_document):
+            raise ConfigError(f"--config {self.config} does not match this task's settings "
+                              f"({config_id(self.config_document)}): leave --config empty")
         if self.engine == "synapseml":
             loaded = ",".join((self.packages or []) + (self.jars or []))
             if "synapseml" not in loaded:
@@ -158,13 +207,15 @@ class TrainModel(TrainingParameters, SparkJob):
             raise DatasetError(f"feature {unknown[0]!r} is not a column of {self.data}: fix --features")
 
     def before_submit(self) -> None:
-        remove_stale_temporaries(self.models_root, self.slug)
+        ensure_config_file(self.config_root, self.config_document)
+        remove_stale_temporaries(self.config_root, self.slug)
 
 
 class TrainAll(TrainingParameters, luigi.WrapperTask):
-    """Train one model per label. Only labels without a complete artifact are required,
-    learned from one listing of the artifact root; so a rerun resumes where the last
-    one stopped, and a finished run costs one storage request to confirm."""
+    """Train one model per label. Only labels without a complete artifact for this
+    configuration are required, learned from one listing of the configuration's folder;
+    so a rerun resumes where the last one stopped, a run with other settings trains
+    anew beside it, and a finished run costs one storage request to confirm."""
 
     labels = luigi.OptionalListParameter(default=None, description="Labels as a JSON list; default: every column starting with label-prefix")
 
@@ -176,24 +227,31 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
         schema = read_schema(self.data)
         labels = resolve_labels(None if self.labels is None else list(self.labels), schema.columns, self.label_prefix, self.data)
         features = list(self.features) if self.features is not None else feature_columns(schema.numeric, labels, self.label_prefix)
-        done = completed_slugs(self.models_root)
+        config = self.training_config(features)
+        name = config_id(config)
+        root = self.models_root.join(name)
+        done = completed_slugs(root)
+        if not done:  # a configuration with finished labels has its config.json already
+            ensure_config_file(root, config)
         missing = [label for label in labels if label_slug(label) not in done]
-        logger.info("TrainAll: %d labels, %d complete, %d to train", len(labels), len(labels) - len(missing), len(missing))
-        return {"labels": labels, "features": features, "missing": missing}
+        logger.info("TrainAll: %d labels, %d complete, %d to train (configuration %s)",
+                    len(labels), len(labels) - len(missing), len(missing), name)
+        return {"labels": labels, "features": features, "missing": missing, "config": name, "root": root}
 
     @property
     def summary_title(self) -> str:
-        return self.models
+        return str(self.plan["root"])
 
     def requires(self) -> list[TrainModel]:
         install_controller_hooks(self)
         plan = self.plan
         run_id = self.run_id or current_run_id()
-        return [self.clone(TrainModel, label=label, features=plan["features"], run_id=run_id) for label in plan["missing"]]
+        return [self.clone(TrainModel, label=label, features=plan["features"], config=plan["config"], run_id=run_id)
+                for label in plan["missing"]]
 
     def summary_rows(self) -> list[dict[str, object]]:
         """The per-label outcome of this task in this controller run."""
         labels = self.plan["labels"]
-        done = completed_slugs(self.models_root)
+        done = completed_slugs(self.plan["root"])
         complete = {label for label in labels if label_slug(label) in done}
         return results.summarize(labels, self.run_id or current_run_id(), self.log_dir, complete)

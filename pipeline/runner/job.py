@@ -28,6 +28,7 @@ from typing import Any
 
 import luigi
 from luigi.contrib.spark import SparkSubmitTask
+from luigi.parameter import ParameterVisibility
 
 from pipeline.cluster.yarn import (
     ApplicationReport,
@@ -87,13 +88,19 @@ def report_to_scheduler(reporter: Any, *args: Any) -> None:
 class RunParameters:
     """Where a run keeps its logs and which run a task belongs to (not part of task ids)."""
 
-    log_dir = luigi.Parameter(default="logs", significant=False,
+    log_dir = luigi.Parameter(default="logs", significant=False, visibility=ParameterVisibility.HIDDEN,
                               description="Controller-side folder for job logs and per-job results")
-    run_id = luigi.Parameter(default="", significant=False, description="Internal: the controller run this task belongs to")
+    run_id = luigi.Parameter(default="", significant=False, visibility=ParameterVisibility.HIDDEN,
+                             description="Internal: the controller run this task belongs to")
 
 
 class SparkJob(RunParameters, SparkSubmitTask):
     """Run one spark-submit job; subclasses say what to run and what it produces."""
+
+    # Luigi's ExternalProgramTask setting; run() below always captures (and streams) the
+    # output, so it is no user choice: kept out of luigid.
+    capture_output = luigi.BoolParameter(default=True, significant=False, visibility=ParameterVisibility.HIDDEN,
+                                         description="Internal: the job's output is always captured")
 
     always_log_stderr = False
     #: Status recorded for a job that succeeded (the summary shows it).
