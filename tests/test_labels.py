@@ -4,7 +4,7 @@ import pytest
 
 from pipeline.data.labels import discover_labels, feature_columns, label_slug, resolve_labels, validate_labels
 from pipeline.errors import ConfigError, DatasetError
-from tests.conftest import ODD_LABEL
+from tests.conftest import ODD_LABEL, REPO
 
 SAFE = re.compile(r"^[a-z0-9-]+$")
 
@@ -60,3 +60,10 @@ def test_resolve_labels_uses_rule_only_when_not_given():
 
 def test_feature_rule_excludes_every_label():
     assert feature_columns(["f1", "f2", "label_a", "target"], ["target"], "label_") == ["f1", "f2"]
+
+
+def test_the_documented_slug_example_is_what_the_code_gives():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "(`churn 30d/EU` → `churn-30d-eu-a90bce5c`)" in readme
+    assert label_slug("churn 30d/EU") == "churn-30d-eu-a90bce5c"
+    assert '"churn 30d/EU"`` → ``"churn-30d-eu-a90bce5c"``' in label_slug.__doc__

@@ -21,7 +21,7 @@ _SLUG_KEEP = re.compile(r"[^a-z0-9]+")
 def label_slug(label: str) -> str:
     """A file-, URI-, Spark- and YARN-safe name for ``label``: a readable ASCII part
     plus 8 hex digits of the label's SHA-256, so distinct labels never collide
-    (``"Churn 30d/EU"`` → ``"churn-30d-eu-1f0c…"``)."""
+    (``"churn 30d/EU"`` → ``"churn-30d-eu-a90bce5c"``; README shows the same example)."""
     ascii_part = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode("ascii").lower()
     readable = _SLUG_KEEP.sub("-", ascii_part).strip("-")[:40].strip("-") or "label"
     digest = hashlib.sha256(label.encode("utf-8")).hexdigest()[:8]
