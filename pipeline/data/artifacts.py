@@ -15,9 +15,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import luigi
-
 from pipeline.data.labels import label_slug
+from pipeline.data.outputs import MarkedFolder
 from pipeline.storage import Storage, storage_for
 from pipeline.storage.locations import Location
 from tasks.layout import MARKER, METADATA, is_final_name, is_temp_of
@@ -71,32 +70,14 @@ def configurations(models: Location, storage: Storage | None = None) -> list[str
     return sorted(e.name for e in entries or [] if e.is_dir and is_final_name(e.name))
 
 
-class ArtifactTarget(luigi.Target):
+class ArtifactTarget(MarkedFolder):
     """One model artifact folder; it exists only once its completion marker does."""
 
-    def __init__(self, location: Location, storage: Storage | None = None) -> None:
-        self.location = location
-        self._storage = storage
-
-    @property
-    def storage(self) -> Storage:
-        if self._storage is None:
-            self._storage = storage_for(self.location)
-        return self._storage
-
-    @property
-    def path(self) -> str:
-        return str(self.location)
-
-    def exists(self) -> bool:
-        return self.storage.exists(self.location.join(MARKER))
+    marker = MARKER
 
     def metadata(self) -> dict[str, Any]:
         """The artifact's ``metadata.json``."""
         return json.loads(self.storage.read_bytes(self.location.join(METADATA)).decode("utf-8"))
-
-    def __repr__(self) -> str:
-        return f"ArtifactTarget({self.path!r})"
 
 
 def completed_slugs(root: Location, storage: Storage | None = None) -> set[str]:

@@ -22,8 +22,10 @@ from tasks.layout import TMP_PREFIX
 from tasks.outputs import SUCCESS
 
 
-class SuccessTarget(luigi.Target):
-    """An output folder (a job's, a dataset); it exists once ``_SUCCESS`` is in it."""
+class MarkedFolder(luigi.Target):
+    """A folder that exists, for Luigi, once its completion marker file does."""
+
+    marker = SUCCESS
 
     def __init__(self, location: Location, storage: Storage | None = None) -> None:
         self.location = location
@@ -40,10 +42,14 @@ class SuccessTarget(luigi.Target):
         return str(self.location)
 
     def exists(self) -> bool:
-        return self.storage.exists(self.location.join(SUCCESS))
+        return self.storage.exists(self.location.join(self.marker))
 
     def __repr__(self) -> str:
-        return f"SuccessTarget({self.path!r})"
+        return f"{type(self).__name__}({self.path!r})"
+
+
+class SuccessTarget(MarkedFolder):
+    """An output folder (a job's, a dataset); it exists once ``_SUCCESS`` is in it."""
 
 
 def temporary_output(output: Location, key: str) -> Location:
