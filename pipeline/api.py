@@ -1,28 +1,38 @@
-"""Python API for notebooks: run a fan-out and get the per-label outcome back.
+"""Python API for notebooks: run a fan-out and get the per-label (per-job) outcome back.
 
->>> from pipeline.api import train_all, load_artifact
+>>> from pipeline.api import train_all, load_artifact, run_scripts
 >>> report = train_all(data="data/demo.parquet", models="models", workers=2)
 >>> print(report.table())
+>>> run_scripts("my_job.py", "jobs.json", workers=4).to_pandas()
 """
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import luigi
 
 from pipeline.data.artifacts import ArtifactTarget, artifact_location, configurations
-from pipeline.flows.train import TrainAll
+from pipeline.data.jobs_file import validate_jobs
+from pipeline.flows.scripts import RunScript, RunScripts, load_jobs
+from pipeline.flows.train import TrainAll, TrainModel
 from pipeline.runner import results
 from pipeline.storage.locations import parse_location
 from tasks.layout import NATIVE_MODEL
 
+_COMPLETE_STATUSES = (TrainModel.success_status, RunScript.success_status, "done earlier")
+
 
 @dataclass
 class RunReport:
-    """What one :func:`train_all` call did: ``ok`` and one row per label."""
+    """What one :func:`train_all` or :func:`run_scripts` call did: ``ok`` and one row per
+    label or job (``label``, ``status``, ``seconds``, ``detail``: artifact or error)."""
 
     ok: bool
     rows: list[dict[str, Any]]
@@ -32,7 +42,8 @@ class RunReport:
         return results.format_table(self.rows)
 
     def failed(self) -> list[dict[str, Any]]:
-        return [r for r in self.rows if r["status"] not in ("trained", "done earlier")]
+        """Rows that did not end complete: failed, interrupted or not run."""
+        return [r for r in self.rows if r["status"] not in _COMPLETE_STATUSES]
 
     def to_pandas(self):  # noqa: ANN201 - pandas is optional for callers
         import pandas as pd
@@ -49,7 +60,45 @@ def train_all(data: str = "data/demo.parquet", models: str = "models", labels: l
     UI shows progress) instead of an in-process scheduler. ``training`` takes TrainAll's
     other parameters: engine, params, features, balance_ratio, test_fraction, seed, log_dir.
     """
-    task = TrainAll(data=data, models=models, labels=labels, run_id=f"api-{uuid.uuid4().hex[:12]}", **training)
+    task = TrainAll(data=data, models=models, labels=labels, run_id=_new_run_id(), **training)
+    return _build(task, workers, scheduler_host, scheduler_port)
+
+
+def run_scripts(script: str, jobs: str | os.PathLike[str] | Sequence[Mapping[str, Any]], *, workers: int = 2,
+                scheduler_host: str | None = None, scheduler_port: int = 8082, log_dir: str = "logs") -> RunReport:
+    """Run ``script`` once per job whose output is missing (as ``luigi --module pipeline
+    RunScripts``); one row per job.
+
+    ``jobs`` is a jobs file (path or URI) or a list of ``{"name", "args", "output"}`` dicts,
+    checked at once (a bad entry raises ConfigError before any job starts); a list is
+    written to a JSON file under ``log_dir`` for the run and removed afterwards.
+    """
+    run_id = _new_run_id()
+    written: Path | None = None
+    if isinstance(jobs, (str, os.PathLike)):
+        jobs_file = os.fspath(jobs)
+        load_jobs(jobs_file)  # refuse a bad file here, in one line, not as a scheduling failure
+    else:
+        entries = [dict(entry) if isinstance(entry, Mapping) else entry for entry in jobs]
+        validate_jobs(entries, "jobs")
+        written = Path(log_dir) / "api-jobs" / f"{run_id}.json"
+        written.parent.mkdir(parents=True, exist_ok=True)
+        written.write_text(json.dumps(entries, ensure_ascii=False, indent=1), encoding="utf-8")
+        jobs_file = str(written)
+    try:
+        task = RunScripts(script=os.fspath(script), jobs=jobs_file, log_dir=log_dir, run_id=run_id)
+        return _build(task, workers, scheduler_host, scheduler_port)
+    finally:
+        if written is not None:
+            written.unlink(missing_ok=True)
+
+
+def _new_run_id() -> str:
+    """A run id of this call alone, so its summary shows only what this call did."""
+    return f"api-{uuid.uuid4().hex[:12]}"
+
+
+def _build(task: TrainAll | RunScripts, workers: int, scheduler_host: str | None, scheduler_port: int) -> RunReport:
     kwargs: dict[str, Any] = {"workers": workers, "detailed_summary": True}
     if scheduler_host:
         kwargs.update(scheduler_host=scheduler_host, scheduler_port=scheduler_port)
