@@ -3,19 +3,35 @@
 Tests register routes that answer with the bytes of a fixture file from ``tests/fixtures``
 (a byte-for-byte copy of the cluster recordings; never invented bodies); every request is
 recorded so tests can count round trips. An optional per-request delay models a remote service.
+
+Realism, as the recordings show the ResourceManager's Jetty answering:
+
+* HTTP/1.1 with keep-alive: one connection serves many requests (``Request.client`` names
+  the client's port, so a test can count connections).
+* Headers: a fixture recorded as a whole exchange (status line, headers, body) is answered
+  with its recorded headers; a body-only ``yarn/`` fixture gets the RM's recorded header
+  block (``RM_HEADERS``: ``application/json;charset=utf-8``, ``Transfer-Encoding: chunked``,
+  no-cache headers), and a chunked answer really is sent in chunks.
+* Moving state: :class:`Timeline` answers one recorded reply for the first ``k`` calls,
+  the next for the following calls, and so on (an application going ACCEPTED → RUNNING →
+  finished across polls); :func:`rm_app_reply` checks that a body is the report of the
+  application id the route stands for.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+Headers = list[tuple[str, str]]
 
 
 def fixture_path(relative: str) -> Path:
@@ -27,14 +43,33 @@ def fixture_bytes(relative: str) -> bytes:
     return fixture_path(relative).read_bytes()
 
 
+def parse_http_fixture(raw: bytes) -> tuple[int, Headers, bytes]:
+    """For fixtures recorded as ``HTTP/1.1 404 …`` status line + headers + body: return
+    ``(status, headers, body)`` (headers in recorded order, repeats kept); for plain
+    bodies, ``(200, [], raw)``."""
+    if not raw.startswith(b"HTTP/"):
+        return 200, [], raw
+    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    status_line, *lines = head.decode("iso-8859-1").split("\n")
+    headers = []
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers.append((name.strip(), value.strip()))
+    return int(status_line.split()[1]), headers, body
+
+
 def split_http_fixture(raw: bytes) -> tuple[int, bytes]:
     """For fixtures recorded as ``HTTP/1.1 404 …`` status line + headers + body:
     return ``(status, body)``; for plain bodies, ``(200, raw)``."""
-    if not raw.startswith(b"HTTP/"):
-        return 200, raw
-    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
-    status = int(head.split(b"\n", 1)[0].split()[1])
+    status, _headers, body = parse_http_fixture(raw)
     return status, body
+
+
+# The header block the ResourceManager sent with its (recorded) REST answer, in order.
+RM_HEADERS: Headers = parse_http_fixture(fixture_bytes("yarn/rm-rest-app-unknown-id.txt"))[1]
+# Jetty's default output buffer: a chunked answer goes out in pieces of at most this size.
+CHUNK_SIZE = 32 * 1024
 
 
 @dataclass
@@ -42,7 +77,64 @@ class Reply:
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] | Headers = field(default_factory=dict)
+
+    def header_list(self) -> Headers:
+        items = list(self.headers.items()) if isinstance(self.headers, dict) else list(self.headers)
+        if not any(k.lower() == "content-type" for k, _ in items):
+            items.insert(0, ("Content-Type", self.content_type))
+        return items
+
+
+def rm_reply(body: bytes, status: int = 200) -> Reply:
+    """A ResourceManager answer: ``body`` with the RM's recorded headers."""
+    return Reply(status, body, headers=list(RM_HEADERS))
+
+
+def recorded_reply(relative: str) -> Reply:
+    """A recorded fixture as an answer: recorded status and headers when the fixture holds
+    a whole exchange; a body-only RM fixture (``yarn/``) gets the RM's recorded headers."""
+    status, headers, body = parse_http_fixture(fixture_bytes(relative))
+    if not headers and relative.startswith("yarn/"):
+        headers = list(RM_HEADERS)
+    return Reply(status, body, headers=headers)
+
+
+def _app_spans(raw: bytes) -> dict[str, bytes]:
+    """The recorded bytes of each ``app`` object in a ``/ws/v1/cluster/apps`` answer, by id
+    (sliced, not re-serialized: RM JSON repeats keys, e.g. ``resourceSecondsMap.entry``)."""
+    text = raw.decode("utf-8")
+    start = text.index("[", text.index('"app"'))
+    decoder = json.JSONDecoder()
+    spans: dict[str, bytes] = {}
+    pos = start + 1
+    while text[pos] != "]":
+        obj, end = decoder.raw_decode(text, pos)
+        spans[obj["id"]] = text[pos:end].encode("utf-8")
+        pos = end + 1 if text[end] == "," else end
+    return spans
+
+
+def rm_app_reply(relative: str, app_id: str) -> Reply:
+    """The RM's ``/ws/v1/cluster/apps/{app_id}`` answer from a recording of that application.
+
+    ``relative`` is either a single-application recording (``rm-rest-app-*.json``), which
+    must be of ``app_id``, or an applications list (``rm-rest-apps-*.json``): its recorded
+    ``app`` object for ``app_id`` is answered in the single-application framing
+    ``{"app":{…}}`` (the RM serializes the same object for both; compare
+    ``rm-rest-app-RUNNING.json`` with its entry in ``rm-rest-apps-applicationTags-rec-running-RUNNING.json``).
+    Raises ``ValueError`` when the recording is not of ``app_id``: a timeline stays coherent.
+    """
+    raw = fixture_bytes(relative)
+    doc = json.loads(raw)
+    if "app" in doc:
+        if doc["app"]["id"] != app_id:
+            raise ValueError(f"{relative} is the report of {doc['app']['id']}, not {app_id}")
+        return recorded_reply(relative)
+    spans = _app_spans(raw)
+    if app_id not in spans:
+        raise ValueError(f"{relative} holds no report of {app_id} (it holds {sorted(spans)})")
+    return rm_reply(b'{"app":' + spans[app_id] + b"}")
 
 
 @dataclass
@@ -52,9 +144,70 @@ class Request:
     query: str
     headers: dict[str, str]
     body: bytes
+    client: tuple[str, int] = ("", 0)  # the client's address: one port per connection
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {k: v[-1] for k, v in parse_qs(self.query).items()}
 
 
 Route = Callable[[Request], Reply]
+
+
+@dataclass
+class Step:
+    """One stage of a :class:`Timeline`: ``reply`` for ``times`` calls (the last stage
+    answers for ever). ``label`` names it in ``Timeline.served``; ``before`` runs when
+    the stage is first served (e.g. the job writes its output before it finishes)."""
+
+    reply: Reply
+    times: int = 1
+    label: str = ""
+    before: Callable[[], None] | None = None
+
+
+class Timeline:
+    """A route whose answer moves on: stage 1 for its first ``times`` calls, then stage 2…;
+    ``served`` lists the label of every answer given, in order."""
+
+    def __init__(self, steps: Iterable[Step]) -> None:
+        self.steps = list(steps)
+        if not self.steps or any(s.times < 1 for s in self.steps):
+            raise ValueError("a timeline needs stages served at least once each")
+        self.served: list[str] = []
+        self._lock = threading.Lock()
+        self._started: set[int] = set()
+
+    def _stage(self, call: int) -> int:
+        for i, step in enumerate(self.steps):
+            if call < step.times:
+                return i
+            call -= step.times
+        return len(self.steps) - 1
+
+    def __call__(self, _req: Request) -> Reply:
+        with self._lock:
+            i = self._stage(len(self.served))
+            step = self.steps[i]
+            self.served.append(step.label or str(i))
+            first = i not in self._started
+            self._started.add(i)
+        if first and step.before is not None:
+            step.before()
+        return step.reply
+
+
+def app_timeline(app_id: str, stages: Iterable[tuple[str, int]]) -> Timeline:
+    """``/ws/v1/cluster/apps/{app_id}`` across polls: each ``(recording, times)`` stage is a
+    report of ``app_id`` itself (checked by :func:`rm_app_reply`), labelled with its state.
+    A stage from another recording (e.g. a terminal report, none of which was recorded for
+    the live ``rec-running`` applications) must be added as an explicit :class:`Step`."""
+    return Timeline(Step(rm_app_reply(rel, app_id), times, label=_state_of(rel, app_id)) for rel, times in stages)
+
+
+def _state_of(relative: str, app_id: str) -> str:
+    doc = json.loads(rm_app_reply(relative, app_id).body)
+    return doc["app"]["state"]
 
 
 class ReplayServer:
@@ -72,7 +225,7 @@ class ReplayServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+            protocol_version = "HTTP/1.1"  # keep-alive, as the RM's Jetty
             disable_nagle_algorithm = True  # headers and body go out at once, not after a TCP delay
 
             def log_message(self, *args):  # keep test output quiet
@@ -81,19 +234,31 @@ class ReplayServer:
             def _handle(self):
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
-                req = Request(self.command, parts.path, parts.query, dict(self.headers), self.rfile.read(length))
+                req = Request(self.command, parts.path, parts.query, dict(self.headers), self.rfile.read(length),
+                              tuple(self.client_address[:2]))
                 with server._lock:
                     server.requests.append(req)
                 if server.delay_s:
                     time.sleep(server.delay_s)
                 reply = server._match(req)
-                self.send_response(reply.status)
-                self.send_header("Content-Type", reply.content_type)
-                self.send_header("Content-Length", str(len(reply.body)))
-                for k, v in reply.headers.items():
-                    self.send_header(k, v)
+                headers = reply.header_list()
+                chunked = any(k.lower() == "transfer-encoding" and v.lower() == "chunked" for k, v in headers)
+                self.send_response_only(reply.status)  # no Server header: the RM sent none
+                if not any(k.lower() == "date" for k, _ in headers):
+                    self.send_header("Date", self.date_time_string())
+                for k, v in headers:
+                    if k.lower() != "content-length":
+                        self.send_header(k, v)
+                if not chunked:
+                    self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
-                self.wfile.write(reply.body)
+                if not chunked:
+                    self.wfile.write(reply.body)
+                    return
+                for i in range(0, len(reply.body), CHUNK_SIZE):
+                    piece = reply.body[i : i + CHUNK_SIZE]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\n\r\n")
 
             do_GET = do_PUT = do_POST = do_DELETE = _handle
 
@@ -113,9 +278,12 @@ class ReplayServer:
         self._routes[(method.upper(), path, query)] = reply
 
     def route_fixture(self, method: str, path: str, relative: str, query: str | None = None) -> None:
-        """Answer with a recorded fixture (status taken from it when it holds one)."""
-        status, body = split_http_fixture(fixture_bytes(relative))
-        self.route(method, path, Reply(status, body), query)
+        """Answer with a recorded fixture (status and headers taken from it when it holds them)."""
+        self.route(method, path, recorded_reply(relative), query)
+
+    def requests_to(self, path: str, method: str = "GET") -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path and r.method == method]
 
     def _match(self, req: Request) -> Reply:
         for key in ((req.method, req.path, req.query), (req.method, req.path, None)):

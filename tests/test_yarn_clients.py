@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import stat
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -446,9 +447,32 @@ def test_cli_status_unknown_is_none(fake_yarn):
     assert YarnCli(str(fake_yarn), timeout=30).application(UNKNOWN) is None
 
 
-def test_cli_applications_by_tag(fake_yarn, argv_log):
+def test_cli_applications_by_tag_finds_the_tagged_application(fake_yarn, argv_log):
+    # the fake answers from the recorded listing of every application, filtered by the ids
+    # the recorded REST tag query names for the tag (the CLI table has no tag column)
+    reports = YarnCli(str(fake_yarn), timeout=30).applications_by_tag("SomeTag")
+    assert [(r.application_id, r.name, r.state, r.final_status) for r in reports] == [
+        (APP.format(7), "trivial_job.py", "FINISHED", "SUCCEEDED")
+    ]
+    assert reports[0].succeeded and reports[0].is_terminal
+    # finished applications are listed only with -appStates ALL (the CLI's default is live ones)
+    assert argv_log() == [["application", "-list", "-appStates", "ALL", "-appTags", "sometag"]]
+
+
+def test_cli_applications_by_tag_without_carriers(fake_yarn, argv_log):
     assert YarnCli(str(fake_yarn), timeout=30).applications_by_tag("Fanout-ABC") == []
     assert argv_log() == [["application", "-list", "-appStates", "ALL", "-appTags", "fanout-abc"]]
+
+
+def test_fake_cli_listing_is_the_recording(fake_yarn):
+    # unfiltered, the fake prints the recording byte for byte; filtered, its rows stay recorded bytes
+    listing = subprocess.run([str(fake_yarn), "application", "-list", "-appStates", "ALL"], capture_output=True,
+                             check=True, timeout=30).stdout
+    assert listing == fixture_bytes("yarn/yarn-application-list-ALL.txt")
+    tagged = subprocess.run([str(fake_yarn), "application", "-list", "-appStates", "ALL", "-appTags", "sometag"],
+                            capture_output=True, check=True, timeout=30).stdout
+    row = next(line for line in listing.splitlines(keepends=True) if line.startswith(APP.format(7).encode()))
+    assert tagged.endswith(row) and b"and tags: [sometag]):1\n" in tagged
 
 
 def test_cli_kill(fake_yarn, argv_log):

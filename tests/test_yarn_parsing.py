@@ -51,9 +51,15 @@ def doc(relative: str) -> dict:
 
 
 # Every fixture this file or test_yarn_clients.py reads; a new recording must be added here.
+# The live ones (ACCEPTED/RUNNING, tag rec-running) are also served across polls in
+# test_yarn_states.py and test_yarn_cluster_path.py.
 COVERED = {
     "yarn/rm-rest-app-SUCCEEDED.json",
     "yarn/rm-rest-app-FAILED.json",
+    "yarn/rm-rest-app-ACCEPTED.json",
+    "yarn/rm-rest-app-RUNNING.json",
+    "yarn/rm-rest-apps-applicationTags-rec-running-ACCEPTED.json",
+    "yarn/rm-rest-apps-applicationTags-rec-running-RUNNING.json",
     "yarn/rm-rest-app-KILLED.json",
     "yarn/rm-rest-app-FAILED-appattempts.json",
     "yarn/rm-rest-app-unknown-id.txt",
@@ -126,6 +132,79 @@ def test_report_from_rest_app(fixture, n, name, state, final, url, diag, started
     assert ApplicationReport.from_rest(whole["app"]) == report  # inner object works too
     assert report.is_terminal
     assert report.succeeded is (fixture == "SUCCEEDED")
+
+
+LIVE = "application_1795501881681_{:04d}"  # the three rec-running jobs, submitted at once
+LIVE_PROXY = "http://localhost:8088/proxy/application_1795501881681_{:04d}/"
+AM_WAITING = "[Tue Nov 24 06:31:49 +0000 2026] Scheduler has assigned a container for AM, waiting for AM container to be launched"
+
+
+def test_report_from_rest_app_accepted():
+    report = ApplicationReport.from_rest(doc("yarn/rm-rest-app-ACCEPTED.json"))
+    assert report == ApplicationReport(
+        application_id=LIVE.format(1),
+        name="rec-slow-3",
+        state="ACCEPTED",
+        final_status="UNDEFINED",
+        progress=0.0,
+        tracking_url=None,  # no trackingUrl before the AM runs (trackingUI UNASSIGNED)
+        diagnostics=AM_WAITING,
+        tags=("rec-running",),
+        queue="default",
+        user="root",
+        started_ms=1795501909025,
+        finished_ms=None,  # finishedTime 0
+    )
+    assert not report.is_terminal and not report.succeeded
+
+
+def test_report_from_rest_app_running():
+    report = ApplicationReport.from_rest(doc("yarn/rm-rest-app-RUNNING.json"))
+    assert (report.application_id, report.name, report.state, report.final_status) == (
+        LIVE.format(2), "rec-slow-2", "RUNNING", "UNDEFINED")
+    assert report.progress == 10.0
+    assert report.tracking_url == LIVE_PROXY.format(2)  # the proxy says localhost, as recorded
+    assert report.tags == ("rec-running",) and report.diagnostics == ""
+    assert (report.started_ms, report.finished_ms) == (1795501909985, None)
+    assert not report.is_terminal and not report.succeeded
+    with pytest.raises(ValueError, match="still RUNNING"):
+        raise_for_outcome(report)
+
+
+def test_rest_app_running_repeats_keys_as_the_rm_serializes_them():
+    # the RM's JSON repeats "entry" in resourceSecondsMap; a parser must not choke on it
+    raw = fixture_bytes("yarn/rm-rest-app-RUNNING.json")
+    assert raw.count(b'"entry":') > raw.count(b'"resourceSecondsMap":')
+    assert ApplicationReport.from_rest(json.loads(raw)).state == "RUNNING"
+
+
+@pytest.mark.parametrize(
+    "fixture, expected",
+    [
+        ("ACCEPTED", [(1, "ACCEPTED", 0.0, None)]),
+        ("RUNNING", [(2, "RUNNING", 10.0, LIVE_PROXY.format(2)), (3, "RUNNING", 10.0, LIVE_PROXY.format(3)),
+                     (1, "RUNNING", 10.0, LIVE_PROXY.format(1))]),
+    ],
+)
+def test_reports_from_rest_tag_query_of_live_apps(fixture, expected):
+    reports = reports_from_rest(doc(f"yarn/rm-rest-apps-applicationTags-rec-running-{fixture}.json"))
+    assert [(r.application_id, r.state, r.progress, r.tracking_url) for r in reports] == [
+        (LIVE.format(n), s, p, u) for n, s, p, u in expected
+    ]
+    assert all(r.final_status == "UNDEFINED" and not r.is_terminal and r.finished_ms is None for r in reports)
+    assert all(r.tags == ("rec-running",) for r in reports)  # tags come back lowercase
+    # the newest (latest start) is what a re-attaching controller follows
+    newest = sorted(reports, key=lambda r: r.started_ms)[-1]
+    assert newest.application_id == LIVE.format(1 if fixture == "ACCEPTED" else 2)
+
+
+def test_the_same_live_app_moves_from_accepted_to_running():
+    (accepted,) = reports_from_rest(doc("yarn/rm-rest-apps-applicationTags-rec-running-ACCEPTED.json"))
+    running = {r.application_id: r for r in reports_from_rest(doc("yarn/rm-rest-apps-applicationTags-rec-running-RUNNING.json"))}
+    later = running[accepted.application_id]
+    assert (accepted.state, later.state) == ("ACCEPTED", "RUNNING")
+    assert accepted.started_ms == later.started_ms and accepted.name == later.name == "rec-slow-3"
+    assert accepted.tracking_url is None and later.tracking_url == LIVE_PROXY.format(1)
 
 
 def test_finished_failed_is_not_a_success():
