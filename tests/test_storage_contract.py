@@ -6,6 +6,7 @@ the stateful in-memory server in ``webhdfs_server.py``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,3 +311,40 @@ def test_read_tail_returns_the_last_bytes_or_the_whole_short_file(backend: Backe
     assert s.read_tail(root.join("f"), 300) == data[-300:]
     assert s.read_tail(root.join("f"), len(data) + 5) == data
     expect_storage_error(s.read_tail, root.join("missing"), 8)
+
+
+# -- processes -----------------------------------------------------------------------------------
+
+
+def test_a_storage_made_before_fork_serves_parent_and_child_at_once(backend: Backend) -> None:
+    """Luigi forks task processes after planning with the same storage objects: the child
+    and the parent then use one storage object at the same time, each getting its own answers."""
+    s, root = backend.storage, backend.root
+    s.write_bytes(root.join("parent"), b"p" * 100)
+    assert s.list_dir(root) == [Entry("parent", False)]
+    s.makedirs(root.join("child-dir"))
+    s.write_bytes(root.join("child-dir", "child"), b"c" * 50)
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 70
+        try:
+            good = all(
+                s.read_bytes(root.join("child-dir", "child")) == b"c" * 50
+                and s.list_dir(root.join("child-dir")) == [Entry("child", False)]
+                for _ in range(100)
+            )
+            s.write_bytes(root.join("child-dir", "from-child"), b"done")
+            code = 0 if good else 1
+        except BaseException:  # noqa: BLE001 - the exit code tells the parent
+            code = 2
+        finally:
+            os._exit(code)
+    good = all(
+        s.read_bytes(root.join("parent")) == b"p" * 100
+        and sorted(e.name for e in s.list_dir(root)) == ["child-dir", "parent"]
+        for _ in range(100)
+    )
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child got wrong answers (1) or an error (2)"
+    assert good, "the parent got wrong answers"
+    assert s.read_bytes(root.join("child-dir", "from-child")) == b"done"

@@ -1,34 +1,52 @@
 """A small stateful in-memory WebHDFS server on 127.0.0.1 for tests.
 
 It keeps a file tree in memory and answers the operations the controller uses
-(GETFILESTATUS, LISTSTATUS, OPEN, CREATE, MKDIRS, RENAME, DELETE) the way a Hadoop 3.3
-NameNode does: ``FileStatus``/``FileStatuses`` bodies with the keys, order and layout of
-the recordings in ``tests/fixtures/webhdfs`` (success bodies as recorded: indented JSON
-plus a newline; error bodies as the recorded compact ``RemoteException``), error
-statuses from the WebHDFS documentation's table (404 FileNotFoundException, 403 for
-other IOExceptions, 400 IllegalArgumentException), the two-step CREATE (307 to a
-"DataNode" URL on this same server, then 201 Created) and OPEN's 307 redirect.
+(GETFILESTATUS, LISTSTATUS, OPEN, CREATE, MKDIRS, RENAME, DELETE) the way the recorded
+Hadoop 3.3.6 cluster did (``tests/fixtures/webhdfs/http``, ``curl -si`` transcripts):
+
+* the **NameNode** (:attr:`WebHdfsServer.url`) speaks HTTP/1.1 and keeps the connection
+  open; its JSON answers come with ``Transfer-Encoding: chunked``, the header set and
+  order of the recordings and a ``hadoop.auth`` cookie; OPEN and CREATE answer
+  ``307 Temporary Redirect`` with ``Content-Length: 0`` and a ``Location`` on the DataNode;
+* the **DataNode** (:attr:`WebHdfsServer.datanode_url`, a second listening socket) answers
+  with ``Content-Length`` and ``Connection: close``, so no client ever reuses its sockets.
+
+Bodies: a listing is laid out as on the wire (``{"FileStatuses":{"FileStatus":[``, one
+compact status per line, ``]}}``); the other answers are compact JSON. The keys and their
+order are those of the recordings (the ``webhdfs/*.json`` fixtures hold the same answers
+re-indented). Error statuses follow the WebHDFS documentation's table (404
+FileNotFoundException, 403 other IOExceptions, 400 IllegalArgumentException).
 
 Switches: ``safe_mode`` (writes get SafeModeException), ``standby`` (every NameNode call
-gets StandbyException), ``denied`` (path prefixes that get AccessControlException) and
-``delay_s`` (sleep before each answer). ``requests`` logs every request for counting.
+gets StandbyException), ``denied`` (path prefixes that get AccessControlException),
+``delay_s`` (sleep before each answer) and :meth:`WebHdfsServer.fail` (lose or cut the
+next answers to one operation). Every request, NameNode and DataNode, is logged in
+:attr:`WebHdfsServer.requests`: the count seen by the server, whichever process sent them.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
+import os
 import posixpath
 import threading
 import time
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 PREFIX = "/webhdfs/v1"
 FILE_BLOCK_SIZE = 134217728
 DATANODE_MARKER = "namenoderpcaddress"
-NAMENODE_RPC = "127.0.0.1:8020"
+NAMENODE_RPC = "127.0.0.1:9000"  # as in the recorded redirects
 DEFAULT_WEB_USER = "dr.who"
+AUTH_COOKIE_LIFETIME_MS = 36000 * 1000  # the recorded cookies expire 10 hours after the answer
+JETTY_CHUNK = 32 * 1024  # Jetty's default output buffer: a longer body goes out as several chunks
+FAULTS = ("drop", "cut", "short")
 
 _JAVA_CLASS = {
     "AccessControlException": "org.apache.hadoop.security.AccessControlException",
@@ -47,6 +65,11 @@ _HTTP_STATUS = {"IllegalArgumentException": 400, "SecurityException": 401, "File
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _compact(payload: object) -> str:
+    """JSON as Hadoop's Jackson writes it: no spaces, UTF-8 as is."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass
@@ -86,6 +109,16 @@ class LoggedRequest:
     datanode: bool
 
 
+@dataclass
+class Fault:
+    """Trouble planned for the next answers to ``op`` (see :meth:`WebHdfsServer.fail`)."""
+
+    op: str
+    how: str
+    datanode: bool
+    times: int | None  # None: every time
+
+
 class RemoteError(Exception):
     """Raised by operation handlers; becomes a ``RemoteException`` answer."""
 
@@ -106,7 +139,7 @@ class RemoteError(Exception):
                 "message": self.message,
             }
         }
-        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return _compact(payload).encode("utf-8")
 
 
 @dataclass
@@ -118,12 +151,18 @@ class Answer:
 
 
 def json_answer(payload: object, status: int = 200) -> Answer:
-    """A success body laid out like the recorded fixtures (4-space indent, final newline)."""
-    return Answer(status, (json.dumps(payload, indent=4, ensure_ascii=False) + "\n").encode("utf-8"))
+    """A compact JSON answer (GETFILESTATUS, MKDIRS, RENAME, DELETE, GETHOMEDIRECTORY)."""
+    return Answer(status, _compact(payload).encode("utf-8"))
+
+
+def listing_answer(statuses: list[dict[str, object]]) -> Answer:
+    """LISTSTATUS laid out as the NameNode streams it (webhdfs-http-LISTSTATUS.txt)."""
+    lines = ",\n".join(_compact(status) for status in statuses)
+    return Answer(200, ('{"FileStatuses":{"FileStatus":[\n' + lines + "\n]}}\n").encode("utf-8"))
 
 
 def boolean_answer(value: bool) -> Answer:
-    return Answer(200, json.dumps({"boolean": value}, separators=(",", ":")).encode())
+    return json_answer({"boolean": value})
 
 
 class WebHdfsServer:
@@ -135,9 +174,19 @@ class WebHdfsServer:
         self.standby = False
         self.denied: set[str] = set()
         self.requests: list[LoggedRequest] = []
+        self._faults: list[Fault] = []
         self._lock = threading.RLock()
         self._next_id = 16386
         self._nodes: dict[str, Node] = {"/": Node(True, owner="root", file_id=16385)}
+        self._cookie_secret = os.urandom(32)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class(datanode=False))
+        self._dn_httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class(datanode=True))
+        self._threads = []
+        for httpd in (self._httpd, self._dn_httpd):
+            httpd.daemon_threads = True
+            self._threads.append(threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True))
+
+    def _handler_class(self, datanode: bool) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -151,15 +200,31 @@ class WebHdfsServer:
                 body = self._read_body()
                 if server.delay_s:
                     time.sleep(server.delay_s)
-                answer = server.handle(self.command, self.path, body)
-                self.send_response(answer.status)
-                if answer.content_type:
-                    self.send_header("Content-Type", answer.content_type)
-                for name, value in answer.headers.items():
+                answer = server.handle(self.command, self.path, body, datanode=datanode)
+                op = dict(parse_qsl(urlsplit(self.path).query)).get("op", "").upper()
+                fault = server._take_fault(op, datanode)
+                if fault == "cut" and not answer.body:
+                    fault = "drop"  # nothing to cut in a bodyless answer (a redirect): lose it whole
+                if fault == "drop":  # the operation happened; its answer is lost
+                    self.close_connection = True
+                    return
+                if fault == "short":  # framing says complete, but half the body is missing
+                    answer.body = answer.body[: len(answer.body) // 2]
+                head, framed = (
+                    server._datanode_head(answer) if datanode else server._namenode_head(answer, self._user())
+                )
+                self.send_response_only(answer.status)  # no Server header: the recorded answers have none
+                for name, value in head:
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
-                self.wfile.write(answer.body)
+                if fault == "cut":  # the connection breaks in the middle of the body
+                    self.wfile.write(framed[: max(1, len(framed) // 2)])
+                    self.close_connection = True
+                    return
+                self.wfile.write(framed)
+
+            def _user(self) -> str | None:
+                return dict(parse_qsl(urlsplit(self.path).query)).get("user.name")
 
             def _read_body(self) -> bytes:
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -175,9 +240,52 @@ class WebHdfsServer:
 
             do_GET = do_PUT = do_POST = do_DELETE = _handle
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        return Handler
+
+    # -- wire format -------------------------------------------------------------------
+
+    def _http_date(self) -> str:
+        return formatdate(usegmt=True)
+
+    def _auth_cookie(self, user: str) -> str:
+        """A ``hadoop.auth`` cookie shaped like the recorded ones (simple auth, signed token)."""
+        token = f"u={user}&p={user}&t=simple&e={_now_ms() + AUTH_COOKIE_LIFETIME_MS}"
+        signature = base64.b64encode(hmac.new(self._cookie_secret, token.encode(), hashlib.sha256).digest()).decode()
+        return f'hadoop.auth="{token}&s={signature}"; Path=/; HttpOnly'
+
+    def _namenode_head(self, answer: Answer, user: str | None) -> tuple[list[tuple[str, str]], bytes]:
+        """The recorded NameNode header set, in order; a body goes out chunked, a redirect
+        with ``Content-Length: 0``."""
+        date = self._http_date()
+        head = [
+            ("Date", date),
+            ("Cache-Control", "no-cache"),
+            ("Expires", date),
+            ("Date", date),
+            ("Pragma", "no-cache"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-FRAME-OPTIONS", "SAMEORIGIN"),
+            ("X-XSS-Protection", "1; mode=block"),
+        ]
+        if user:  # simple auth: the NameNode signs a token for the user it was told
+            head.append(("Set-Cookie", self._auth_cookie(user)))
+        head += list(answer.headers.items())
+        if answer.content_type:
+            head.append(("Content-Type", answer.content_type))
+        if not answer.body:
+            return head + [("Content-Length", "0")], b""
+        chunks = [answer.body[i : i + JETTY_CHUNK] for i in range(0, len(answer.body), JETTY_CHUNK)]
+        framed = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in chunks) + b"0\r\n\r\n"
+        return head + [("Transfer-Encoding", "chunked")], framed
+
+    def _datanode_head(self, answer: Answer) -> tuple[list[tuple[str, str]], bytes]:
+        """The recorded DataNode header set: ``Content-Length`` and ``Connection: close``."""
+        head = [("Access-Control-Allow-Methods", "GET"), ("Access-Control-Allow-Origin", "*")] if answer.status == 200 else []
+        head += list(answer.headers.items())
+        if answer.content_type:
+            head.append(("Content-Type", answer.content_type))
+        head += [("Connection", "close"), ("Content-Length", str(len(answer.body)))]
+        return head, answer.body
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -187,17 +295,28 @@ class WebHdfsServer:
 
     @property
     def url(self) -> str:
+        """The NameNode's HTTP address."""
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def datanode_port(self) -> int:
+        return self._dn_httpd.server_address[1]
+
+    @property
+    def datanode_url(self) -> str:
+        return f"http://127.0.0.1:{self.datanode_port}"
+
     def __enter__(self) -> WebHdfsServer:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        for httpd in (self._httpd, self._dn_httpd):
+            httpd.shutdown()
+            httpd.server_close()
 
-    # -- inspection and seeding for tests ----------------------------------------------
+    # -- inspection, seeding and faults for tests ----------------------------------------
 
     @property
     def request_count(self) -> int:
@@ -212,6 +331,30 @@ class WebHdfsServer:
     def clear_log(self) -> None:
         with self._lock:
             self.requests.clear()
+
+    def fail(self, op: str, how: str = "cut", *, times: int | None = 1, datanode: bool = False) -> None:
+        """Spoil the next ``times`` answers (None: all) to ``op`` on the NameNode (or the DataNode).
+
+        ``drop``: the operation is carried out, then the connection closes without an answer.
+        ``cut``: the connection closes half-way through the answer (headers sent, body framing
+        incomplete). ``short``: half the body is missing but the framing says it is complete
+        (what a client sees when a read-until-close body is cut).
+        """
+        if how not in FAULTS:
+            raise ValueError(f"fault {how!r} is not one of {FAULTS}")
+        with self._lock:
+            self._faults.append(Fault(op.upper(), how, datanode, times))
+
+    def _take_fault(self, op: str, datanode: bool) -> str | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.op == op and fault.datanode == datanode:
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            self._faults.remove(fault)
+                    return fault.how
+        return None
 
     def node(self, path: str) -> Node | None:
         with self._lock:
@@ -241,12 +384,11 @@ class WebHdfsServer:
 
     # -- protocol --------------------------------------------------------------------
 
-    def handle(self, method: str, raw_path: str, body: bytes) -> Answer:
-        """Answer one HTTP request (also usable without sockets)."""
+    def handle(self, method: str, raw_path: str, body: bytes, *, datanode: bool = False) -> Answer:
+        """Answer one HTTP request as the NameNode (or the DataNode); also usable without sockets."""
         parts = urlsplit(raw_path)
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         op = params.get("op", "").upper()
-        datanode = DATANODE_MARKER in params
         if not parts.path.startswith(PREFIX):
             path = parts.path
         else:
@@ -396,14 +538,16 @@ class WebHdfsServer:
             "type": "DIRECTORY" if node.is_dir else "FILE",
         }
 
-    def _datanode_url(self, path: str, params: dict[str, str], extra: dict[str, str]) -> str:
+    def _datanode_location(self, path: str, params: dict[str, str], extra: dict[str, str]) -> str:
+        """The redirect target on the DataNode, query in the recorded order (op, user.name,
+        namenoderpcaddress, then the operation's own parameters)."""
         query = {"op": params.get("op", "").upper()}
         if "user.name" in params:
             query["user.name"] = params["user.name"]
         query[DATANODE_MARKER] = NAMENODE_RPC
         query.update(extra)
-        text = "&".join(f"{quote(k, safe='.')}={quote(v, safe='')}" for k, v in query.items())
-        return f"{self.url}{PREFIX}{quote(path, safe='/')}?{text}"
+        text = "&".join(f"{quote(k, safe='.')}={quote(v, safe=':')}" for k, v in query.items())
+        return f"{self.datanode_url}{PREFIX}{quote(path, safe='/')}?{text}"
 
     # -- operations ----------------------------------------------------------------------
 
@@ -425,7 +569,7 @@ class WebHdfsServer:
             statuses = [self.file_status(posixpath.join(path, name), name, counts) for name, _ in self._children(path)]
         else:
             statuses = [self.file_status(path)]
-        return json_answer({"FileStatuses": {"FileStatus": statuses}})
+        return listing_answer(statuses)
 
     def _gethomedirectory(self, path: str, params: dict[str, str], user: str) -> Answer:
         return json_answer({"Path": f"/user/{user}"})
@@ -438,10 +582,9 @@ class WebHdfsServer:
             raise RemoteError("FileNotFoundException", f"File does not exist: {path}")
         if node.is_dir:
             raise RemoteError("FileNotFoundException", f"Path is not a file: {path}")
-        extra = {"offset": params.get("offset") or "0"}
-        if params.get("length"):
-            extra["length"] = params["length"]
-        location = self._datanode_url(path, params, extra)
+        extra = {"length": params["length"]} if params.get("length") else {}
+        extra["offset"] = params.get("offset") or "0"
+        location = self._datanode_location(path, params, extra)
         return Answer(307, b"", "application/octet-stream", {"Location": location})
 
     def _datanode_open(self, path: str, params: dict[str, str]) -> Answer:
@@ -467,7 +610,7 @@ class WebHdfsServer:
     def _create(self, path: str, params: dict[str, str], user: str) -> Answer:
         self._create_checks(path, params, user)
         extra = {"createflag": "", "createparent": "true", "overwrite": params.get("overwrite", "false").lower()}
-        location = self._datanode_url(path, params, extra)
+        location = self._datanode_location(path, params, extra)
         return Answer(307, b"", "application/octet-stream", {"Location": location})
 
     def _datanode_create(self, path: str, params: dict[str, str], body: bytes, user: str) -> Answer:
@@ -475,6 +618,7 @@ class WebHdfsServer:
         self._make_parents(path, user)
         self._nodes[path] = self._new(False, data=body, owner=user)
         self._touch_parent(path)
+        # the WebHDFS documentation's answer: 201 Created, Location: webhdfs://<HOST>:<PORT>/<PATH>
         return Answer(201, b"", None, {"Location": f"webhdfs://127.0.0.1:{self.port}{quote(path, safe='/')}"})
 
     def _mkdirs(self, path: str, params: dict[str, str], user: str) -> Answer:

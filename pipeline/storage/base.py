@@ -30,7 +30,9 @@ class Storage(abc.ABC):
     """The operations the controller performs on artifact roots and datasets.
 
     Paths are :class:`Location` objects of this storage's kind. Lookups return
-    ``False``/``None`` for "not there" instead of raising.
+    ``False``/``None`` for "not there" instead of raising. A storage object may be
+    created before Luigi forks its task processes and used in them: implementations keep
+    no connection, session or lock that one process would share with another.
     """
 
     @abc.abstractmethod
@@ -62,8 +64,10 @@ class Storage(abc.ABC):
         """Delete a file or folder recursively; no error if it is already gone."""
 
     def read_tail(self, loc: Location, nbytes: int) -> bytes:
-        """The last ``nbytes`` of a file (all of it if shorter). This default reads the
-        whole file; storages that can read a range override it."""
+        """The last ``nbytes`` of a file (all of it if shorter): never fewer bytes than
+        that, so a caller may judge them as the file's content. A transfer that came back
+        short raises a :class:`~pipeline.errors.StorageError` instead. This default reads
+        the whole file; storages that can read a range override it."""
         return self.read_bytes(loc)[-nbytes:]
 
     def upload_dir(self, local_dir: str, loc: Location) -> None:

@@ -10,6 +10,17 @@ Settings come from the ``[webhdfs]`` section of luigi.cfg (:class:`webhdfs`); Na
 addresses default to ``HADOOP_CONF_DIR``'s ``hdfs-site.xml`` (see
 :func:`namenode_http_addresses`). Every failure goes through :func:`translate_error`
 and ends as a typed :class:`~pipeline.errors.StorageError` with a one-line message.
+
+Processes: Luigi forks a process per running task (``--workers`` > 1) after the
+controller has planned over a pooled keep-alive connection. A socket shared by two
+processes mixes their answers, so HTTP state (session, pool, cookies, locks) belongs to
+the process that created it: :class:`WebHdfsStorage` builds a fresh session in any
+other process, and the cache behind :func:`webhdfs_storage` starts empty after fork.
+
+Transport trouble: an idempotent read (GETFILESTATUS, LISTSTATUS, OPEN) whose answer was
+lost or cut short, or that found no active NameNode, is sent again a bounded number of
+times (``[webhdfs] read_retries``); a write is never repeated blindly, since HDFS may
+have carried it out before the connection broke.
 """
 
 from __future__ import annotations
@@ -18,13 +29,15 @@ import os
 import posixpath
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import luigi
 import requests
+import urllib3
 from hdfs import InsecureClient
 from hdfs.client import Client
 from hdfs.util import HdfsError
@@ -39,6 +52,10 @@ DEFAULT_HTTPS_PORT = 9871
 AUTH_MODES = ("insecure", "kerberos")
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
 _MAX_DETAIL = 300
+DEFAULT_READ_RETRIES = 2
+DEFAULT_RETRY_BACKOFF_S = 0.5  # first pause; doubled for each further try
+_MAX_BACKOFF_S = 8.0
+_T = TypeVar("_T")
 
 
 class webhdfs(luigi.Config):  # noqa: N801 - luigi names the config section after the class
@@ -68,6 +85,12 @@ class webhdfs(luigi.Config):  # noqa: N801 - luigi names the config section afte
     timeout = luigi.FloatParameter(
         default=10.0,
         description="Seconds to wait for each HTTP connection and each answer before giving up.",
+    )
+    read_retries = luigi.IntParameter(
+        default=DEFAULT_READ_RETRIES,
+        description="How many more times a read (GETFILESTATUS, LISTSTATUS, OPEN) is sent when its answer was lost "
+        "or cut short or no NameNode was active (e.g. during an HA failover), pausing 0.5 s, 1 s, 2 s, ... "
+        "between tries. Writes are never repeated. 0: no second try.",
     )
 
 
@@ -237,7 +260,25 @@ def _connection_reason(exc: BaseException) -> str:
     found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
     if found:
         return found.group(1).strip()
+    inner = exc.args[0] if exc.args else None
+    if isinstance(inner, urllib3.exceptions.ProtocolError) and len(inner.args) > 1:
+        return type(inner.args[1]).__name__  # e.g. RemoteDisconnected, IncompleteRead
     return type(exc).__name__
+
+
+class TransientStorageError(StorageUnavailable):
+    """HDFS's answer was lost or cut short, or no NameNode was active: the same request may
+    succeed if sent again. Reads are sent again (``[webhdfs] read_retries``); writes are
+    reported, never repeated blindly."""
+
+
+def _sent_before_failing(exc: requests.exceptions.RequestException) -> bool:
+    """Whether the request reached the server before the connection broke (so a write may
+    have happened), as opposed to a connection that never opened."""
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return True
+    inner = exc.args[0] if exc.args else None
+    return isinstance(inner, urllib3.exceptions.ProtocolError)
 
 
 def translate_error(
@@ -248,13 +289,16 @@ def translate_error(
     namenodes: Sequence[str],
     user: str = "",
     timeout: float | None = None,
+    write: bool = False,
 ) -> StorageError:
     """The one place where HDFS failures become typed errors with a one-line fix.
 
     ``error`` is a ``requests`` exception, an :class:`hdfs.util.HdfsError`, an error
     :class:`requests.Response`, a :class:`RemoteError`, or the exception met while
     reading an unexpected answer; ``action`` says what was attempted ("list", "write",
-    ...) and ``target`` on what (a URI).
+    ...) and ``target`` on what (a URI); ``write`` whether it changes HDFS (the advice
+    after a broken connection differs). Failures worth another try of the same request
+    are :class:`TransientStorageError`.
     """
     nn_text = ", ".join(namenodes)
     # requests' JSONDecodeError is also a RequestException: it is an unreadable answer, handled last
@@ -262,13 +306,24 @@ def translate_error(
         url = error.request.url if error.request is not None and error.request.url else ""
         where = f"NameNode {nn_text}" if not url or _base(url) in namenodes else f"DataNode {_base(url)}"
         if isinstance(error, requests.exceptions.Timeout):
+            # not transient: waiting [webhdfs] timeout again would only double the wait
             limit = f"within {timeout:g}s " if timeout else ""
             return StorageUnavailable(
                 f"HDFS {where} did not answer {limit}when asked to {action} {target}: check that it is up and "
                 f"reachable from this machine, or raise [webhdfs] timeout"
             )
-        if isinstance(error, requests.exceptions.ConnectionError):
-            return StorageUnavailable(
+        if isinstance(error, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+            if _sent_before_failing(error):
+                then = (
+                    f"HDFS may have done it anyway: check {target} before trying again"
+                    if write
+                    else "retry; if it keeps happening, check the network path to HDFS"
+                )
+                return TransientStorageError(
+                    f"the connection to HDFS {where} broke before its whole answer to {action} {target} arrived "
+                    f"({_connection_reason(error)}): {then}"
+                )
+            return TransientStorageError(
                 f"cannot reach HDFS {where} to {action} {target} ({_connection_reason(error)}): check that HDFS is "
                 f"running and that [webhdfs] namenode_url or HADOOP_CONF_DIR/hdfs-site.xml gives the NameNode's "
                 f"HTTP address (default port {DEFAULT_HTTP_PORT})"
@@ -297,7 +352,7 @@ def _translate_remote(err: RemoteError, *, action: str, target: str, nn_text: st
     exc, msg = err.exception, _short(err.message)
     detail = f" ({msg})" if msg else ""
     if exc == "StandbyException":
-        return StorageUnavailable(
+        return TransientStorageError(
             f"no active HDFS NameNode among {nn_text} to {action} {target} (StandbyException): wait for the HA "
             f"failover to finish, or list every NameNode of the nameservice in [webhdfs] namenode_url"
         )
@@ -307,7 +362,7 @@ def _translate_remote(err: RemoteError, *, action: str, target: str, nn_text: st
             f"('hdfs dfsadmin -safemode get'), or ask the cluster admin"
         )
     if exc == "RetriableException":
-        return StorageUnavailable(f"HDFS asked to retry later when asked to {action} {target}{detail}: retry shortly")
+        return TransientStorageError(f"HDFS asked to retry later when asked to {action} {target}{detail}: retry shortly")
     if err.status == 401 or exc == "SecurityException":
         return StoragePermissionDenied(
             f"HDFS refused to authenticate the request to {action} {target}{detail}: with [webhdfs] auth = kerberos "
@@ -351,7 +406,7 @@ def _translate_remote(err: RemoteError, *, action: str, target: str, nn_text: st
 
 class _CountingSession(requests.Session):
     """A ``requests`` session that counts every HTTP request it sends (redirect hops and
-    failover attempts included)."""
+    failover attempts included). Like any session, it belongs to the process that made it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -375,7 +430,18 @@ def _kerberos_client_class() -> type[Client]:
     return KerberosClient
 
 
+@dataclass
+class _Connection:
+    """One process's HTTP state: the session (connection pool, cookies, locks) and the
+    ``hdfs`` client that sends through it."""
+
+    pid: int
+    session: _CountingSession
+    client: Client
+
+
 _MISSING = ("FileNotFoundException", "ParentNotDirectoryException")
+_WRITES = ("write", "create folder", "move", "remove")
 
 
 class WebHdfsStorage(Storage):
@@ -383,7 +449,12 @@ class WebHdfsStorage(Storage):
 
     ``namenode_urls`` are tried in order (HA): the client moves to the next one on a
     connection error or a ``StandbyException`` and keeps using the one that answered.
-    :attr:`request_count` counts HTTP requests sent, for benchmarks.
+    A read whose answer was lost or cut short, or that found no active NameNode, is sent
+    again up to ``read_retries`` times, pausing ``retry_backoff`` seconds, then twice that...
+
+    Safe to hold across ``fork()``: the HTTP state is per process and is built anew on
+    first use in a process other than the one that built it. :attr:`request_count`
+    counts the requests of the calling process only.
     """
 
     def __init__(
@@ -393,39 +464,110 @@ class WebHdfsStorage(Storage):
         user: str | None = None,
         auth: str = "insecure",
         timeout: float = 10.0,
+        read_retries: int = DEFAULT_READ_RETRIES,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF_S,
     ) -> None:
         if not namenode_urls:
             raise ConfigError("no NameNode address: set [webhdfs] namenode_url or HADOOP_CONF_DIR")
         if not timeout or timeout <= 0:
             raise ConfigError(f"[webhdfs] timeout must be a positive number of seconds, not {timeout!r}")
+        if isinstance(read_retries, bool) or not isinstance(read_retries, int) or read_retries < 0:
+            raise ConfigError(f"[webhdfs] read_retries must be a whole number, 0 or more, not {read_retries!r}")
+        if retry_backoff < 0:
+            raise ConfigError(f"the pause between WebHDFS retries must be 0 s or more, not {retry_backoff!r}")
         self.namenode_urls = tuple(url.rstrip("/") for url in namenode_urls)
         self.timeout = float(timeout)
         self.auth = auth
-        self._session = _CountingSession()
-        url = ";".join(self.namenode_urls)
+        self.read_retries = read_retries
+        self.retry_backoff = float(retry_backoff)
         if auth == "insecure":
             self.user = user or hadoop_user()
-            self._client: Client = InsecureClient(url, user=self.user, timeout=self.timeout, session=self._session)
         elif auth == "kerberos":
             self.user = user or ""
-            self._client = _kerberos_client_class()(url, timeout=self.timeout, session=self._session)
         else:
             raise ConfigError(f"[webhdfs] auth = {auth!r} is not one of {', '.join(AUTH_MODES)}: fix luigi.cfg")
+        self._connection: _Connection | None = self._connect(self.namenode_urls)
 
     def __repr__(self) -> str:
         return f"WebHdfsStorage({list(self.namenode_urls)!r}, auth={self.auth!r}, user={self.user!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (spawn or forkserver start methods) without HTTP state: it is rebuilt
+        in the process that unpickles it."""
+        state = self.__dict__.copy()
+        state["_connection"] = None
+        return state
+
+    # -- per-process HTTP state ----------------------------------------------------------
+
+    def _connect(self, urls: Sequence[str]) -> _Connection:
+        session = _CountingSession()
+        url = ";".join(urls)
+        if self.auth == "kerberos":
+            client: Client = _kerberos_client_class()(url, timeout=self.timeout, session=session)
+        else:
+            client = InsecureClient(url, user=self.user, timeout=self.timeout, session=session)
+        return _Connection(os.getpid(), session, client)
+
+    @property
+    def _here(self) -> _Connection:
+        """The calling process's session and client, built on its first request."""
+        conn = self._connection
+        if conn is None or conn.pid != os.getpid():
+            # Inherited across fork(): the pooled sockets are also the parent's (and the
+            # siblings'), so answers would go to whichever process reads first. Never send
+            # on them, close or shut them down: only this process's references go. The
+            # NameNode order (the active one first) is plain data and carries over. Two
+            # threads racing here each build one; the loser's requests just go uncounted.
+            urls = list(conn.client._urls) if conn is not None else self.namenode_urls
+            conn = self._connection = self._connect(urls)
+        return conn
+
+    @property
+    def _session(self) -> _CountingSession:
+        return self._here.session
+
+    @property
+    def _client(self) -> Client:
+        return self._here.client
+
     @property
     def request_count(self) -> int:
-        """HTTP requests sent so far (NameNode and DataNode; failover attempts included)."""
-        return self._session.request_count
+        """HTTP requests the calling process sent through this storage (NameNode and
+        DataNode; retries and failover attempts included). Per process: a forked child
+        counts from zero and its requests never show here; count at the server to see
+        every process's."""
+        conn = self._connection
+        return conn.session.request_count if conn is not None and conn.pid == os.getpid() else 0
 
     # -- plumbing --------------------------------------------------------------------
 
     def _error(self, error: Any, action: str, target: str) -> StorageError:
         return translate_error(
-            error, action=action, target=target, namenodes=self.namenode_urls, user=self.user, timeout=self.timeout
+            error,
+            action=action,
+            target=target,
+            namenodes=self.namenode_urls,
+            user=self.user,
+            timeout=self.timeout,
+            write=action in _WRITES,
         )
+
+    def _retrying(self, read: Callable[[], _T]) -> _T:
+        """Run an idempotent read; when it failed on the way (:class:`TransientStorageError`),
+        pause and send it again, ``read_retries`` more times at most. Never used for writes:
+        HDFS may have done a write whose answer was lost."""
+        attempt = 0
+        while True:
+            try:
+                return read()
+            except TransientStorageError as exc:
+                if attempt >= self.read_retries:
+                    if not attempt:
+                        raise
+                    raise TransientStorageError(f"after {attempt + 1} tries: {exc}") from exc
+            time.sleep(min(self.retry_backoff * 2**attempt, _MAX_BACKOFF_S))
+            attempt += 1
 
     def _call(
         self,
@@ -447,10 +589,20 @@ class WebHdfsStorage(Storage):
     def _json(self, res: requests.Response, key: str, action: str, loc: Location) -> Any:
         try:
             return res.json()[key]
-        except (ValueError, KeyError, TypeError) as exc:
+        except ValueError as exc:
+            if res.ok and "json" in res.headers.get("Content-Type", ""):
+                # JSON that does not parse under a JSON success header was cut short (or
+                # mixed up) on its way: worth another try, and never reported as bad data
+                raise TransientStorageError(
+                    f"HDFS's answer to {action} {loc.uri()} arrived incomplete ({_short(str(exc))}): retry; "
+                    f"if it keeps happening, check the network path to HDFS"
+                ) from exc
+            raise self._error(exc, action, loc.uri()) from exc
+        except (KeyError, TypeError) as exc:
             raise self._error(exc, action, loc.uri()) from exc
 
     def _status(self, loc: Location, action: str = "check") -> dict | None:
+        """One GETFILESTATUS (not retried here: callers retry whole reads)."""
         res = self._call(self._client._get_file_status, loc, action)
         if res.ok:
             return self._json(res, "FileStatus", action, loc)
@@ -459,14 +611,17 @@ class WebHdfsStorage(Storage):
             return None
         raise self._error(remote, action, loc.uri())
 
-    # -- Storage ---------------------------------------------------------------------
+    # -- Storage: reads (retried) ------------------------------------------------------
 
     def exists(self, loc: Location) -> bool:
         """One GETFILESTATUS; a missing path (or one under a file) is ``False``."""
-        return self._status(loc) is not None
+        return self._retrying(lambda: self._status(loc)) is not None
 
     def list_dir(self, loc: Location) -> list[Entry] | None:
         """One LISTSTATUS."""
+        return self._retrying(lambda: self._list(loc))
+
+    def _list(self, loc: Location) -> list[Entry] | None:
         res = self._call(self._client._list_status, loc, "list")
         if not res.ok:
             remote = RemoteError.from_response(res)
@@ -483,8 +638,9 @@ class WebHdfsStorage(Storage):
             raise self._error(exc, "list", loc.uri()) from exc
 
     def read_bytes(self, loc: Location) -> bytes:
-        """OPEN, following the redirect to a DataNode."""
-        return self._open_bytes(loc)
+        """OPEN, following the redirect to a DataNode. The body's own framing (length or
+        chunks) proves it complete; a cut one is a transport error, read again."""
+        return self._retrying(lambda: self._open_bytes(loc))
 
     def _open_bytes(self, loc: Location, **params: Any) -> bytes:
         """One OPEN (``offset``/``length`` for a range), its body, errors translated."""
@@ -500,13 +656,29 @@ class WebHdfsStorage(Storage):
 
     def read_tail(self, loc: Location, nbytes: int) -> bytes:
         """GETFILESTATUS for the length, then one ranged OPEN: a Parquet footer costs
-        two requests and a few kilobytes, not the whole file."""
+        two requests and a few kilobytes, not the whole file. Exactly the bytes asked for
+        come back; fewer or more is a transport error (read again), never short data."""
+        return self._retrying(lambda: self._tail(loc, nbytes))
+
+    def _tail(self, loc: Location, nbytes: int) -> bytes:
         status = self._status(loc, "read")
         if status is None:
-            raise StorageError(f"cannot read {loc.uri()}: it does not exist")
+            raise StorageError(f"cannot read {loc.uri()}: it does not exist: check the path")
+        if status.get("type") == "DIRECTORY":
+            raise StorageError(f"cannot read {loc.uri()}: it is a folder, not a file: point the path at a file")
         size = int(status.get("length") or 0)
         offset = max(0, size - nbytes)
-        return self._open_bytes(loc, offset=offset, length=size - offset)
+        if offset == size:
+            return b""
+        data = self._open_bytes(loc, offset=offset, length=size - offset)
+        if len(data) != size - offset:
+            raise TransientStorageError(
+                f"HDFS sent {len(data)} bytes of {loc.uri()} where {size - offset} (from offset {offset}) were asked "
+                f"for: the answer was cut short or mixed up, or the file changed while being read; retry"
+            )
+        return data
+
+    # -- Storage: writes (never repeated) ------------------------------------------------
 
     def write_bytes(self, loc: Location, data: bytes) -> None:
         """CREATE (overwrite) in WebHDFS's two steps: the NameNode redirects, the DataNode takes the data.
@@ -560,7 +732,7 @@ class WebHdfsStorage(Storage):
         if not self.exists(src):
             return StorageError(f"cannot move {src} to {dst}: the source does not exist")
         parent = dst.parent()
-        parent_status = self._status(parent)
+        parent_status = self._retrying(lambda: self._status(parent))
         if parent_status is None:
             return StorageError(f"cannot move {src} to {dst}: folder {parent} does not exist: create it first")
         if parent_status.get("type") != "DIRECTORY":
@@ -590,20 +762,35 @@ _CACHE: dict[tuple, WebHdfsStorage] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+def _forget_after_fork() -> None:
+    """In a forked child: drop the parent's storages, and its lock, which a parent thread
+    may have held at the fork and would never release here."""
+    global _CACHE_LOCK
+    _CACHE_LOCK = threading.Lock()
+    _CACHE.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def webhdfs_storage(loc: Location) -> WebHdfsStorage:
     """The (cached) storage for ``loc``'s file system, configured from ``[webhdfs]``.
 
-    One instance per scheme + authority + settings, so its HTTP connections and its
-    knowledge of the active NameNode are reused across calls.
+    One instance per process and scheme + authority + settings, so its HTTP connections
+    and its knowledge of the active NameNode are reused across calls in one process. The
+    process id is part of the key as well as the fork hook's reason to empty the cache:
+    a fork that skips Python's hooks still never hands a child the parent's instance.
     """
     cfg = webhdfs()
     key = (
+        os.getpid(),
         loc.scheme,
         loc.authority,
         cfg.namenode_url,
         cfg.user,
         cfg.auth,
         float(cfg.timeout),
+        int(cfg.read_retries),
         os.environ.get("HADOOP_CONF_DIR"),
         os.environ.get("HADOOP_HOME"),
         os.environ.get("HADOOP_USER_NAME"),
@@ -612,7 +799,13 @@ def webhdfs_storage(loc: Location) -> WebHdfsStorage:
         found = _CACHE.get(key)
         if found is None:
             urls = namenode_urls_for(loc, cfg.namenode_url)
-            found = WebHdfsStorage(urls, user=cfg.user or None, auth=cfg.auth, timeout=float(cfg.timeout))
+            found = WebHdfsStorage(
+                urls,
+                user=cfg.user or None,
+                auth=cfg.auth,
+                timeout=float(cfg.timeout),
+                read_retries=int(cfg.read_retries),
+            )
             _CACHE[key] = found
         return found
 
