@@ -88,4 +88,87 @@ def test_parquet_footer_reads_again_when_the_footer_is_bigger_than_the_guess(tmp
     assert len(asked) == 2 and asked[1] > 16
     assert pq.read_schema(io.BytesIO(footer)).names == ["f000", "f001", "f002", "label_00"]
     with pytest.raises(DatasetError, match="is not a Parquet file"):
-        datasets.parquet_footer(lambda n: b"just some csv text\n" * 3, "x.csv")
+        datasets.parquet_footer(lambda n: (b"just some csv text\n" * 3)[-n:], "x.csv")
+
+
+# -- transport trouble is never reported as bad data -----------------------------------------------
+
+
+@pytest.fixture
+def dataset_on_hdfs():
+    import io
+
+    import pyarrow.parquet as pq
+
+    from pipeline.flows.demo import make_demo_frame
+
+    clear_webhdfs_cache()
+    with WebHdfsServer() as nn:
+        buf = io.BytesIO()
+        pq.write_table(make_demo_frame(rows=200, features=3, labels=1, seed=1), buf)
+        nn.put_file("/d.parquet/part-00000.parquet", buf.getvalue())
+        yield nn, f"webhdfs://127.0.0.1:{nn.port}/d.parquet"
+    clear_webhdfs_cache()
+
+
+@pytest.mark.parametrize("how", ["cut", "short", "drop"])
+def test_a_footer_read_that_failed_once_is_read_again(dataset_on_hdfs, how):
+    nn, path = dataset_on_hdfs
+    nn.fail("OPEN", how, datanode=True)
+    assert datasets.read_schema(path).columns == ("f000", "f001", "f002", "label_00")
+    assert [op for op in nn.ops() if op.startswith("OPEN")] == ["OPEN", "OPEN(datanode)"] * 2
+
+
+@pytest.mark.parametrize("how", ["cut", "short"])
+def test_footer_reads_that_keep_failing_are_storage_unavailable_not_bad_data(dataset_on_hdfs, how):
+    """Before: a cut or short footer read said "not a Parquet file" about a fine file."""
+    from pipeline.errors import DatasetError, StorageUnavailable
+
+    nn, path = dataset_on_hdfs
+    nn.fail("OPEN", how, datanode=True, times=None)
+    with pytest.raises(StorageUnavailable) as info:
+        datasets.read_schema(path)
+    assert not isinstance(info.value, DatasetError)
+    text = str(info.value)
+    assert "\n" not in text and "Parquet" not in text and text.startswith("after 3 tries") and "retry" in text
+    assert nn.ops().count("OPEN(datanode)") == 3
+
+
+def test_a_file_that_really_is_not_parquet_is_still_bad_data(dataset_on_hdfs):
+    from pipeline.errors import DatasetError
+
+    nn, path = dataset_on_hdfs
+    nn.put_file("/d.parquet/part-00000.parquet", b"a,b\n1,2\n" * 20)
+    with pytest.raises(DatasetError, match="is not a Parquet file"):
+        datasets.read_schema(path)
+    assert nn.ops().count("OPEN(datanode)") == 1, "complete bytes are judged at once, not read again"
+
+
+def test_parquet_footer_tells_a_mixed_up_read_from_a_damaged_file(tmp_path, monkeypatch):
+    import io
+
+    import pyarrow.parquet as pq
+
+    from pipeline.errors import DatasetError, StorageError
+    from pipeline.flows.demo import make_demo_frame
+
+    pq.write_table(make_demo_frame(rows=50, features=3, labels=1, seed=1), tmp_path / "p.parquet")
+    raw = (tmp_path / "p.parquet").read_bytes()
+    assert pq.read_schema(io.BytesIO(datasets.parquet_footer(lambda n: raw[-n:], "p.parquet"))).names[0] == "f000"
+    with pytest.raises(StorageError, match="mixed up") as info:  # more bytes than asked: another answer
+        datasets.parquet_footer(lambda n: b"\0" * n + raw[-8:], "p.parquet")
+    assert not isinstance(info.value, DatasetError)
+    damaged = raw[-200:]  # the whole "file" is shorter than its footer says
+    assert len(damaged) < datasets.FOOTER_GUESS
+    asked: list[int] = []
+
+    def read_damaged(n: int) -> bytes:
+        asked.append(n)
+        return damaged[-n:]
+
+    with pytest.raises(DatasetError, match="is damaged: its footer claims"):
+        datasets.parquet_footer(read_damaged, "p.parquet")
+    assert asked == [datasets.FOOTER_GUESS], "the whole file was already there: no second read"
+    monkeypatch.setattr(datasets, "FOOTER_GUESS", 16)  # now the file is longer than the guess: read again
+    with pytest.raises(DatasetError, match="is damaged: its footer claims"):
+        datasets.parquet_footer(lambda n: damaged[-n:], "p.parquet")

@@ -1,4 +1,10 @@
-"""What the controller needs to know about a dataset: that it exists and its columns."""
+"""What the controller needs to know about a dataset: that it exists and its columns.
+
+A storage failure (HDFS unreachable, an answer cut short) stays a
+:class:`~pipeline.errors.StorageError`: only bytes that arrived whole and are not
+Parquet make a :class:`~pipeline.errors.DatasetError`, so a network hiccup never
+reads as a broken dataset.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline.errors import DatasetError
+from pipeline.errors import DatasetError, StorageError
 from pipeline.storage import storage_for
 from pipeline.storage.locations import parse_location
 
@@ -49,8 +55,8 @@ def read_schema(data: str) -> DatasetSchema:
             schema = pq.read_schema(part.path)
         else:
             schema = pq.read_schema(io.BytesIO(parquet_footer(lambda n: storage.read_tail(part, n), str(part))))
-    except DatasetError:
-        raise
+    except (DatasetError, StorageError):
+        raise  # a storage failure says what to do about the storage, not about the data
     except Exception as exc:  # pyarrow raises ArrowInvalid and friends
         raise DatasetError(f"cannot read Parquet schema of {part}: {exc}") from None
     return _schema_from_arrow(schema)
@@ -62,11 +68,34 @@ FOOTER_GUESS = 64 * 1024  # most footers fit; a bigger one costs one more read
 def parquet_footer(read_tail: Callable[[int], bytes], name: str) -> bytes:
     """The smallest byte string pyarrow reads a schema from: the leading magic, then the
     file's footer (metadata, its length, the trailing magic). A remote dataset's part
-    file may be gigabytes; only its tail is read."""
-    tail = read_tail(FOOTER_GUESS)
+    file may be gigabytes; only its tail is read.
+
+    ``read_tail(n)`` is :meth:`~pipeline.storage.Storage.read_tail`: the file's last ``n``
+    bytes, all of them when the file is shorter, or a StorageError. So the bytes judged
+    here are complete; more bytes than asked for means an answer mixed up on its way.
+    """
+    tail = _tail(read_tail, FOOTER_GUESS, name)
     if len(tail) < 12 or tail[-4:] != b"PAR1":
         raise DatasetError(f"{name} is not a Parquet file (no PAR1 magic at its end): point --data at a Parquet dataset")
     size = struct.unpack("<I", tail[-8:-4])[0] + 8
     if size > len(tail):
-        tail = read_tail(size)
+        if len(tail) < FOOTER_GUESS:  # the whole file is already here and is shorter than its footer
+            raise DatasetError(
+                f"{name} is damaged: its footer claims {size} bytes but the file has {len(tail)}; rewrite the dataset"
+            )
+        tail = _tail(read_tail, size, name)
+        if len(tail) < size:
+            raise DatasetError(
+                f"{name} is damaged: its footer claims {size} bytes but the file has {len(tail)}; rewrite the dataset"
+            )
     return b"PAR1" + tail[-size:]
+
+
+def _tail(read_tail: Callable[[int], bytes], nbytes: int, name: str) -> bytes:
+    data = read_tail(nbytes)
+    if len(data) > nbytes:
+        raise StorageError(
+            f"reading the last {nbytes} bytes of {name} returned {len(data)}: the storage mixed up answers; retry, "
+            f"and report it if it happens again"
+        )
+    return data
