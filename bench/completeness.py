@@ -6,7 +6,12 @@ check each), on local files and on WebHDFS (the in-memory WebHDFS test server wi
 per-request delay standing in for a NameNode round trip), with Luigi's local scheduler
 and with a real luigid. Prints every number and the ratios from this one run.
 
-    python bench/completeness.py [--labels 10000] [--delay-ms 2] [--skip-per-label-luigid]
+    python bench/completeness.py [--labels 10000] [--delay-ms 2] [--workers 1] [--skip-per-label-luigid]
+
+Requests are counted where they cannot be missed: on WebHDFS, by the test server, which
+logs every HTTP request whichever process sent it (with ``--workers`` > 1 Luigi forks task
+processes, and a storage's own ``request_count`` only covers the process that reads it);
+on local files, as storage calls (stat, listdir) of the controller process.
 
 "The first missing job starts" is the moment Luigi starts TrainModel for it (its START
 event); spark-submit is pointed at a missing path so the job then fails at once instead
@@ -17,13 +22,14 @@ from __future__ import annotations
 
 import argparse
 import io
+import multiprocessing
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,21 +39,24 @@ os.environ.setdefault("LUIGI_CONFIG_PATH", str(REPO / "luigi.cfg"))
 
 import luigi  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from luigi.execution_summary import LuigiStatusCode  # noqa: E402
 
 import pipeline.data.artifacts as artifacts  # noqa: E402
 import pipeline.data.datasets as datasets  # noqa: E402
+import pipeline.data.outputs as outputs  # noqa: E402
 from pipeline.data.labels import label_slug  # noqa: E402
 from pipeline.flows.demo import make_demo_frame  # noqa: E402
 from pipeline.flows.train import TrainAll, TrainModel  # noqa: E402
 from pipeline.storage import Storage, storage_for  # noqa: E402
-from pipeline.storage.locations import parse_location  # noqa: E402
+from pipeline.storage.locations import Location, parse_location  # noqa: E402
 from pipeline.storage.webhdfs import clear_webhdfs_cache  # noqa: E402
+from tasks.layout import MARKER  # noqa: E402
 from tests.webhdfs_server import WebHdfsServer  # noqa: E402
 
 
 class Counting(Storage):
-    """Counts calls made to a storage: one call is one request on WebHDFS (a rename is
-    two), one system call (stat, listdir) on local files."""
+    """Counts calls made to a local storage in this process: one call is one system call
+    (stat, listdir). WebHDFS requests are counted by the server instead."""
 
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
@@ -84,20 +93,23 @@ class PerLabelTrainAll(TrainAll):
 
     def requires(self) -> list[TrainModel]:
         plan = self.plan
-        return [self.clone(TrainModel, label=label, features=plan["features"], run_id=self.run_id)
+        return [self.clone(TrainModel, label=label, features=plan["features"], config=plan["config"], run_id=self.run_id)
                 for label in plan["labels"]]
 
     def complete(self) -> bool:
         return all(task.complete() for task in self.requires())
 
 
-FIRST_START: list[float] = []
+# Shared memory, not a list: with --workers > 1 the START event fires in a forked task
+# process. time.monotonic() is one system-wide clock on Linux, comparable across processes.
+FIRST_START = multiprocessing.Value("d", 0.0)
 
 
 @TrainModel.event_handler(luigi.Event.START)
 def _started(task: TrainModel) -> None:
-    if not FIRST_START:
-        FIRST_START.append(time.perf_counter())
+    with FIRST_START.get_lock():
+        if not FIRST_START.value:
+            FIRST_START.value = time.monotonic()
 
 
 @contextmanager
@@ -122,27 +134,34 @@ def luigid() -> Iterator[int]:
         proc.wait()
 
 
-def measure(cls: type[TrainAll], data: str, models: str, labels: list[str], counter: Counting,
-            port: int | None, run: str) -> tuple[float, float | None, int]:
-    """(seconds until luigi.build returned, seconds until the first TrainModel started, storage calls)."""
-    FIRST_START.clear()
-    counter.calls = 0
+def measure(cls: type[TrainAll], data: str, models: str, labels: list[str], count: Callable[[], int],
+            port: int | None, run: str, workers: int) -> tuple[float, float | None, int]:
+    """(seconds until luigi.build returned, seconds until the first TrainModel started,
+    storage requests: ``count()`` after the run, its counter reset before)."""
+    FIRST_START.value = 0.0
     task = cls(data=data, models=models, labels=labels, run_id=run, log_dir=tempfile.mkdtemp(prefix="bench-logs-"))
     kwargs = {"scheduler_host": "127.0.0.1", "scheduler_port": port} if port else {"local_scheduler": True}
-    started = time.perf_counter()
-    outcome = luigi.build([task], workers=1, log_level="CRITICAL", detailed_summary=True, **kwargs)
-    ended = time.perf_counter()
-    if not outcome.scheduling_succeeded:
+    started = time.monotonic()
+    outcome = luigi.build([task], workers=workers, log_level="CRITICAL", detailed_summary=True, **kwargs)
+    ended = time.monotonic()
+    # FAILED is the missing label's job failing at once (no spark-submit), as planned
+    if outcome.status not in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY, LuigiStatusCode.FAILED):
         raise SystemExit(f"{cls.__name__} on {models} failed to schedule: the numbers would mean nothing\n{outcome.summary_text}")
-    first = FIRST_START[0] - started if FIRST_START else None
-    return ended - started, first, counter.calls
+    first = FIRST_START.value - started if FIRST_START.value else None
+    return ended - started, first, count()
 
 
-def seed_local(root: Path, labels: list[str], missing: str | None) -> None:
+def configuration_root(data: str, models: str, labels: list[str]) -> Location:
+    """The folder TrainAll keeps this configuration's artifacts in (planning once writes its config.json)."""
+    return TrainAll(data=data, models=models, labels=labels, run_id="bench-seed").plan["root"]
+
+
+def seed_local(root: Location, labels: list[str], missing: str | None) -> None:
     for label in labels:
         if label != missing:
-            (root / label_slug(label)).mkdir(parents=True, exist_ok=True)
-            (root / label_slug(label) / "_COMPLETE").write_text("{}")
+            folder = Path(root.path) / label_slug(label)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / MARKER).write_text("{}")
 
 
 def main() -> None:
@@ -150,6 +169,7 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=10000)
     parser.add_argument("--delay-ms", type=float, default=2.0, help="WebHDFS per-request delay")
     parser.add_argument("--skip-per-label-luigid", action="store_true", help="the slowest case (about a minute each)")
+    parser.add_argument("--workers", type=int, default=1, help="Luigi workers (more than 1: task processes are forked)")
     args = parser.parse_args()
     luigi.configuration.get_config().set("spark", "spark_submit", "/nonexistent/spark-submit")
 
@@ -166,40 +186,41 @@ def main() -> None:
         nn.put_file("/data/data.parquet/part-0.parquet", buf.getvalue())
         for storage_name in ("local", "webhdfs"):
             for missing in (None, labels[len(labels) // 2]):
+                clear_webhdfs_cache()
                 if storage_name == "local":
-                    root = work / f"models-{missing is None}"
-                    seed_local(root, labels, missing)
-                    models, data_uri = str(root), str(data)
+                    models, data_uri = str(work / f"models-{missing is None}"), str(data)
+                    seed_local(configuration_root(data_uri, models, labels), labels, missing)
                 else:
-                    base = f"/models-{missing is None}"
+                    base = f"webhdfs://127.0.0.1:{nn.port}"
+                    models, data_uri = f"{base}/models-{missing is None}", f"{base}/data/data.parquet"
+                    root = configuration_root(data_uri, models, labels)
                     for label in labels:
                         if label != missing:
-                            nn.put_file(f"{base}/{label_slug(label)}/_COMPLETE", b"{}")
-                    models = f"webhdfs://127.0.0.1:{nn.port}{base}"
-                    data_uri = f"webhdfs://127.0.0.1:{nn.port}/data/data.parquet"
+                            nn.put_file(f"{root.path}/{label_slug(label)}/{MARKER}", b"{}")
                 for scheduler, sched_port in (("local", None), ("luigid", port)):
                     for cls in (TrainAll, PerLabelTrainAll):
                         if cls is PerLabelTrainAll and scheduler == "luigid" and args.skip_per_label_luigid:
                             continue
                         clear_webhdfs_cache()
-                        counter = Counting(storage_for(parse_location(models)))
-                        patched = (artifacts, datasets)
-                        real = [m.storage_for for m in patched]
-                        for module in patched:  # every storage call of the controller goes through the counter
-                            module.storage_for = lambda loc, _c=counter: _c
-                        try:
-                            wall, first, calls = measure(cls, data_uri, models, labels, counter, sched_port,
-                                                         f"bench-{time.monotonic_ns()}")
-                        finally:
-                            for module, original in zip(patched, real, strict=True):
-                                module.storage_for = original
+                        run = f"bench-{time.monotonic_ns()}"
+                        if storage_name == "webhdfs":  # the server sees every process's requests
+                            nn.clear_log()
+                            wall, first, calls = measure(cls, data_uri, models, labels, lambda: nn.request_count,
+                                                         sched_port, run, args.workers)
+                        else:
+                            wall, first, calls = measure_local(cls, data_uri, models, labels, sched_port, run,
+                                                               args.workers)
                         rows.append((storage_name, "all done" if missing is None else "one missing", scheduler,
                                      "bulk" if cls is TrainAll else "per-label", wall, first, calls))
                         shown = f"{first:.2f} s to first job" if first is not None else f"{wall:.2f} s to done"
+                        unit = "HTTP requests at the server" if storage_name == "webhdfs" else "storage calls"
                         print(f"{rows[-1][0]:8} {rows[-1][1]:12} {scheduler:7} {rows[-1][3]:10} {shown:24} "
-                              f"{calls:6d} storage requests", flush=True)
+                              f"{calls:6d} {unit}", flush=True)
 
-    print(f"\n{args.labels} labels; WebHDFS delay {args.delay_ms:g} ms per request (a NameNode round trip on a LAN)")
+    print(f"\n{args.labels} labels; WebHDFS delay {args.delay_ms:g} ms per request (a NameNode round trip on a LAN); "
+          f"{args.workers} Luigi worker(s)")
+    if args.workers > 1:
+        print("local storage calls count the controller process only; WebHDFS requests count every process")
     index = {(r[0], r[1], r[2], r[3]): r for r in rows}
     for key in sorted({(r[0], r[1], r[2]) for r in rows}):
         bulk, per = index.get((*key, "bulk")), index.get((*key, "per-label"))
@@ -209,6 +230,21 @@ def main() -> None:
         t_per = per[5] if per[5] is not None else per[4]
         print(f"{key[0]:8} {key[1]:12} {key[2]:7} time bulk {t_bulk:6.2f} s vs per-label {t_per:7.2f} s "
               f"({t_per / t_bulk:6.1f}x); requests {bulk[6]} vs {per[6]} ({per[6] / max(bulk[6], 1):.0f}x fewer)")
+
+
+def measure_local(cls: type[TrainAll], data: str, models: str, labels: list[str], port: int | None, run: str,
+                  workers: int) -> tuple[float, float | None, int]:
+    """:func:`measure` with every storage call of the controller process counted."""
+    counter = Counting(storage_for(parse_location(models)))
+    patched = (artifacts, datasets, outputs)
+    real = [m.storage_for for m in patched]
+    for module in patched:
+        module.storage_for = lambda loc, _c=counter: _c
+    try:
+        return measure(cls, data, models, labels, lambda: counter.calls, port, run, workers)
+    finally:
+        for module, original in zip(patched, real, strict=True):
+            module.storage_for = original
 
 
 if __name__ == "__main__":
