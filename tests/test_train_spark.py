@@ -74,7 +74,7 @@ def test_trainall_trains_every_label_and_reports_the_bad_one(first_run):
         booster = lightgbm.Booster(model_str=(folder / "model.txt").read_text())
         assert booster.num_feature() == 6
     assert not artifact_dir(models, "not_a_column").exists()
-    assert not list(models.glob(".tmp-*"))
+    assert not list(models.glob("*/.tmp-*"))
     # the summary table names every label, the failure in one line
     assert "spark-fanout summary" in proc.stdout
     failed_line = next(line for line in proc.stdout.splitlines() if line.startswith("not_a_column"))
@@ -127,7 +127,7 @@ def test_job_killed_mid_write_leaves_no_complete_artifact_and_rerun_finishes(tmp
     models = tmp_path / "models"
     try:
         # the temporary folder exists only while the job writes its artifact
-        assert wait_for(lambda: bool(list(models.glob(".tmp-*"))), timeout=240, interval=0.01), proc.communicate()[0][-3000:]
+        assert wait_for(lambda: bool(list(models.glob("*/.tmp-*"))), timeout=240, interval=0.01), proc.communicate()[0][-3000:]
         tree = descendants(proc.pid)
         proc.kill()  # SIGKILL: the controller gets no chance to clean up
         proc.wait()
@@ -136,12 +136,12 @@ def test_job_killed_mid_write_leaves_no_complete_artifact_and_rerun_finishes(tmp
         stop(proc, signal.SIGKILL)
     final = artifact_dir(models, "label_00")
     assert not (final / "_COMPLETE").exists()
-    assert list(models.glob(".tmp-*")), "the killed job's temporary folder should be left for cleanup"
+    assert list(models.glob("*/.tmp-*")), "the killed job's temporary folder should be left for cleanup"
 
     rerun = run_luigi(args, cwd=tmp_path)
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
     assert (final / "_COMPLETE").is_file() and (final / "spark-model").is_dir()
-    assert not list(models.glob(".tmp-*")), "rerun must clean stale temporaries"
+    assert not list(models.glob("*/.tmp-*")), "rerun must clean stale temporaries"
 
 
 @pytest.mark.parametrize("sig, workers", [(signal.SIGTERM, 2), (signal.SIGINT, 1)])
@@ -161,7 +161,9 @@ def test_stopping_the_controller_ends_every_job_and_publishes_nothing(tmp_path, 
         stop(proc, signal.SIGKILL)
     assert proc.returncode != 0
     assert wait_for(lambda: not alive(tree), timeout=15), [p.cmdline()[:4] for p in alive(tree)]
-    assert not [p for p in (tmp_path / "models").glob("*") if not p.name.startswith(".")], "nothing may be published"
+    # the configuration's config.json is written when the run is planned; no label may be published
+    published = [p for p in (tmp_path / "models").glob("*/*") if p.is_dir() and not p.name.startswith(".")]
+    assert not published, "nothing may be published"
     for label in labels:
         result = json.loads((tmp_path / "logs" / label_slug(label) / "result.json").read_text())
         assert result["status"] == "interrupted"
