@@ -221,6 +221,7 @@ class SparkJob(RunParameters, SparkSubmitTask):
         self._application_id: str | None = None
         self._killed: str | None = None
         self._rm: Any = None
+        self._committed: dict[str, str] = {}  # label -> location, from the job's `artifact` events
         timeout = fanout().job_timeout
         deadline = time.monotonic() + timeout if timeout > 0 else None
 
@@ -244,24 +245,39 @@ class SparkJob(RunParameters, SparkSubmitTask):
                 raise JobFailed(f"{self.title}: the job ended without a complete output at {self.output().path} (log: {log_path})")
         except (TaskInterrupted, KeyboardInterrupt) as exc:
             self._stop_application()
-            record("interrupted", error=f"stopped ({exc or 'interrupt'})")
+            self._record_outcome(record, "interrupted", f"stopped ({exc or 'interrupt'})")
             raise
         except (JobTimedOut, YarnDeadlineExceeded):
             self._stop_application()
             message = f"{self.title}: job ran past [fanout] job_timeout={timeout}s and was stopped"
-            record("failed", error=message)
+            self._record_outcome(record, "failed", message)
             raise JobTimedOut(message) from None
         except FanoutError as exc:
-            record("failed", error=str(exc))
+            self._record_outcome(record, "failed", str(exc))
             raise
         except Exception as exc:
-            record("failed", error=f"{type(exc).__name__}: {exc}")
+            self._record_outcome(record, "failed", f"{type(exc).__name__}: {exc}")
             raise
         finally:
             if self._rm is not None and hasattr(self._rm, "close"):
                 self._rm.close()
         record(self.success_status, artifact=self.output().path)
         report_to_scheduler(self.set_progress_percentage, 100)
+
+    def _record_outcome(self, record: Any, status: str, error: str) -> None:
+        """Record a job that did not end normally. One whose artifact this run committed
+        (its `artifact` event came, and the output is complete) is a success, whatever
+        came after: a stop or a failure in spark.stop() does not undo a published model."""
+        location = self._committed.get(self.job_name)
+        if location is not None:
+            try:
+                complete = self.output().exists()
+            except Exception:  # storage trouble: do not claim what cannot be checked
+                complete = False
+            if complete:
+                record(self.success_status, artifact=self.output().path)
+                return
+        record(status, error=error)
 
     def _submit_and_wait(self, log_path: Any, deadline: float | None) -> ApplicationReport | None:
         """Run spark-submit; on YARN, return the application's final report."""
@@ -434,6 +450,8 @@ class SparkJob(RunParameters, SparkSubmitTask):
             self._job_error = event.get("message")
             report_to_scheduler(self.set_status_message, f"FAILED: {self._job_error}")
         elif kind == "artifact":
+            if not event.get("reused") and event.get("location"):  # reused: an earlier run's artifact
+                self._committed[str(event.get("label"))] = str(event["location"])
             report_to_scheduler(self.set_status_message, f"output written: {event.get('location')}")
         if "percent" in event:
             report_to_scheduler(self.set_progress_percentage, int(event["percent"]))
