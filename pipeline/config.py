@@ -21,3 +21,8 @@ class fanout(luigi.Config):  # noqa: N801 - luigi names the config section after
     summary = luigi.BoolParameter(
         default=True, description="Print the per-label summary table when the controller exits."
     )
+    max_local_jobs = luigi.IntParameter(
+        default=0,
+        description="Local-mode jobs running at once on this machine (0 = as many as its cores and free memory "
+        "hold, at least 1). --workers still caps it.",
+    )

@@ -83,6 +83,18 @@ class yarn(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg sectio
     kill_on_interrupt = luigi.BoolParameter(
         default=True, description="kill the YARN application when the controller is interrupted"
     )
+    max_concurrent_submits = luigi.IntParameter(
+        default=4, description="spark-submit JVMs submitting at once, across all worker processes (0 = no cap); "
+        "jobs in flight are capped by --workers only"
+    )
+    spark_archive = luigi.BoolParameter(
+        default=True, description="upload Spark's jars once to archive_dir and pass spark.yarn.archive (unless "
+        "[spark] conf sets spark.yarn.archive or spark.yarn.jars)"
+    )
+    archive_dir = luigi.Parameter(
+        default="", description="HDFS folder for the shared Spark jar archive and tasks zip; "
+        "empty: hdfs:///user/<hadoop user>/.spark-fanout/archives"
+    )
 
 
 def kerberos_arguments(cfg: yarn) -> list[str]:

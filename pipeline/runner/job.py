@@ -30,6 +30,7 @@ import luigi
 from luigi.contrib.spark import SparkSubmitTask
 from luigi.parameter import ParameterVisibility
 
+from pipeline.cluster.spark_archive import SharedFiles, shared_files
 from pipeline.cluster.yarn import (
     ApplicationReport,
     SubmitOutputParser,
@@ -55,11 +56,13 @@ from pipeline.data.labels import label_slug
 from pipeline.errors import ConfigError, FanoutError, JobFailed, JobTimedOut, TaskInterrupted, one_line
 from pipeline.runner import results
 from pipeline.runner.process import JobProcess, die_with_parent, ignore_stop_signals, stop_signals_raise
+from pipeline.runner.slots import job_slot
 from pipeline.runner.submit import (
     free_port,
     is_local_master,
     job_conf,
     job_environment,
+    private_cache_dir,
     pyspark_home,
     resolve_spark_submit,
     tasks_zip,
@@ -175,7 +178,16 @@ class SparkJob(RunParameters, SparkSubmitTask):
 
     @property
     def py_files(self) -> list[str]:
-        return (super().py_files or []) + [tasks_zip()]
+        shared = self.shared_files.tasks_zip if self.cluster_mode else None
+        return (super().py_files or []) + [shared or tasks_zip()]
+
+    @property
+    def shared_files(self) -> SharedFiles:
+        """Spark's jars and the tasks zip, published once on HDFS for every YARN job."""
+        if not self.on_yarn:
+            return SharedFiles(None, None)
+        return shared_files(user_conf=super().conf or {}, spark_submit=self.spark_submit, environ=os.environ,
+                            bundled_home=pyspark_home(), tasks_zip=tasks_zip(), cache_dir=private_cache_dir())
 
     @property
     def conf(self) -> dict[str, str]:
@@ -185,7 +197,7 @@ class SparkJob(RunParameters, SparkSubmitTask):
             yarn_entries = submit_conf(self.tag, max_app_attempts=cfg.max_app_attempts,
                                        wait_app_completion=cfg.wait_app_completion or not self.cluster_mode)
         return job_conf(super().conf or {}, ui_port=getattr(self, "_ui_port", None), yarn=yarn_entries,
-                        cluster_mode=self.cluster_mode, environ=os.environ)
+                        cluster_mode=self.cluster_mode, environ=os.environ, archive=self.shared_files.archive)
 
     def spark_command(self) -> list[str]:
         command = super().spark_command()
@@ -291,9 +303,11 @@ class SparkJob(RunParameters, SparkSubmitTask):
             if parser is not None:
                 report = parser.feed(line)
                 if report is not None:
+                    slot.submitted()  # YARN has it: the next job may start its spark-submit
                     self._on_report(report)
 
-        with open(log_path, "w", encoding="utf-8") as log, JobProcess(
+        status = lambda message: report_to_scheduler(self.set_status_message, message)  # noqa: E731
+        with job_slot(self, status, self.run_id or current_run_id()) as slot, open(log_path, "w", encoding="utf-8") as log, JobProcess(
             argv, self.program_environment(), log, on_line=on_line, grace_s=fanout().kill_grace_seconds
         ) as job:
             try:

@@ -84,12 +84,14 @@ def is_local_master(master: str | None) -> bool:
 
 
 def job_conf(base: Mapping[str, str], *, ui_port: int | None, yarn: Mapping[str, str] | None,
-             cluster_mode: bool, environ: Mapping[str, str]) -> dict[str, str]:
+             cluster_mode: bool, environ: Mapping[str, str], archive: str | None = None) -> dict[str, str]:
     """Spark settings this tool adds to the user's ``[spark] conf``.
 
     The UI port is ours (it must differ per concurrent local job); ``yarn`` entries (from
     :func:`pipeline.cluster.yarn.submit_conf`) yield to the user's, except the tag, which is
     added to theirs because it is how the controller finds its application again.
+    ``archive`` (Spark's jars published once on HDFS) becomes ``spark.yarn.archive`` unless
+    the user named their own jars (``spark.yarn.archive`` or ``spark.yarn.jars``).
     """
     conf = dict(base)
     if ui_port is not None:
@@ -100,6 +102,8 @@ def job_conf(base: Mapping[str, str], *, ui_port: int | None, yarn: Mapping[str,
             conf[key] = f"{conf[key]},{value}"
         else:
             conf.setdefault(key, value)
+    if archive and not any(conf.get(key) for key in ("spark.yarn.archive", "spark.yarn.jars")):
+        conf["spark.yarn.archive"] = archive
     if cluster_mode and environ.get(FAIL_LABELS_ENV):
         # In cluster mode the driver runs in the AM container, not under our environment.
         conf[f"spark.yarn.appMasterEnv.{FAIL_LABELS_ENV}"] = environ[FAIL_LABELS_ENV]

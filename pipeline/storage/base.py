@@ -70,6 +70,12 @@ class Storage(abc.ABC):
         the whole file; storages that can read a range override it."""
         return self.read_bytes(loc)[-nbytes:]
 
+    def write_file(self, loc: Location, local_path: str) -> None:
+        """Create or replace ``loc`` with a local file's content. This default reads it
+        whole; storages that can stream override it (a Spark jar archive is ~320 MB)."""
+        with open(local_path, "rb") as fh:
+            self.write_bytes(loc, fh.read())
+
     def upload_dir(self, local_dir: str, loc: Location) -> None:
         """Copy a local folder's files (one level of subfolders deep) to ``loc``."""
         for root, _dirs, files in os.walk(local_dir):

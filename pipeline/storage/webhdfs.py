@@ -683,6 +683,14 @@ class WebHdfsStorage(Storage):
     def write_bytes(self, loc: Location, data: bytes) -> None:
         """CREATE (overwrite) in WebHDFS's two steps: the NameNode redirects, the DataNode takes the data.
         HDFS creates missing parent folders itself."""
+        self._create(loc, bytes(data))
+
+    def write_file(self, loc: Location, local_path: str) -> None:
+        """CREATE from a local file, streamed to the DataNode (never whole in memory)."""
+        with open(local_path, "rb") as fh:
+            self._create(loc, fh)
+
+    def _create(self, loc: Location, data: Any) -> None:
         res = self._call(self._client._create, loc, "write", overwrite="true")
         if not res.ok:
             raise self._error(res, "write", loc.uri())
@@ -694,7 +702,7 @@ class WebHdfsStorage(Storage):
             put = self._session.request(
                 "PUT",
                 datanode_url,
-                data=bytes(data),
+                data=data,
                 timeout=self.timeout,
                 headers={"content-type": "application/octet-stream"},
             )

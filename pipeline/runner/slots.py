@@ -1,0 +1,243 @@
+"""How many spark-submit JVMs may run at once on this machine, across processes.
+
+Luigi forks one process per running task (``--workers``), so an in-process semaphore
+cannot bound them. A :class:`SlotPool` is N lock files in a folder; holding a slot is
+holding an ``flock`` on one of them. The kernel drops the lock when its holder exits,
+however it exits, so a killed task never leaks a slot; the files work across fork and
+across separately started controllers of the same user.
+
+Two pools use it (see :func:`job_slot`):
+
+* ``submit``: a YARN job holds a slot from the start of its spark-submit until YARN
+  accepted the application (or spark-submit exited) — the part that costs the edge node
+  a JVM of ~300 MB and several CPU-seconds. Jobs in flight stay capped by ``--workers`` only.
+* ``local``: a local-mode job holds a slot for its whole run, because its JVM *is* the
+  job. The size comes from the machine (:func:`local_job_cap`) unless a setting gives it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("luigi-interface")
+
+#: Memory a local job needs beyond its driver heap: JVM metaspace, threads and off-heap
+#: buffers plus the Python driver and worker processes (local mode runs them all here).
+LOCAL_JOB_OVERHEAD_BYTES = 512 * 2**20
+_MEMORY_UNITS = {"": 2**20, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}  # bare number: MiB, as Spark
+
+
+class Slot:
+    """One held slot (or none, for an unbounded pool); :meth:`release` is idempotent and
+    may be called from any thread (e.g. the one reading spark-submit's output)."""
+
+    def __init__(self, fd: int | None, index: int | None, release_on_submit: bool) -> None:
+        self._fd = fd
+        self.index = index
+        self.release_on_submit = release_on_submit
+        self._lock = threading.Lock()
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        with self._lock:
+            fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def submitted(self) -> None:
+        """YARN accepted the application: a submission slot is free for the next job."""
+        if self.release_on_submit:
+            self.release()
+
+
+class SlotPool:
+    """``size`` slots named ``<name>-<i>.lock`` in ``folder``; ``size`` 0 means unbounded."""
+
+    def __init__(self, folder: Path | str, name: str, size: int, poll_s: float = 0.1) -> None:
+        if size < 0:
+            raise ValueError(f"a slot pool holds 0 (unbounded) or more slots, not {size}")
+        self.folder = Path(folder)
+        self.name = name
+        self.size = size
+        self.poll_s = poll_s
+
+    def _try(self, index: int) -> int | None:
+        path = self.folder / f"{self.name}-{index}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return None
+            raise
+        return fd
+
+    def acquire(self, *, release_on_submit: bool = False, on_wait: Callable[[], None] | None = None) -> Slot:
+        """A free slot, waiting (polling) as long as it takes; ``on_wait`` runs once when
+        every slot is taken. Interrupts (signals that raise) end the wait."""
+        if self.size == 0:
+            return Slot(None, None, release_on_submit)
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        start = random.randrange(self.size)  # spread first tries, so waiters do not all knock on slot 0
+        waited = False
+        while True:
+            for k in range(self.size):
+                index = (start + k) % self.size
+                fd = self._try(index)
+                if fd is not None:
+                    return Slot(fd, index, release_on_submit)
+            if not waited and on_wait is not None:
+                on_wait()
+            waited = True
+            time.sleep(self.poll_s * (0.5 + random.random()))
+
+    def holders(self) -> int:
+        """How many slots are held right now (by any process); for tests and diagnostics."""
+        held = 0
+        for index in range(self.size):
+            fd = self._try(index)
+            if fd is None:
+                held += 1
+            else:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+        return held
+
+
+# --------------------------------------------------------------------------- local mode
+
+
+def parse_memory(value: str) -> int:
+    """Bytes in a Spark memory string (``1g``, ``512m``, ``2048`` = MiB)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([bkmgt]?)b?\s*", str(value).lower())
+    if not match:
+        raise ValueError(f"{value!r} is not a Spark memory size such as 512m or 2g")
+    return int(match.group(1)) * _MEMORY_UNITS[match.group(2)]
+
+
+def cores_per_local_job(master: str, cores: int) -> int:
+    """Cores one ``local[...]`` job uses: ``local`` 1, ``local[n]`` n, ``local[*]`` all."""
+    match = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?", master.strip())
+    if not match or match.group(1) is None:
+        return 1
+    return cores if match.group(1) == "*" else max(1, int(match.group(1)))
+
+
+@dataclass(frozen=True)
+class LocalCap:
+    """How many local jobs fit at once, and why (for the log and luigid)."""
+
+    jobs: int
+    reason: str
+
+
+def local_job_cap(*, cores: int, available_bytes: int, driver_memory: str | None, master: str,
+                  configured: int = 0) -> LocalCap:
+    """At most as many local jobs as the cores hold (jobs beyond that only share them) and
+    as free memory holds (driver heap + :data:`LOCAL_JOB_OVERHEAD_BYTES` each); at least
+    one. ``configured`` > 0 overrides the machine's answer."""
+    if configured > 0:
+        return LocalCap(configured, f"[fanout] max_local_jobs = {configured}")
+    per_job = parse_memory(driver_memory or "1g") + LOCAL_JOB_OVERHEAD_BYTES
+    job_cores = cores_per_local_job(master, cores)
+    by_cores = max(1, cores // job_cores)
+    by_memory = max(1, available_bytes // per_job)
+    reason = (f"{cores} cores / {job_cores} per job ({master}) -> {by_cores}; "
+              f"{available_bytes / 2**30:.1f} GiB free / {per_job / 2**30:.1f} GiB per job "
+              f"(driver {driver_memory or '1g'} + overhead) -> {by_memory}")
+    return LocalCap(min(by_cores, by_memory), reason)
+
+
+def machine_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def available_memory() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+# --------------------------------------------------------------------------- for SparkJob
+
+
+def slots_folder() -> Path:
+    """This user's slot files: shared by every controller of the user on this machine,
+    since they share its memory and cores."""
+    from pipeline.runner.submit import private_cache_dir
+
+    folder = private_cache_dir() / "slots"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def _announce_once(folder: Path, run_id: str, message: str) -> None:
+    """Log ``message`` once per controller run, whichever of its processes gets here first."""
+    marker = folder / f"announced-{re.sub(r'[^A-Za-z0-9_.-]', '_', run_id)}"
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return
+    logger.info("%s", message)
+    _prune_markers(folder)
+
+
+def _prune_markers(folder: Path, max_age_s: float = 7 * 86400) -> None:
+    now = time.time()
+    for old in folder.glob("announced-*"):
+        with contextlib.suppress(OSError):
+            if now - old.stat().st_mtime > max_age_s:
+                old.unlink()
+
+
+@contextlib.contextmanager
+def job_slot(job: Any, status: Callable[[str], None], run_id: str) -> Iterator[Slot]:
+    """The slot ``job`` (a :class:`~pipeline.runner.job.SparkJob`) needs before it starts
+    spark-submit: a submission slot on YARN (freed at submission), a local slot in local
+    mode (held to the end); ``status`` shows the wait in luigid. Released on exit."""
+    from pipeline.cluster.yarn_clients import yarn as yarn_settings
+    from pipeline.config import fanout
+    from pipeline.runner.submit import is_local_master
+
+    folder = slots_folder()
+    if job.on_yarn:
+        size = int(yarn_settings().max_concurrent_submits)
+        pool = SlotPool(folder, "submit", max(0, size))
+        waiting = (f"waiting for a submission slot: at most {size} spark-submit JVMs at once "
+                   f"([yarn] max_concurrent_submits)")
+        slot = pool.acquire(release_on_submit=True, on_wait=lambda: status(waiting))
+    elif is_local_master(job.master):
+        cap = local_job_cap(cores=machine_cores(), available_bytes=available_memory(),
+                            driver_memory=job.driver_memory, master=job.master,
+                            configured=int(fanout().max_local_jobs))
+        line = f"local mode: at most {cap.jobs} jobs at once on this machine ({cap.reason}); [fanout] max_local_jobs overrides"
+        _announce_once(folder, run_id, line)
+        pool = SlotPool(folder, "local", cap.jobs)
+        slot = pool.acquire(on_wait=lambda: status(f"waiting for a local job slot: {line}"))
+    else:  # another master (spark://, k8s://): nothing measured to bound it by
+        slot = Slot(None, None, False)
+    try:
+        yield slot
+    finally:
+        slot.release()
