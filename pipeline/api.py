@@ -60,7 +60,7 @@ def train_all(data: str = "data/demo.parquet", models: str = "models", labels: l
     UI shows progress) instead of an in-process scheduler. ``training`` takes TrainAll's
     other parameters: engine, params, features, balance_ratio, test_fraction, seed, log_dir.
     """
-    task = TrainAll(data=data, models=models, labels=labels, run_id=_new_run_id(), **training)
+    task = TrainAll(data=data, models=models, labels=labels, run_id=_new_run_id(), planned_workers=workers, **training)
     return _build(task, workers, scheduler_host, scheduler_port)
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import threading
 from typing import Any
 
 SPEC_FLAG = "--spec"
 EVENT_PREFIX = "FANOUT_EVENT "
 FAIL_LABELS_ENV = "FANOUT_FAIL_LABELS"  # test-only: labels whose job raises after Spark starts
+LABEL_DELAY_ENV = "FANOUT_LABEL_DELAY"  # test-only: seconds each label waits before training
 SPEC_VERSION = 1
 
 
@@ -35,10 +37,16 @@ def format_event(event: str, **fields: Any) -> str:
     return EVENT_PREFIX + json.dumps({"event": event, **fields}, ensure_ascii=True, sort_keys=True)
 
 
+_emit_lock = threading.Lock()
+
+
 def emit_event(event: str, **fields: Any) -> None:
-    """Print one event line (flushed at once: the controller reads it as it streams)."""
-    sys.stdout.write(format_event(event, **fields) + "\n")
-    sys.stdout.flush()
+    """Print one event line (flushed at once: the controller reads it as it streams).
+    Whole lines only, also when several training threads report at once."""
+    line = format_event(event, **fields) + "\n"
+    with _emit_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 def parse_event(line: str) -> dict[str, Any] | None:

@@ -1,8 +1,14 @@
-"""spark-submit entry point: train one binary classifier per label and write artifacts.
+"""spark-submit entry point: train one binary classifier per label of a batch and
+write each label's artifact as soon as that label is done.
 
 Usage (the controller builds this): ``spark-submit … train_model.py --spec <base64 JSON>``.
-Exit status 0 means every label of the spec has a complete artifact; on failure the
-last ``FANOUT_EVENT error`` line carries a one-line reason.
+A batch reads the dataset once. With native LightGBM and data that fits the driver
+(``collect_limit_mb``), the rows are collected once and each label is checked,
+balanced and trained in pandas on a pool of driver threads (one per driver core): no
+Spark action per label. Otherwise (Spark engines, or bigger data) labels train one
+after the other as Spark jobs on the cached, prepared frame.
+Exit status 0 means every label of the spec has a complete artifact; each label that
+failed has a ``FANOUT_EVENT error`` line with its label and a one-line reason.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import platform
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,27 +26,47 @@ from tasks import engines
 from tasks.artifact_writer import ArtifactWriter
 from tasks.balance import plan_balance
 from tasks.engine_specs import resolve_params
-from tasks.jobspec import FAIL_LABELS_ENV, SPEC_FLAG, decode_spec, emit_event, fail_labels
+from tasks.jobspec import FAIL_LABELS_ENV, LABEL_DELAY_ENV, SPEC_FLAG, decode_spec, emit_event, fail_labels
+from tasks.label_sample import VALIDATION_COL, JobInputError, check_binary, label_sample
 from tasks.layout import FORMAT_VERSION, SPARK_MODEL
 from tasks.parent_death import die_with_parent
 
-TEST_COL = "__test__"
+__all__ = ["JobInputError", "main"]
 
-
-class JobInputError(RuntimeError):
-    """Bad input found inside the job (missing column, single-class label, …)."""
+#: Default cap on the collected batch frame (MB of float64 values); the controller's
+#: ``[batching] collect_limit_mb`` overrides it through the spec.
+DEFAULT_COLLECT_LIMIT_MB = 512
+HASH_BUCKETS = 1_000_000
 
 
 def _quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _prepare(df: Any, label: str, features: list[str]) -> Any:
+def validation_flag(data: Any, seed: int, fraction: float) -> Any:
+    """A row's place in the validation split: a seeded 64-bit hash of ALL the dataset's
+    columns, so every label, engine and feature set of one dataset sees the same
+    validation rows, in every rerun and whatever the batch (rows that are exact copies
+    share their place)."""
     from pyspark.sql import functions as F
 
-    cols = [F.col(_quote(label)).cast("double").alias(engines.LABEL_COL)]
+    hashed = F.xxhash64(*[F.col(_quote(c)) for c in data.columns], F.lit(int(seed)))
+    return F.pmod(hashed, F.lit(HASH_BUCKETS)) < F.lit(int(round(fraction * HASH_BUCKETS)))
+
+
+def label_column(i: int) -> str:
+    return f"y{i}"
+
+
+def prepare(data: Any, labels: list[str], features: list[str], seed: int, fraction: float) -> Any:
+    """The batch's frame: one 0/1 double column per label (``y<i>``), the features as
+    ``f<i>`` doubles and the validation flag; odd column names never reach expressions."""
+    from pyspark.sql import functions as F
+
+    cols = [F.col(_quote(label)).cast("double").alias(label_column(i)) for i, label in enumerate(labels)]
     cols += [F.col(_quote(f)).cast("double").alias(f"f{i}") for i, f in enumerate(features)]
-    return df.select(*cols)
+    cols.append(validation_flag(data, seed, fraction).alias(VALIDATION_COL))
+    return data.select(*cols)
 
 
 def _class_counts(df: Any) -> dict[int, int]:
@@ -57,105 +84,214 @@ def _versions(spark: Any) -> dict[str, str]:
             "pandas": pandas.__version__, "pyarrow": pyarrow.__version__}
 
 
-def train_label(spark: Any, data: Any, label: str, slug: str, spec: dict[str, Any], watch_parent: int | None) -> str:
-    started = time.perf_counter()
-    if label in fail_labels(os.environ.get(FAIL_LABELS_ENV)):
-        raise RuntimeError(f"{FAIL_LABELS_ENV} names label {label!r}: failing on purpose (test switch)")
-    if label not in data.columns:
-        raise JobInputError(f"label column {label!r} is not in {spec['data']}: check --labels against the dataset columns")
-    features = spec["features"]
-    missing = [f for f in features if f not in data.columns]
-    if missing:
-        raise JobInputError(f"feature column {missing[0]!r} is not in {spec['data']}: fix --features")
-    engine = spec["engine"]
-    params = resolve_params(engine, spec["params"])
-    seed = int(spec["seed"])
+class LabelJob:
+    """What one label of the batch needs, whichever path trains it."""
 
-    from pyspark.sql import functions as F
+    def __init__(self, index: int, label: str, slug: str, spec: dict[str, Any]) -> None:
+        self.index, self.label, self.slug, self.spec = index, label, slug, spec
+        self.started = time.perf_counter()
 
-    y = F.col(engines.LABEL_COL)
-    test_fraction = float(spec["test_fraction"])
-    # The split is a seeded flag per row (deterministic for the same input files, as
-    # randomSplit is), so ONE pass counts rows per split and class: in a fresh JVM every
-    # Spark action costs over a second, more than training on a balanced sample.
-    flagged = _prepare(data, label, features).withColumn(TEST_COL, F.rand(seed) < F.lit(test_fraction))
-    counts = {(bool(r[TEST_COL]), r[engines.LABEL_COL]): int(r["count"])
-              for r in flagged.groupBy(TEST_COL, engines.LABEL_COL).count().collect()}
-    total_rows = sum(counts.values())
-    odd = sorted({v for (_, v) in counts if v is not None and v not in (0.0, 1.0)})
-    if odd:
-        raise JobInputError(f"label {label!r} is not binary (value {odd[0]!r} is not 0 or 1): labels must hold 0/1")
-    counts_all = {c: counts.get((False, float(c)), 0) + counts.get((True, float(c)), 0) for c in (0, 1)}
-    if counts_all[0] == 0 or counts_all[1] == 0:
-        only = 0 if counts_all[1] == 0 else 1
-        raise JobInputError(f"label {label!r} has only class {only} ({counts_all[only]} rows): nothing to learn; drop it from --labels")
-    emit_event("progress", label=label, percent=30, message="data counted")
+    def check_switch(self) -> None:
+        """The test-only fault and delay switches (environment of the job)."""
+        if self.label in fail_labels(os.environ.get(FAIL_LABELS_ENV)):
+            raise RuntimeError(f"{FAIL_LABELS_ENV} names label {self.label!r}: failing on purpose (test switch)")
+        time.sleep(float(os.environ.get(LABEL_DELAY_ENV) or 0))
 
-    before = {c: counts.get((False, float(c)), 0) for c in (0, 1)}
-    plan = plan_balance(before[0], before[1], float(spec["balance_ratio"]))
-    labelled = flagged.where(y.isNotNull())
-    train = labelled.where(~F.col(TEST_COL))
-    if plan.fractions != {0: 1.0, 1: 1.0}:
-        train = train.sampleBy(engines.LABEL_COL, {float(k): v for k, v in plan.fractions.items()}, seed=seed)
-    test = labelled.where(F.col(TEST_COL))
-    columns = [f"f{i}" for i in range(len(features))]
 
-    if engine == "lightgbm":
-        # One action collects the balanced training rows and the test rows together.
-        both = train.unionByName(test).toPandas()
-        train_pd, test_pd = both[~both[TEST_COL]], both[both[TEST_COL]]
-        after = {c: int((train_pd[engines.LABEL_COL] == c).sum()) for c in (0, 1)}
-        emit_event("progress", label=label, percent=50, message="balanced")
-        model = engines.train_lightgbm(train_pd, test_pd, columns, params, seed)
-    else:
-        train = train.drop(TEST_COL).cache()
-        test = test.drop(TEST_COL)
-        after = _class_counts(train)
-        emit_event("progress", label=label, percent=50, message="balanced")
-        if engine == "synapseml":
-            model = engines.train_synapseml(spark, train, test, columns, params, seed)
-        else:
-            model = engines.train_mllib(engine, train, test, columns, params, seed)
-    emit_event("progress", label=label, percent=85, message="trained")
-
-    metadata = {
+def _metadata(spark: Any, job: LabelJob, params: dict[str, Any], rows: dict[str, Any], model: Any) -> dict[str, Any]:
+    spec = job.spec
+    return {
         "format_version": FORMAT_VERSION,
-        "label": label,
-        "slug": slug,
-        "engine": engine,
+        "label": job.label,
+        "slug": job.slug,
+        "engine": spec["engine"],
         "params": params,
-        "features": features,
-        "seed": seed,
+        "features": spec["features"],
+        "seed": int(spec["seed"]),
         "balance_ratio": float(spec["balance_ratio"]),
-        "test_fraction": test_fraction,
-        "rows": {
-            "total": total_rows,
-            "labelled": counts_all[0] + counts_all[1],
-            "train_before_balancing": before[0] + before[1],
-            "train_after_balancing": after[0] + after[1],
-            "class_counts_before_balancing": {"0": before[0], "1": before[1]},
-            "class_counts_after_balancing": {"0": after[0], "1": after[1]},
-        },
+        "test_fraction": float(spec["test_fraction"]),
+        "split": "validation rows: pmod(xxhash64(all dataset columns, seed), 1e6) < test_fraction * 1e6",
+        "rows": rows,
         "metrics": model.metrics,
         "training_seconds": round(model.training_seconds, 3),
         "application_id": spark.sparkContext.applicationId,
         "run_id": spec.get("run_id"),
         "task_id": spec.get("task_id"),
+        "batch_size": len(spec["labels"]),
         "versions": {**_versions(spark), **model.versions},
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    with ArtifactWriter(spark, spec["artifact_root"], slug) as writer:
+
+
+def _commit(spark: Any, job: LabelJob, params: dict[str, Any], rows: dict[str, Any], model: Any,
+            watch_parent: int | None) -> str:
+    """Write the label's artifact atomically and report it: done as soon as the label is
+    trained, so a batch cut short keeps every label it finished."""
+    emit_event("progress", label=job.label, percent=85, message="trained")
+    metadata = _metadata(spark, job, params, rows, model)
+    with ArtifactWriter(spark, job.spec["artifact_root"], job.slug) as writer:
         for name, content in model.files.items():
             writer.write_bytes(name, content)
         if model.spark_model is not None:
             model.spark_model.write().save(f"{writer.temp_uri}/{SPARK_MODEL}")
             writer.record_written(SPARK_MODEL)
-        metadata["job_seconds"] = round(time.perf_counter() - started, 3)
+        metadata["job_seconds"] = round(time.perf_counter() - job.started, 3)
         final = writer.commit(metadata, abort_if=lambda: watch_parent is not None and os.getppid() != watch_parent)
-    if engine != "lightgbm":
-        train.unpersist()
-    emit_event("artifact", label=label, location=final, reused=writer.already_complete, metrics=model.metrics)
+    emit_event("artifact", label=job.label, location=final, reused=writer.already_complete, metrics=model.metrics,
+               seconds=metadata["job_seconds"])
     return final
+
+
+def _error_message(exc: BaseException) -> str:
+    if isinstance(exc, (JobInputError, engines.EngineUnavailable)):
+        return str(exc)
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+def _driver_cores(spark: Any) -> int:
+    """Cores this driver may use for training threads: local[N]'s N, else spark.driver.cores."""
+    sc = spark.sparkContext
+    if sc.master.startswith("local"):
+        return max(1, int(sc.defaultParallelism))
+    return max(1, int(spark.conf.get("spark.driver.cores", "1")))
+
+
+def collect_batch(prepared: Any, n_columns: int, limit_mb: float) -> Any:
+    """The prepared frame as pandas, or ``None`` when it holds more than ``limit_mb`` of
+    values (then labels train as Spark jobs): one action either way, never more rows
+    collected than the limit allows."""
+    max_rows = int(limit_mb * 1024 * 1024 / (8 * max(1, n_columns)))
+    if max_rows < 1:
+        return None
+    frame = prepared.limit(max_rows + 1).toPandas()
+    return None if len(frame) > max_rows else frame
+
+
+def train_collected(spark: Any, frame: Any, jobs: list[LabelJob], params: dict[str, Any],
+                    watch_parent: int | None) -> int:
+    """Native LightGBM on the collected frame: labels train side by side on a pool of
+    driver threads (LightGBM releases the GIL); each is committed as it finishes.
+    Returns how many labels failed."""
+    spec = jobs[0].spec
+    columns = [f"f{i}" for i in range(len(spec["features"]))]
+    seed = int(spec["seed"])
+
+    def train_one(job: LabelJob) -> tuple[dict[str, Any], Any]:
+        job.started = time.perf_counter()
+        job.check_switch()
+        sample = label_sample(frame, job.label, label_column(job.index), columns, float(spec["balance_ratio"]), seed)
+        emit_event("progress", label=job.label, percent=50, message="balanced")
+        return sample.rows, engines.train_lightgbm(sample.train, sample.validation, columns, params, seed)
+
+    failed = 0
+    threads = min(len(jobs), int(spec.get("threads") or _driver_cores(spark)))
+    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="train") as pool:
+        futures = {pool.submit(train_one, job): job for job in jobs}
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                rows, model = future.result()
+                _commit(spark, job, params, rows, model, watch_parent)
+            except Exception as exc:  # one label's failure never stops the others
+                failed += 1
+                emit_event("error", label=job.label, message=_error_message(exc))
+    return failed
+
+
+def train_in_spark(spark: Any, prepared: Any, job: LabelJob, params: dict[str, Any], watch_parent: int | None) -> None:
+    """One label as Spark jobs on the cached batch frame (Spark engines, or data too big
+    to collect): counts, balanced sample, training, artifact."""
+    from pyspark.sql import functions as F
+
+    job.started = time.perf_counter()
+    job.check_switch()
+    spec, engine, seed = job.spec, job.spec["engine"], int(job.spec["seed"])
+    columns = [f"f{i}" for i in range(len(spec["features"]))]
+    y = F.col(engines.LABEL_COL)
+    frame = prepared.select(F.col(label_column(job.index)).alias(engines.LABEL_COL), *columns, VALIDATION_COL)
+    # ONE pass counts rows per split and class: in a fresh JVM every Spark action costs
+    # over a second, more than training on a balanced sample.
+    counts = {(bool(r[VALIDATION_COL]), r[engines.LABEL_COL]): int(r["count"])
+              for r in frame.groupBy(VALIDATION_COL, engines.LABEL_COL).count().collect()}
+    per_value: dict[float, int] = {}
+    for (_, value), n in counts.items():
+        if value is not None:
+            per_value[float(value)] = per_value.get(float(value), 0) + n
+    per_class = check_binary(job.label, per_value)
+    emit_event("progress", label=job.label, percent=30, message="data counted")
+
+    before = {c: counts.get((False, float(c)), 0) for c in (0, 1)}
+    plan = plan_balance(before[0], before[1], float(spec["balance_ratio"]))
+    labelled = frame.where(y.isNotNull())
+    train = labelled.where(~F.col(VALIDATION_COL))
+    if plan.fractions != {0: 1.0, 1: 1.0}:
+        train = train.sampleBy(engines.LABEL_COL, {float(k): v for k, v in plan.fractions.items()}, seed=seed)
+    validation = labelled.where(F.col(VALIDATION_COL))
+    if engine == "lightgbm":
+        both = train.unionByName(validation).toPandas()
+        train_pd, valid_pd = both[~both[VALIDATION_COL]], both[both[VALIDATION_COL]]
+        after = {c: int((train_pd[engines.LABEL_COL] == c).sum()) for c in (0, 1)}
+        emit_event("progress", label=job.label, percent=50, message="balanced")
+        model = engines.train_lightgbm(train_pd, valid_pd, columns, params, seed)
+    else:
+        train = train.drop(VALIDATION_COL).cache()
+        validation = validation.drop(VALIDATION_COL)
+        after = _class_counts(train)
+        emit_event("progress", label=job.label, percent=50, message="balanced")
+        if engine == "synapseml":
+            model = engines.train_synapseml(spark, train, validation, columns, params, seed)
+        else:
+            model = engines.train_mllib(engine, train, validation, columns, params, seed)
+        train.unpersist()
+    rows = {
+        "total": sum(counts.values()),
+        "labelled": per_class[0] + per_class[1],
+        "train_before_balancing": before[0] + before[1],
+        "train_after_balancing": after[0] + after[1],
+        "validation": counts.get((True, 0.0), 0) + counts.get((True, 1.0), 0),
+        "class_counts_before_balancing": {"0": before[0], "1": before[1]},
+        "class_counts_after_balancing": {"0": after[0], "1": after[1]},
+    }
+    _commit(spark, job, params, rows, model, watch_parent)
+
+
+def train_batch(spark: Any, data: Any, spec: dict[str, Any], watch_parent: int | None) -> int:
+    """Train every label of the spec; returns how many failed (each reported)."""
+    features = spec["features"]
+    missing = [f for f in features if f not in data.columns]
+    if missing:
+        raise JobInputError(f"feature column {missing[0]!r} is not in {spec['data']}: fix --features")
+    params = resolve_params(spec["engine"], spec["params"])
+    failed = 0
+    present: list[tuple[str, str]] = []
+    for label, slug in zip(spec["labels"], spec["slugs"], strict=True):
+        if label in data.columns:
+            present.append((label, slug))
+        else:
+            failed += 1
+            emit_event("error", label=label,
+                       message=f"label column {label!r} is not in {spec['data']}: check --labels against the dataset columns")
+    if not present:
+        return failed
+    prepared = prepare(data, [label for label, _ in present], features, int(spec["seed"]), float(spec["test_fraction"]))
+    jobs = [LabelJob(i, label, slug, spec) for i, (label, slug) in enumerate(present)]
+    frame = None
+    if spec["engine"] == "lightgbm":
+        limit = float(spec.get("collect_limit_mb", DEFAULT_COLLECT_LIMIT_MB))
+        frame = collect_batch(prepared, len(present) + len(features) + 1, limit)
+    emit_event("data_ready", labels=len(jobs), collected=frame is not None)
+    if frame is not None:
+        return failed + train_collected(spark, frame, jobs, params, watch_parent)
+    if len(jobs) > 1:
+        prepared = prepared.cache()
+    for job in jobs:
+        try:
+            train_in_spark(spark, prepared, job, params, watch_parent)
+        except Exception as exc:  # one label's failure never stops the others
+            failed += 1
+            emit_event("error", label=job.label, message=_error_message(exc))
+    return failed
 
 
 def main(argv: list[str]) -> int:
@@ -170,26 +306,21 @@ def main(argv: list[str]) -> int:
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.getOrCreate()
+    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
     sc = spark.sparkContext
-    emit_event("started", application_id=sc.applicationId, ui_url=sc.uiWebUrl, percent=10)
-    failed = 0
+    emit_event("started", application_id=sc.applicationId, ui_url=sc.uiWebUrl, percent=10, labels=len(spec["labels"]))
     try:
         try:
             data = spark.read.parquet(spec["data"])
         except Exception as exc:  # AnalysisException: path missing or not Parquet
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise JobInputError(f"cannot read dataset {spec['data']}: {first}") from None
-        for label, slug in zip(spec["labels"], spec["slugs"], strict=True):
-            try:
-                train_label(spark, data, label, slug, spec, watch_parent)
-            except (JobInputError, engines.EngineUnavailable) as exc:
-                failed += 1
-                emit_event("error", label=label, message=str(exc))
+        failed = train_batch(spark, data, spec, watch_parent)
     except JobInputError as exc:
         emit_event("error", label=None, message=str(exc))
         return 3
     except Exception as exc:
-        emit_event("error", label=None, message=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+        emit_event("error", label=None, message=_error_message(exc))
         raise
     finally:
         spark.stop()

@@ -25,7 +25,9 @@ logger = logging.getLogger("luigi-interface")
 
 
 CONFIG_FILE = "config.json"
-CONFIG_FORMAT = 1
+# 2: validation rows chosen by a seeded hash of every dataset column (was a per-job
+# random draw), so a configuration of format 1 names other models.
+CONFIG_FORMAT = 2
 
 
 def training_config(*, engine: str, params: Mapping[str, Any], features: Sequence[str], balance_ratio: float,
@@ -93,14 +95,16 @@ def completed_slugs(root: Location, storage: Storage | None = None) -> set[str]:
     return {e.name for e in entries if e.is_dir and is_final_name(e.name)}
 
 
-def remove_stale_temporaries(root: Location, slug: str, storage: Storage | None = None) -> list[Location]:
-    """Delete temporary folders a killed job of this label left behind. Only names
-    matching this label's temporary pattern are touched; finished artifacts never are."""
+def remove_stale_temporaries(root: Location, slug: str | Sequence[str], storage: Storage | None = None) -> list[Location]:
+    """Delete temporary folders a killed job of these labels (one slug, or a batch's)
+    left behind, from one listing. Only names matching a label's temporary pattern are
+    touched; finished artifacts never are."""
     storage = storage or storage_for(root)
+    slugs = [slug] if isinstance(slug, str) else list(slug)
     entries = storage.list_dir(root) or []
     removed = []
     for entry in entries:
-        if is_temp_of(entry.name, slug):
+        if any(is_temp_of(entry.name, one) for one in slugs):
             stale = root.join(entry.name)
             storage.remove_tree(stale)
             logger.info("removed stale temporary artifact %s", stale)

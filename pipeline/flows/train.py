@@ -9,6 +9,7 @@ from typing import Any
 import luigi
 from luigi.parameter import ParameterVisibility
 
+from pipeline.config import batching
 from pipeline.data.artifacts import (
     ArtifactTarget,
     artifact_location,
@@ -22,6 +23,14 @@ from pipeline.data.datasets import DatasetSchema, read_schema
 from pipeline.data.labels import DEFAULT_LABEL_PREFIX, feature_columns, label_slug, resolve_labels
 from pipeline.errors import ConfigError, DatasetError, FanoutError
 from pipeline.runner import results
+from pipeline.runner.batching import (
+    MemberParameter,
+    auto_batch_size,
+    configured_workers,
+    median,
+    members,
+    parse_batch_size,
+)
 from pipeline.runner.controller import install_controller_hooks
 from pipeline.runner.job import RunParameters, SparkJob, current_run_id
 from pipeline.runner.submit import train_script
@@ -36,7 +45,7 @@ class _LabelAndConfig:
     """TrainModel's identifying parameters, declared before the others so that luigid
     lists them first."""
 
-    label = luigi.Parameter(description="Label column to train a binary classifier for")
+    label = MemberParameter(description="Label column to train a binary classifier for (a batch: several)")
     config = luigi.Parameter(default="", description="Configuration id (<engine>-<hash>) that TrainAll computed; "
                              "empty: computed from the other parameters")
 
@@ -95,24 +104,45 @@ def _plain(value: Any) -> Any:
 
 
 class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
-    """Train one label's model in its own spark-submit job; output: its artifact under
-    its configuration's folder.
+    """Train one label's model in a spark-submit job; output: its artifact under its
+    configuration's folder. Luigi batches TrainModel tasks that differ only in their
+    label (up to ``batch_size``): one job then trains them all, reading the data once,
+    and writes each label's artifact as soon as that label is done.
 
     Running the job (local process trees, YARN submit/follow/kill/re-attach, logs,
     results) is :class:`~pipeline.runner.job.SparkJob`'s; this class says what to train.
-    Normally made by TrainAll, which passes ``config``.
+    Normally made by TrainAll, which passes ``config`` and ``batch_size``.
     """
 
     success_status = "trained"
     unit = "label"
 
+    batch_size = luigi.IntParameter(default=1, significant=False, visibility=ParameterVisibility.HIDDEN,
+                                    description="Most labels Luigi batches into one job (TrainAll sets it)")
+
+    @property
+    def max_batch_size(self) -> int:  # read by Luigi's worker when it registers the batcher
+        return max(1, int(self.batch_size))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return members(self.label)
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return self.labels
+
     @property
     def job_name(self) -> str:
-        return self.label
+        labels = self.labels
+        return labels[0] if len(labels) == 1 else f"{labels[0]} +{len(labels) - 1}"
 
     @property
     def name_prefix(self) -> str:
-        return self.engine
+        return self.engine if len(self.labels) == 1 else f"{self.engine}-{len(self.labels)}-labels"
+
+    def member_output(self, name: str) -> ArtifactTarget:
+        return ArtifactTarget(artifact_location(self.config_root, name))
 
     @cached_property
     def config_document(self) -> dict[str, Any]:
@@ -133,17 +163,22 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
     def config_root(self) -> Location:
         return self.models_root.join(self.config_name)
 
-    def output(self) -> ArtifactTarget:
-        return ArtifactTarget(artifact_location(self.config_root, self.label))
+    def output(self) -> ArtifactTarget | list[ArtifactTarget]:
+        targets = [self.member_output(label) for label in self.labels]
+        return targets[0] if len(targets) == 1 else targets
 
     @property
     def app(self) -> str:
         return train_script()
 
     def job_spec(self) -> dict[str, Any]:
+        labels = self.active_members
+        settings = batching()
         return {
-            "labels": [self.label],
-            "slugs": [self.slug],
+            "labels": labels,
+            "slugs": [label_slug(label) for label in labels],
+            "collect_limit_mb": settings.collect_limit_mb,
+            "threads": settings.threads,
             "data": self.data_location.uri(),
             "artifact_root": self.config_root.uri(),
             "engine": self.engine,
@@ -168,7 +203,7 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
     def resolved_features(self) -> list[str]:
         if self.features is not None:
             return list(self.features)
-        return feature_columns(self.schema.numeric, [self.label], self.label_prefix)
+        return feature_columns(self.schema.numeric, list(self.labels), self.label_prefix)
 
     def preflight(self) -> None:
         """Everything that can be refused in milliseconds instead of after a JVM start."""
@@ -191,24 +226,33 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
                 if loc.is_local and not local_ok:
                     raise ConfigError(f"{what} {loc} is a local path but the job runs on YARN nodes: use an hdfs:// path")
         schema = self.schema
-        if self.label not in schema.columns:
-            near = [c for c in schema.columns if c.startswith(self.label_prefix)][:5]
-            raise DatasetError(
-                f"label {self.label!r} is not a column of {self.data}: check --labels"
-                + (f" (label columns there: {', '.join(near)})" if near else "")
-            )
         features = self.resolved_features()
-        if self.label in features:
-            raise ConfigError(f"label {self.label!r} is also in --features: remove it, a model must not see its target")
         if not features:
             raise DatasetError(f"{self.data} has no numeric feature columns besides the labels: pass --features")
         unknown = [f for f in features if f not in schema.columns]
         if unknown:
             raise DatasetError(f"feature {unknown[0]!r} is not a column of {self.data}: fix --features")
+        for label in self.labels:
+            try:
+                self._check_label(label, schema, features)
+            except FanoutError as exc:
+                if len(self.labels) == 1:
+                    raise
+                self.refuse_member(label, str(exc))  # the batch's other labels go on
+
+    def _check_label(self, label: str, schema: DatasetSchema, features: list[str]) -> None:
+        if label not in schema.columns:
+            near = [c for c in schema.columns if c.startswith(self.label_prefix)][:5]
+            raise DatasetError(
+                f"label {label!r} is not a column of {self.data}: check --labels"
+                + (f" (label columns there: {', '.join(near)})" if near else "")
+            )
+        if label in features:
+            raise ConfigError(f"label {label!r} is also in --features: remove it, a model must not see its target")
 
     def before_submit(self) -> None:
         ensure_config_file(self.config_root, self.config_document)
-        remove_stale_temporaries(self.config_root, self.slug)
+        remove_stale_temporaries(self.config_root, [label_slug(label) for label in self.active_members])
 
 
 class TrainAll(TrainingParameters, luigi.WrapperTask):
@@ -218,6 +262,10 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
     anew beside it, and a finished run costs one storage request to confirm."""
 
     labels = luigi.OptionalListParameter(default=None, description="Labels as a JSON list; default: every column starting with label-prefix")
+    batch_size = luigi.Parameter(default="auto", description="Labels per spark-submit: auto (from measured start-up "
+                                 "and per-label times, see [batching]) | N | 1 (one job per label)")
+    planned_workers = luigi.IntParameter(default=0, significant=False, visibility=ParameterVisibility.HIDDEN,
+                                         description="Internal: workers batch-size auto plans for (0: --workers)")
 
     @cached_property
     def plan(self) -> dict[str, Any]:
@@ -234,9 +282,36 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
         if not done:  # a configuration with finished labels has its config.json already
             ensure_config_file(root, config)
         missing = [label for label in labels if label_slug(label) not in done]
-        logger.info("TrainAll: %d labels, %d complete, %d to train (configuration %s)",
-                    len(labels), len(labels) - len(missing), len(missing), name)
-        return {"labels": labels, "features": features, "missing": missing, "config": name, "root": root}
+        batch = self.chosen_batch_size(len(missing), labels, root)
+        logger.info("TrainAll: %d labels, %d complete, %d to train (configuration %s)%s",
+                    len(labels), len(labels) - len(missing), len(missing), name,
+                    f", up to {batch} per spark-submit" if batch > 1 else "")
+        return {"labels": labels, "features": features, "missing": missing, "config": name, "root": root,
+                "batch_size": batch}
+
+    def chosen_batch_size(self, missing: int, labels: list[str], root: Location) -> int:
+        """``--batch-size`` as a number; ``auto`` by the rule in :mod:`pipeline.runner.batching`,
+        from the start-up and per-label seconds earlier runs of this configuration
+        recorded in the log folder (local files: no storage requests)."""
+        fixed = parse_batch_size(self.batch_size)
+        if fixed is not None:
+            return fixed
+        settings = batching()
+        startups, per_label = [], []
+        for label in labels[:64]:
+            res = results.latest(self.log_dir, label)
+            if res is None or res.status != "trained" or not str(res.artifact or "").startswith(str(root)):
+                continue
+            startups.append(res.startup_seconds)
+            per_label.append(res.work_seconds)
+        default_startup = settings.startup_seconds_yarn if self._on_yarn() else settings.startup_seconds_local
+        return auto_batch_size(missing, self.planned_workers or configured_workers(), startup_s=median(startups) or default_startup,
+                               per_item_s=median(per_label), max_size=settings.max_size,
+                               startup_share=settings.startup_share)
+
+    @staticmethod
+    def _on_yarn() -> bool:
+        return (luigi.configuration.get_config().get("spark", "master", "local[1]") or "").startswith("yarn")
 
     @property
     def summary_title(self) -> str:
@@ -246,7 +321,8 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
         install_controller_hooks(self)
         plan = self.plan
         run_id = self.run_id or current_run_id()
-        return [self.clone(TrainModel, label=label, features=plan["features"], config=plan["config"], run_id=run_id)
+        return [self.clone(TrainModel, label=label, features=plan["features"], config=plan["config"], run_id=run_id,
+                           batch_size=plan["batch_size"])
                 for label in plan["missing"]]
 
     def summary_rows(self) -> list[dict[str, object]]:

@@ -136,6 +136,31 @@ class SparkJob(RunParameters, SparkSubmitTask):
     def after_success(self) -> None:
         """Runs after the job succeeded, before its output is checked (e.g. move it into place)."""
 
+    # --- batches: several units of work in one job ------------------------------------------
+    @property
+    def members(self) -> tuple[str, ...]:
+        """The units of work this job runs: its own, or a batch's (each gets its result)."""
+        return (self.job_name,)
+
+    def member_output(self, name: str) -> Any:
+        """The output target of one member (a batch's ``output()`` lists them all)."""
+        return self.output()
+
+    @property
+    def active_members(self) -> list[str]:
+        """Members that go into the job: those preflight did not refuse."""
+        return [m for m in self.members if m not in getattr(self, "_refused", {})]
+
+    def refuse_member(self, name: str, reason: str) -> None:
+        """Preflight of a batch: leave one member out of the job with its one-line reason
+        (a task of its own raises instead)."""
+        self._refused[name] = reason
+        self._member_errors[name] = reason
+
+    @property
+    def is_batch(self) -> bool:
+        return len(self.members) > 1
+
     # --- derived --------------------------------------------------------------------------
     @cached_property
     def slug(self) -> str:
@@ -143,7 +168,17 @@ class SparkJob(RunParameters, SparkSubmitTask):
 
     @property
     def title(self) -> str:
+        if self.is_batch:
+            return f"batch of {len(self.members)} {self.unit}s ({self.members[0]!r}, ...)"
         return f"{self.unit} {self.job_name!r}"
+
+    @property
+    def log_folder(self) -> Path:
+        """Where this job's spark-submit log goes; a batch's beside its members' results."""
+        group = self.result_group
+        if self.is_batch:
+            group = f"{group}/batches" if group else "batches"
+        return results.result_dir(self.log_dir, self.job_name, group)
 
     @property
     def on_yarn(self) -> bool:
@@ -178,7 +213,7 @@ class SparkJob(RunParameters, SparkSubmitTask):
 
     @property
     def py_files(self) -> list[str]:
-        shared = self.shared_files.tasks_zip if self.cluster_mode else None
+        shared = None
         return (super().py_files or []) + [shared or tasks_zip()]
 
     @property
@@ -226,7 +261,7 @@ class SparkJob(RunParameters, SparkSubmitTask):
         started = time.monotonic()
         cpu_started = time.process_time()
         run_id = self.run_id or current_run_id()
-        log_folder = results.result_dir(self.log_dir, self.job_name, self.result_group)
+        log_folder = self.log_folder
         log_folder.mkdir(parents=True, exist_ok=True)
         log_path = log_folder / f"{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}-spark-submit.log"
         self._job_error: str | None = None
@@ -234,27 +269,39 @@ class SparkJob(RunParameters, SparkSubmitTask):
         self._killed: str | None = None
         self._rm: Any = None
         self._committed: dict[str, str] = {}  # label -> location, from the job's `artifact` events
+        self._reused: set[str] = set()  # members whose artifact another attempt had completed
+        self._refused: dict[str, str] = {}  # batch members preflight left out
+        self._member_errors: dict[str, str] = {}  # member -> its one-line error from the job
+        self._member_seconds: dict[str, float] = {}
+        self._finished: set[str] = set()
+        self._startup_seconds: float | None = None
+        self._submitted_at: float | None = None
+        self._log_path = log_path
         timeout = fanout().job_timeout
         deadline = time.monotonic() + timeout if timeout > 0 else None
 
-        def record(status: str, **fields: Any) -> None:
-            self._record(run_id, status, started, cpu_started, log=log_path, **fields)
+        def record(status: str, name: str | None = None, **fields: Any) -> None:
+            self._record(run_id, status, started, cpu_started, name=name, log=log_path, **fields)
 
         try:
             with stop_signals_raise():
                 self.check_spark_settings()
                 self.preflight()
-                if self.on_yarn:
-                    self._rm = client_from_config(yarn_settings())
-                report = self._reattach(deadline) if self.on_yarn else None
-                if report is None:
-                    self.before_submit()
-                    report = self._submit_and_wait(log_path, deadline)
-                if report is not None:
-                    self._check_final_status(report)
-                self.after_success()
-            if not self.output().exists():
+                if self.active_members:
+                    if self.on_yarn:
+                        self._rm = client_from_config(yarn_settings())
+                    report = self._reattach(deadline) if self.on_yarn else None
+                    if report is None:
+                        self.before_submit()
+                        report = self._submit_and_wait(log_path, deadline)
+                    if report is not None:
+                        self._check_final_status(report)
+                    self.after_success()
+            missing = [m for m in self.members if not self.member_output(m).exists()]
+            if missing and not self.is_batch:
                 raise JobFailed(f"{self.title}: the job ended without a complete output at {self.output().path} (log: {log_path})")
+            if missing:
+                raise JobFailed(f"{self.title}: ended without the outputs of {', '.join(map(repr, missing))} (log: {log_path})")
         except (TaskInterrupted, KeyboardInterrupt) as exc:
             self._stop_application()
             self._record_outcome(record, "interrupted", f"stopped ({exc or 'interrupt'})")
@@ -265,7 +312,9 @@ class SparkJob(RunParameters, SparkSubmitTask):
             self._record_outcome(record, "failed", message)
             raise JobTimedOut(message) from None
         except FanoutError as exc:
-            self._record_outcome(record, "failed", str(exc))
+            failed = self._record_outcome(record, "failed", str(exc))
+            if self.is_batch:
+                raise JobFailed(self._batch_failure(failed, log_path)) from None
             raise
         except Exception as exc:
             self._record_outcome(record, "failed", f"{type(exc).__name__}: {exc}")
@@ -273,27 +322,47 @@ class SparkJob(RunParameters, SparkSubmitTask):
         finally:
             if self._rm is not None and hasattr(self._rm, "close"):
                 self._rm.close()
-        record(self.success_status, artifact=self.output().path)
+        for name in self.members:
+            record(self.success_status, name=name, artifact=self.member_output(name).path)
         report_to_scheduler(self.set_progress_percentage, 100)
 
-    def _record_outcome(self, record: Any, status: str, error: str) -> None:
-        """Record a job that did not end normally. One whose artifact this run committed
-        (its `artifact` event came, and the output is complete) is a success, whatever
-        came after: a stop or a failure in spark.stop() does not undo a published model."""
-        location = self._committed.get(self.job_name)
-        if location is not None:
-            try:
-                complete = self.output().exists()
-            except Exception:  # storage trouble: do not claim what cannot be checked
-                complete = False
-            if complete:
-                record(self.success_status, artifact=self.output().path)
-                return
-        record(status, error=error)
+    def _record_outcome(self, record: Any, status: str, error: str) -> list[str]:
+        """Record a job that did not end normally, member by member; returns the members
+        that did not succeed. One whose artifact this run committed (its `artifact` event
+        came, and the output is complete) is a success, whatever came after: a stop, a
+        failure in spark.stop() or another label of its batch does not undo a published
+        model."""
+        failed = []
+        for name in self.members:
+            mine = name in self._committed or name in self._reused
+            if mine:
+                try:
+                    complete = self.member_output(name).exists()
+                except Exception:  # storage trouble: do not claim what cannot be checked
+                    complete = False
+                if complete:
+                    record(self.success_status if name in self._committed else "reused", name=name,
+                           artifact=self.member_output(name).path)
+                    continue
+            failed.append(name)
+            own = self._member_errors.get(name)
+            if self.is_batch and own and status == "failed":
+                record(status, name=name, error=f"{own} (batch log: {self._log_path})")
+            else:
+                record(status, name=name, error=error)
+        return failed
+
+    def _batch_failure(self, failed: list[str], log_path: Any) -> str:
+        """One line for luigid and the log: which members of the batch failed, and why."""
+        shown = "; ".join(f"{name}: {self._member_errors.get(name, 'not finished')}" for name in failed[:3])
+        more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+        return (f"{self.title}: {len(failed)} of {len(self.members)} {self.unit}s failed, the others are complete: "
+                f"{shown}{more} (log: {log_path})")
 
     def _submit_and_wait(self, log_path: Any, deadline: float | None) -> ApplicationReport | None:
         """Run spark-submit; on YARN, return the application's final report."""
         self._ui_port = free_port() if is_local_master(self.master) else None
+        self._submitted_at = time.monotonic()
         argv = [str(a) for a in self.program_args()]
         logger.info("%s: running %s", self.title, " ".join(mask_secrets(argv)))
         parser = SubmitOutputParser() if self.on_yarn else None
@@ -430,13 +499,19 @@ class SparkJob(RunParameters, SparkSubmitTask):
             return
         logger.error("%s: YARN application %s may still run: yarn application -kill %s", self.title, app, app)
 
-    def _record(self, run_id: str, status: str, started: float, cpu_started: float, **fields: Any) -> None:
+    def _record(self, run_id: str, status: str, started: float, cpu_started: float, name: str | None = None,
+                **fields: Any) -> None:
+        name = name or self.job_name
+        seconds = self._member_seconds.get(name) if self.is_batch else None
+        fields.update(batch=self.job_name if self.is_batch else None, startup_seconds=self._startup_seconds,
+                      work_seconds=self._member_seconds.get(name))
         results.record(self.log_dir, results.JobResult(
-            name=self.job_name, status=status, run_id=run_id, seconds=round(time.monotonic() - started, 2),
+            name=name, status=status, run_id=run_id,
+            seconds=seconds if seconds is not None else round(time.monotonic() - started, 2),
             application_id=self._application_id, killed_application_id=self._killed,
             rm_requests=getattr(self._rm, "request_count", None),
             controller_cpu_seconds=round(time.process_time() - cpu_started, 3),
-            **{k: (one_line(v) if v is not None else None) for k, v in fields.items()},
+            **{k: (one_line(v) if isinstance(v, (str, Path)) else v) for k, v in fields.items()},
         ), self.result_group)
 
     def _on_report(self, report: ApplicationReport) -> None:
@@ -460,14 +535,30 @@ class SparkJob(RunParameters, SparkSubmitTask):
             if event.get("ui_url"):
                 report_to_scheduler(self.set_tracking_url, event["ui_url"])
             report_to_scheduler(self.set_status_message, f"RUNNING {self._application_id}")
+        elif kind == "data_ready" and self._submitted_at is not None:
+            self._startup_seconds = round(time.monotonic() - self._submitted_at, 2)
         elif kind == "error":
             self._job_error = event.get("message")
-            report_to_scheduler(self.set_status_message, f"FAILED: {self._job_error}")
+            if event.get("label") is not None:
+                self._member_errors[str(event["label"])] = str(event.get("message"))
+                self._finished.add(str(event["label"]))
+            report_to_scheduler(self.set_status_message, f"FAILED: {self._job_error}" if not self.is_batch else
+                                f"{len(self._finished)}/{len(self.members)} done; {event.get('label')} failed: {self._job_error}")
         elif kind == "artifact":
-            if not event.get("reused") and event.get("location"):  # reused: an earlier run's artifact
-                self._committed[str(event.get("label"))] = str(event["location"])
-            report_to_scheduler(self.set_status_message, f"output written: {event.get('location')}")
-        if "percent" in event:
+            label = str(event.get("label"))
+            if event.get("location") and event.get("reused"):  # another attempt's, complete before this job's
+                self._reused.add(label)
+            elif event.get("location"):
+                self._committed[label] = str(event["location"])
+            if isinstance(event.get("seconds"), (int, float)):
+                self._member_seconds[label] = float(event["seconds"])
+            self._finished.add(label)
+            report_to_scheduler(self.set_status_message, f"output written: {event.get('location')}" if not self.is_batch else
+                                f"{len(self._finished)}/{len(self.members)} done; wrote {event.get('location')}")
+        if self.is_batch:
+            if kind in ("artifact", "error"):
+                report_to_scheduler(self.set_progress_percentage, 10 + 90 * len(self._finished) // len(self.members))
+        elif "percent" in event:
             report_to_scheduler(self.set_progress_percentage, int(event["percent"]))
 
     def on_failure(self, exception: BaseException) -> str:

@@ -34,6 +34,9 @@ class JobResult:
     rm_requests: int | None = None  # ResourceManager calls made (YARN only)
     controller_cpu_seconds: float | None = None  # CPU used by the controller for this task
     finished_at: float | None = None
+    batch: str | None = None  # the batch job (its first member's name) this one ran in
+    startup_seconds: float | None = None  # the job's spark-submit start until its data was ready
+    work_seconds: float | None = None  # this unit's own time inside the job (a label: sample, train, write)
 
 
 def result_dir(log_dir: str, name: str, group: str = "") -> Path:

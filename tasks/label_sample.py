@@ -1,0 +1,89 @@
+"""One label's training and validation rows, cut from a batch's collected frame.
+
+A batch job collects the dataset once (features, every label of the batch, the
+validation flag) and then, per label, checks the label, balances the classes and splits
+the rows here, in pandas: no Spark action per label. Pure (pandas and numpy only), so
+it is tested without a JVM.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from tasks.balance import plan_balance
+from tasks.engines import LABEL_COL
+
+VALIDATION_COL = "__validation__"
+
+
+class JobInputError(RuntimeError):
+    """Bad input found inside the job (missing column, single-class label, …)."""
+
+
+def check_binary(label: str, counts: dict[float, int]) -> dict[int, int]:
+    """Rows per class (0/1) of a label, from counts per non-null value; refuses a
+    label holding another value or only one class."""
+    odd = sorted(v for v in counts if v not in (0.0, 1.0))
+    if odd:
+        raise JobInputError(f"label {label!r} is not binary (value {odd[0]!r} is not 0 or 1): labels must hold 0/1")
+    per_class = {0: counts.get(0.0, 0), 1: counts.get(1.0, 0)}
+    if per_class[0] == 0 or per_class[1] == 0:
+        only = 0 if per_class[1] == 0 else 1
+        raise JobInputError(f"label {label!r} has only class {only} ({per_class[only]} rows): nothing to learn; drop it from --labels")
+    return per_class
+
+
+def label_rng(seed: int, label: str) -> Any:
+    """A random generator for one label, the same whichever batch the label is in."""
+    import numpy as np
+
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(label.encode("utf-8"))])
+
+
+@dataclass
+class LabelSample:
+    train: Any  # pandas frame: LABEL_COL and the feature columns, balanced
+    validation: Any  # pandas frame: LABEL_COL and the feature columns
+    rows: dict[str, Any]  # row counts for the artifact's metadata
+
+
+def label_sample(frame: Any, label: str, label_column: str, features: list[str], balance_ratio: float,
+                 seed: int) -> LabelSample:
+    """Split ``frame`` (collected once for the batch; ``label_column`` holds this label,
+    ``VALIDATION_COL`` the row's split flag) into balanced training rows and validation
+    rows. Unlabelled rows (null) are left out of both."""
+    import numpy as np
+
+    y = frame[label_column]
+    labelled = y.notna().to_numpy()
+    values = y.to_numpy()
+    valid_flag = frame[VALIDATION_COL].to_numpy(dtype=bool)
+    unique, counts = np.unique(values[labelled], return_counts=True)
+    per_class = check_binary(label, {float(v): int(c) for v, c in zip(unique, counts, strict=True)})
+
+    in_train = labelled & ~valid_flag
+    before = {c: int(np.count_nonzero(in_train & (values == c))) for c in (0, 1)}
+    plan = plan_balance(before[0], before[1], float(balance_ratio))
+    keep = in_train
+    if plan.fractions != {0: 1.0, 1: 1.0}:
+        draw = label_rng(seed, label).random(len(values))
+        fraction = np.where(values == 1, plan.fractions[1], plan.fractions[0])
+        keep = in_train & (draw < fraction)
+    after = {c: int(np.count_nonzero(keep & (values == c))) for c in (0, 1)}
+
+    def part(mask: Any) -> Any:
+        out = frame.loc[mask, features]
+        return out.assign(**{LABEL_COL: values[mask].astype("float64")})
+
+    rows = {
+        "total": int(len(values)),
+        "labelled": per_class[0] + per_class[1],
+        "train_before_balancing": before[0] + before[1],
+        "train_after_balancing": after[0] + after[1],
+        "validation": int(np.count_nonzero(labelled & valid_flag)),
+        "class_counts_before_balancing": {"0": before[0], "1": before[1]},
+        "class_counts_after_balancing": {"0": after[0], "1": after[1]},
+    }
+    return LabelSample(train=part(keep), validation=part(labelled & valid_flag), rows=rows)

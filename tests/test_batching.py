@@ -1,0 +1,134 @@
+"""Batches of labels: the size rule, the batched label parameter through Luigi's own
+scheduler, and the per-label sample cut from a batch's collected frame (no JVM here)."""
+
+from __future__ import annotations
+
+import json
+
+import luigi
+import luigi.scheduler
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.flows.train import TrainModel
+from pipeline.runner.batching import MemberParameter, auto_batch_size, members, parse_batch_size
+from tasks.engines import LABEL_COL
+from tasks.label_sample import VALIDATION_COL, JobInputError, label_sample
+
+RULE = {"max_size": 64, "startup_share": 0.2}
+
+
+def test_auto_batch_size_without_measurements_gives_every_worker_one_batch():
+    assert auto_batch_size(64, 2, startup_s=8, per_item_s=None, **RULE) == 32
+    assert auto_batch_size(8, 2, startup_s=8, per_item_s=None, **RULE) == 4
+    assert auto_batch_size(5, 2, startup_s=8, per_item_s=None, **RULE) == 3
+    assert auto_batch_size(1, 4, startup_s=8, per_item_s=None, **RULE) == 1
+    assert auto_batch_size(1000, 2, startup_s=8, per_item_s=None, **RULE) == 64  # capped
+
+
+def test_auto_batch_size_keeps_startup_under_its_share_and_no_bigger():
+    # S = 8 s, t = 0.5 s a label: 8*0.8/(0.2*0.5) = 64 labels keep start-up at 20 %
+    assert auto_batch_size(200, 2, startup_s=8, per_item_s=0.5, **RULE) == 64
+    # t = 10 s: 8*0.8/(0.2*10) = 3.2 -> 4; a bigger batch would only cost parallelism
+    assert auto_batch_size(200, 2, startup_s=8, per_item_s=10, **RULE) == 4
+    # labels that take minutes each: one job per label
+    assert auto_batch_size(200, 2, startup_s=8, per_item_s=300, **RULE) == 1
+    # share of 20 % is met by the chosen size, missed by one less
+    b = auto_batch_size(200, 2, startup_s=30, per_item_s=7, **RULE)
+    assert 30 / (30 + b * 7) <= 0.2 < 30 / (30 + (b - 1) * 7)
+
+
+def test_batch_size_setting_is_auto_or_a_whole_number():
+    assert parse_batch_size("auto") is None and parse_batch_size(" AUTO ") is None
+    assert parse_batch_size("1") == 1 and parse_batch_size("16") == 16
+    for bad in ("0", "-2", "many", "1.5"):
+        with pytest.raises(ConfigError, match="batch-size .* auto or a whole number"):
+            parse_batch_size(bad)
+
+
+def test_a_batched_label_is_a_tuple_shown_as_a_json_list():
+    p = MemberParameter()
+    assert p._parse_list(["a", "b,c", '["x"]']) == ("a", "b,c", '["x"]')
+    assert p.serialize(("a", "b,c")) == '["a", "b,c"]' and p.serialize("churn 30d") == "churn 30d"
+    assert members(("a", "b")) == ("a", "b") and members("a") == ("a",)
+
+
+def _task(label, **kw):
+    return TrainModel(label=label, config="lightgbm-0123abcd", data="d.parquet", models="m", **kw)
+
+
+def test_a_batch_task_names_its_labels_and_lists_their_artifacts():
+    one = _task("label_00")
+    batch = _task(("label_00", "odd, label", "label_02"), batch_size=3)
+    assert one.members == ("label_00",) and not one.is_batch
+    assert batch.members == ("label_00", "odd, label", "label_02") and batch.is_batch
+    assert [t.path for t in batch.output()] == [batch.member_output(m).path for m in batch.members]
+    assert batch.member_output("odd, label").path.endswith("/m/lightgbm-0123abcd/odd-label-c94f4e91")
+    assert "-3-labels-" in batch.name and batch.task_id != one.task_id
+    assert json.loads(batch.to_str_params()["label"]) == list(batch.members)
+    assert batch.max_batch_size == 3 and one.max_batch_size == 1
+
+
+def test_luigis_scheduler_batches_labels_up_to_the_batch_size(tmp_path):
+    """Scheduling only: the real scheduler groups pending TrainModel tasks that differ in
+    their label, and the worker builds one batch task from them."""
+    sch = luigi.scheduler.Scheduler()
+    labels = [f"label_{i:02d}" for i in range(5)]
+    tasks = [_task(label, batch_size=2) for label in labels]
+    with luigi.worker.Worker(scheduler=sch, worker_processes=1) as worker:
+        for task in tasks:
+            worker.add(task)
+        response = worker._get_work()
+        batch = worker._scheduled_tasks[response.task_id]
+    assert batch.is_batch and len(batch.members) == 2 and set(batch.members) <= set(labels)
+    batch_running = sch.task_list("BATCH_RUNNING", "")
+    assert sorted(t.label for t in tasks if t.task_id in batch_running) == sorted(batch.members)
+    assert len(sch.task_list("PENDING", "")) == 3  # the others wait for the next batches
+
+
+# --------------------------------------------------------------------------- per-label sample
+
+
+def _frame(n=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"f0": rng.normal(size=n), "f1": rng.normal(size=n)})
+    frame["y0"] = (rng.random(n) < 0.1).astype(float)  # 10 % positives
+    frame["y1"] = (rng.random(n) < 0.5).astype(float)
+    frame.loc[::50, "y1"] = np.nan  # unlabelled rows
+    frame[VALIDATION_COL] = rng.random(n) < 0.2
+    return frame
+
+
+def test_sample_balances_the_training_rows_and_keeps_validation_rows_whole():
+    frame = _frame()
+    s = label_sample(frame, "rare", "y0", ["f0", "f1"], balance_ratio=1.0, seed=7)
+    counts = s.rows["class_counts_after_balancing"]
+    assert abs(counts["0"] - counts["1"]) <= 0.3 * counts["1"]
+    assert counts["1"] == s.rows["class_counts_before_balancing"]["1"], "every minority row is kept"
+    assert len(s.validation) == int(frame[VALIDATION_COL].sum()) == s.rows["validation"]
+    assert list(s.train.columns) == ["f0", "f1", LABEL_COL]
+    assert not set(s.train.index) & set(s.validation.index)
+
+
+def test_sample_of_a_label_is_the_same_in_any_batch():
+    frame = _frame()
+    alone = label_sample(frame[["f0", "f1", "y0", VALIDATION_COL]], "rare", "y0", ["f0", "f1"], 1.0, seed=7)
+    in_batch = label_sample(frame, "rare", "y0", ["f0", "f1"], 1.0, seed=7)
+    other_seed = label_sample(frame, "rare", "y0", ["f0", "f1"], 1.0, seed=8)
+    assert alone.train.index.equals(in_batch.train.index)
+    assert not other_seed.train.index.equals(in_batch.train.index)
+
+
+def test_sample_leaves_unlabelled_rows_out_and_refuses_bad_labels():
+    frame = _frame()
+    s = label_sample(frame, "half", "y1", ["f0"], balance_ratio=0, seed=1)
+    assert s.rows["labelled"] == int(frame["y1"].notna().sum())
+    assert s.rows["train_after_balancing"] + s.rows["validation"] == s.rows["labelled"]
+    frame["y2"] = 0.0
+    with pytest.raises(JobInputError, match="'const' has only class 0 .*drop it from --labels"):
+        label_sample(frame, "const", "y2", ["f0"], 1.0, seed=1)
+    frame["y3"] = frame.index % 3
+    with pytest.raises(JobInputError, match=r"'three' is not binary \(value 2.0 is not 0 or 1\)"):
+        label_sample(frame, "three", "y3", ["f0"], 1.0, seed=1)
