@@ -19,9 +19,10 @@ from pathlib import Path
 import luigi
 import pytest
 
+from pipeline.cluster import spark_archive
 from pipeline.cluster.spark_archive import ensure_shared_files, publish, spark_jars_dir, spark_version
 from pipeline.flows.scripts import RunScript, RunScripts
-from pipeline.runner.submit import tasks_zip
+from pipeline.runner.submit import job_conf, tasks_zip
 from pipeline.storage import storage_for
 from pipeline.storage.locations import parse_location
 from pipeline.storage.webhdfs import WebHdfsStorage, clear_webhdfs_cache
@@ -92,8 +93,18 @@ def _writes(hdfs: WebHdfsServer, op: str, marker: str) -> list[str]:
     return [r.path for r in hdfs.requests if r.op == op and not r.datanode and marker in r.path]
 
 
-def test_archive_is_uploaded_once_for_several_worker_processes_and_every_job_names_it(jobs):
+def test_archive_is_uploaded_once_for_several_worker_processes_and_every_job_names_it(jobs, monkeypatch):
+    builds = jobs["argv_dir"].parent / "zips-built"
+    build_zip = spark_archive.build_jars_zip
+
+    def counted(*args):
+        with open(builds, "a") as fh:  # from whichever worker process builds one
+            fh.write("1")
+        return build_zip(*args)
+
+    monkeypatch.setattr(spark_archive, "build_jars_zip", counted)
     assert _run(jobs, workers=3)
+    assert builds.read_text() == "1"  # zipped once, not per job
     hdfs = jobs["hdfs"]
     archives = [p for p in hdfs.paths() if posixpath.basename(p).startswith("spark-libs-")]
     assert len(archives) == 1 and archives[0].startswith("/shared/spark/spark-libs-3.5.7-"), hdfs.paths()
@@ -119,6 +130,7 @@ def test_archive_is_uploaded_once_for_several_worker_processes_and_every_job_nam
     jobs["jobs"].write_text(json.dumps(entries))
     assert _run(jobs, workers=2, run_id="second")
     assert not _writes(hdfs, "CREATE", "spark-libs-") and not _writes(hdfs, "CREATE", "tasks-")
+    assert builds.read_text() == "1"  # and not even zipped locally again
     assert _conf(json.loads((jobs["argv_dir"] / "e.json").read_text()))["spark.yarn.archive"] == f"{jobs['base']}{archive}"
 
 
@@ -189,3 +201,12 @@ def test_a_local_archive_folder_is_refused_with_what_to_do(tmp_path):
     with pytest.raises(Exception, match="archive_dir .* is a local path: YARN nodes need an hdfs:// folder"):
         ensure_shared_files(archive_dir=str(tmp_path), user_conf={}, jars_dir=None, tasks_zip="x",
                             cache_dir=tmp_path)
+
+
+def test_the_archive_never_overrides_jars_the_user_named():
+    def conf(user: dict[str, str]) -> dict[str, str]:
+        return job_conf(user, ui_port=None, yarn=None, cluster_mode=True, environ={}, archive="hdfs:///a/spark-libs.zip")
+
+    assert conf({})["spark.yarn.archive"] == "hdfs:///a/spark-libs.zip"
+    assert conf({"spark.yarn.archive": "hdfs:///mine.zip"})["spark.yarn.archive"] == "hdfs:///mine.zip"
+    assert "spark.yarn.archive" not in conf({"spark.yarn.jars": "hdfs:///jars/*.jar"})
