@@ -262,3 +262,24 @@ def test_the_cache_lock_held_at_fork_time_does_not_block_the_child(nn: WebHdfsSe
         )
         (report,) = _collect(pids, pipes, deadline_s=10)
     assert report == {"listing": ["fork"], "exit": 0}, "the child hung on the inherited lock (killed) or failed"
+
+
+def test_a_resource_manager_client_made_before_a_fork_opens_its_own_connection_in_the_child() -> None:
+    """The RM client is made in each task process today; should one ever be made before
+    Luigi forks, the child must not talk over the parent's pooled keep-alive socket."""
+    from pipeline.cluster.yarn_clients import ResourceManagerRest
+    from tests.replay import ReplayServer
+
+    app = "application_1795461516199_0005"
+    with ReplayServer() as rm:
+        rm.route_fixture("GET", f"/ws/v1/cluster/apps/{app}", "yarn/rm-rest-app-SUCCEEDED.json")
+        client = ResourceManagerRest(rm.url)
+        assert client.application(app).final_status == "SUCCEEDED"  # a pooled connection now
+        pids, pipes = _fork_children(1, lambda i: {"status": client.application(app).final_status})
+        (report,) = _collect(pids, pipes)
+        assert report == {"status": "SUCCEEDED", "exit": 0}, report
+        assert client.application(app).final_status == "SUCCEEDED"  # the parent's connection still works
+        ports = [r.client[1] for r in rm.requests]
+        # parent, child, parent: the child's request came on a connection of its own
+        assert len(ports) == 3 and ports[0] == ports[2] != ports[1], ports
+        client.close()

@@ -160,6 +160,7 @@ class ResourceManagerRest:
         self.auth = auth
         self.user = user  # sent as user.name= for RMs with pseudo ("simple") HTTP auth
         self.session = session or requests.Session()
+        self._session_pid = os.getpid()
         self.request_count = 0
         self._first = 0
 
@@ -215,6 +216,10 @@ class ResourceManagerRest:
             url = base + path
             self.request_count += 1
             try:
+                if self._session_pid != os.getpid():
+                    # Made before Luigi forked this process: its pooled socket is the
+                    # parent's; a forked child opens its own.
+                    self.session, self._session_pid = requests.Session(), os.getpid()
                 resp = self.session.request(
                     method,
                     url,
