@@ -6,5 +6,6 @@
 from pipeline.flows.demo import MakeDemoData
 from pipeline.flows.scripts import RunScript, RunScripts
 from pipeline.flows.train import TrainAll, TrainModel
+from pipeline.flows.tune import TuneAll
 
-__all__ = ["MakeDemoData", "RunScript", "RunScripts", "TrainAll", "TrainModel"]
+__all__ = ["MakeDemoData", "RunScript", "RunScripts", "TrainAll", "TrainModel", "TuneAll"]

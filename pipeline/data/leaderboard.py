@@ -1,0 +1,65 @@
+"""The leaderboard of a search: one row per (trial, label), ranked per label.
+
+Pure: rows in, ranked rows and their CSV/JSON text out; ``TuneAll`` reads the artifacts'
+metadata and writes the files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tasks.evaluation import HIGHER_IS_BETTER
+
+LEADERBOARD = "leaderboard"
+METRIC_COLUMNS = ("auc_roc", "average_precision", "log_loss", "brier", "f1", "precision", "recall", "threshold",
+                  "positives_train", "positives_validation", "rows_validation")
+COLUMNS = ("label", "rank", "trial", "engine", "params", *METRIC_COLUMNS, "duration", "config", "artifact")
+
+
+def rank(rows: Iterable[Mapping[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """Rows sorted by label, then best ``metric`` first, each with its ``rank`` (1 = best)
+    within its label. Rows without the metric come last, unranked ties keep trial order."""
+    higher = HIGHER_IS_BETTER[metric]
+    by_label: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_label.setdefault(row["label"], []).append(dict(row))
+    out = []
+    for label in sorted(by_label):
+        def order(r: dict[str, Any]) -> tuple[int, float]:
+            value = (r.get("metrics") or {}).get(metric)
+            if value is None:
+                return (1, 0.0)
+            return (0, -value if higher else value)
+
+        for i, row in enumerate(sorted(by_label[label], key=order), start=1):
+            row["rank"] = i
+            out.append(row)
+    return out
+
+
+def best_per_label(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The rank-1 row of each label."""
+    return {r["label"]: dict(r) for r in rows if r.get("rank") == 1}
+
+
+def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
+    """Flat CSV: params as JSON, one column per metric."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        flat = {k: row.get(k) for k in COLUMNS}
+        flat["params"] = json.dumps(row.get("params", {}), sort_keys=True)
+        for m in METRIC_COLUMNS:
+            flat[m] = (row.get("metrics") or {}).get(m)
+        writer.writerow(flat)
+    return buf.getvalue()
+
+
+def to_json(rows: Iterable[Mapping[str, Any]], about: Mapping[str, Any]) -> str:
+    """``{"search": about, "rows": [...]}``: what ran and how it did."""
+    return json.dumps({"search": dict(about), "rows": list(rows)}, indent=1, sort_keys=True, ensure_ascii=False)

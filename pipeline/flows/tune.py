@@ -1,0 +1,301 @@
+"""``TuneAll``: hyper-parameter search across engines, one ``TrainModel`` job per
+(trial, label), each trial its own configuration folder, so trials resume like TrainAll.
+
+``luigi --module pipeline TuneAll --space space.json --search grid --models M --workers 20``
+
+``grid`` and ``random`` know every trial up front and require them all; ``optuna`` asks
+its study for ``--parallel-trials`` trials at a time (Luigi dynamic dependencies), tells it each
+finished trial's mean metric over the labels, and keeps the study in a file journal
+beside the artifacts (``<models>/_tune/<search id>.journal``), so a stopped search
+continues where it was on the next run and a finished trial is never trained again.
+The leaderboard (``leaderboard.csv`` and ``.json`` under ``--models``) is written when
+every trial is done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from typing import Any
+
+import luigi
+
+from pipeline.data import leaderboard as board
+from pipeline.data.artifacts import ArtifactTarget, completed_slugs
+from pipeline.data.datasets import read_schema
+from pipeline.data.labels import feature_columns, label_slug, resolve_labels
+from pipeline.data.search_space import (
+    SEARCHES,
+    SearchSpace,
+    Trial,
+    canonical,
+    grid_trials,
+    parse_space_text,
+    random_trials,
+    suggest,
+    validate_space,
+)
+from pipeline.errors import ConfigError
+from pipeline.flows.train import TrainingParameters, TrainModel
+from pipeline.runner.controller import install_controller_hooks
+from pipeline.runner.job import current_run_id
+from pipeline.storage import storage_for
+from pipeline.storage.locations import Location, parse_location
+from tasks.evaluation import HIGHER_IS_BETTER, RANKABLE
+
+logger = logging.getLogger("luigi-interface")
+
+STUDY_FOLDER = "_tune"
+
+
+def load_space(path: str, search: str) -> SearchSpace:
+    """Read and check a space file (local path or storage URI)."""
+    loc = parse_location(path)
+    storage = storage_for(loc)
+    if not storage.exists(loc):
+        raise ConfigError(f"search space file {path!r} does not exist: check --space")
+    return validate_space(parse_space_text(storage.read_bytes(loc).decode("utf-8", errors="replace"), path), path, search)
+
+
+def check_metric(metric: str) -> str:
+    if metric not in RANKABLE:
+        raise ConfigError(f"--metric {metric!r} is unknown: use one of {', '.join(RANKABLE)}")
+    return metric
+
+
+def write_report(root: Location, name: str, rows: list[dict[str, Any]], about: dict[str, Any]) -> Location:
+    """``<root>/<name>.csv`` then ``<name>.json`` (the JSON, written last, is what a rerun
+    reads to know the report is current)."""
+    storage = storage_for(root)
+    storage.write_bytes(root.join(f"{name}.csv"), board.to_csv(rows).encode("utf-8"))
+    target = root.join(f"{name}.json")
+    storage.write_bytes(target, board.to_json(rows, about).encode("utf-8"))
+    return target
+
+
+def read_report(root: Location, name: str) -> dict[str, Any] | None:
+    storage = storage_for(root)
+    target = root.join(f"{name}.json")
+    try:
+        return json.loads(storage.read_bytes(target).decode("utf-8")) if storage.exists(target) else None
+    except ValueError:
+        return None
+
+
+class SearchBase(TrainingParameters):
+    """What TuneAll and FeatureSweep share: labels and features as TrainAll picks them,
+    one TrainModel per (configuration, label), artifacts read back into rows."""
+
+    labels = luigi.OptionalListParameter(default=None, description="Labels as a JSON list; default: every column starting with label-prefix")
+    metric = luigi.Parameter(default="auc_roc", description="Metric that ranks trials: " + ", ".join(RANKABLE))
+
+    def check_common(self) -> None:
+        check_metric(self.metric)
+        if not (self.balance_ratio == 0 or self.balance_ratio >= 1):
+            raise ConfigError(f"balance-ratio {self.balance_ratio} is invalid: use 0 (off) or a value >= 1")
+        if not 0 < self.test_fraction <= 0.9:
+            raise ConfigError(f"test-fraction {self.test_fraction} is invalid: a search needs validation rows, use 0 < f <= 0.9")
+
+    def data_plan(self) -> tuple[list[str], list[str]]:
+        schema = read_schema(self.data)
+        labels = resolve_labels(None if self.labels is None else list(self.labels), schema.columns, self.label_prefix, self.data)
+        features = list(self.features) if self.features is not None else feature_columns(schema.numeric, labels, self.label_prefix)
+        return labels, features
+
+    def job(self, label: str, engine: str, params: dict[str, Any], features: Sequence[str]) -> TrainModel:
+        """The TrainModel of one (configuration, label); it names its own configuration."""
+        return self.clone(TrainModel, label=label, engine=engine, params=params, features=list(features), config="",
+                          run_id=self.run_id or current_run_id())
+
+    @staticmethod
+    def done(jobs: Sequence[TrainModel]) -> set[tuple[str, str]]:
+        """(configuration, slug) pairs complete among ``jobs``: one listing per configuration."""
+        listed: dict[str, set[str]] = {}
+        for j in jobs:
+            if j.config_name not in listed:
+                listed[j.config_name] = completed_slugs(j.config_root)
+        return {(name, slug) for name, slugs in listed.items() for slug in slugs}
+
+    def row(self, job: TrainModel, **extra: Any) -> dict[str, Any] | None:
+        """The leaderboard row of a finished job (None while it is not complete)."""
+        target = ArtifactTarget(job.output().location)
+        if not target.exists():
+            return None
+        meta = target.metadata()
+        return {"label": job.label, "engine": job.engine, "params": meta.get("params", {}),
+                "metrics": meta.get("metrics", {}), "duration": meta.get("job_seconds", meta.get("training_seconds")),
+                "config": job.config_name, "artifact": target.path, **extra}
+
+    def summary_rows(self) -> list[dict[str, object]]:
+        rows = self.report_rows()
+        return [{"label": f"{r['label']} #{r.get('trial', '')}", "status": "ranked " + str(r["rank"]),
+                 "seconds": r.get("duration"), "detail": f"{r['config']} {self.metric}={(r['metrics'] or {}).get(self.metric)}"}
+                for r in rows]
+
+    def report_rows(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+
+class TuneAll(SearchBase, luigi.Task):
+    """Search engines and parameters (``--space``) for every label; rank the trials."""
+
+    # Each trial's engine and parameters come from the space, not from these.
+    engine = None
+    params = None
+
+    space = luigi.Parameter(description="Search space file (JSON, or YAML with pyyaml): engines to parameters, "
+                                        "each a list of values or a range {low, high, log, int}")
+    search = luigi.ChoiceParameter(choices=SEARCHES, default="grid", var_type=str, description="grid | random | optuna")
+    trials = luigi.IntParameter(default=20, description="Trials for random and optuna (grid: every combination)")
+    parallel_trials = luigi.IntParameter(default=4, description="optuna: trials asked (and run) at once; more = more parallel, "
+                                                      "less informed sampling")
+
+    @cached_property
+    def plan(self) -> dict[str, Any]:
+        """Space, labels, features and (grid/random) the trials: checked before any job."""
+        space = load_space(self.space, self.search)
+        self.check_common()
+        if self.search != "grid" and self.trials < 1:
+            raise ConfigError(f"--trials {self.trials} is invalid: use 1 or more")
+        if self.parallel_trials < 1:
+            raise ConfigError(f"--parallel-trials {self.parallel_trials} is invalid: use 1 or more")
+        labels, features = self.data_plan()
+        about = {"space": json.loads(canonical(space)), "search": self.search, "labels": labels, "features": features,
+                 "data": self.data_location.uri(), "balance_ratio": float(self.balance_ratio),
+                 "test_fraction": float(self.test_fraction), "seed": int(self.seed), "metric": self.metric}
+        search_id = hashlib.sha256(json.dumps(about, sort_keys=True).encode("utf-8")).hexdigest()[:12]
+        if self.search == "grid":
+            trials = grid_trials(space)
+        elif self.search == "random":
+            trials = random_trials(space, self.trials, self.seed)
+        else:
+            trials = []
+        return {"space": space, "labels": labels, "features": features, "about": about, "id": search_id,
+                "trials": trials}
+
+    # --- jobs ---------------------------------------------------------------------------
+    def trial_jobs(self, trial: Trial) -> list[TrainModel]:
+        return [self.job(label, trial.engine, trial.params, self.plan["features"]) for label in self.plan["labels"]]
+
+    def missing(self, jobs: list[TrainModel]) -> list[TrainModel]:
+        done = self.done(jobs)
+        return [j for j in jobs if (j.config_name, label_slug(j.label)) not in done]
+
+    def requires(self) -> list[TrainModel]:
+        install_controller_hooks(self)
+        plan = self.plan
+        jobs = [j for t in plan["trials"] for j in self.trial_jobs(t)]
+        missing = self.missing(jobs)
+        if plan["trials"]:
+            logger.info("TuneAll %s: %d trials x %d labels, %d jobs to run", plan["id"], len(plan["trials"]),
+                        len(plan["labels"]), len(missing))
+        return missing
+
+    # --- optuna ---------------------------------------------------------------------------
+    @property
+    def study_path(self) -> str:
+        """The study's journal: beside the artifacts when they are local, else under the log folder."""
+        root = self.models_root
+        base = os.path.join(root.path, STUDY_FOLDER) if root.is_local else os.path.join(self.log_dir, "tune")
+        return os.path.join(base, f"{self.plan['id']}.journal")
+
+    def study(self) -> Any:
+        try:
+            import optuna
+            from optuna.storages import JournalStorage
+            from optuna.storages.journal import JournalFileBackend
+        except ImportError:
+            raise ConfigError("--search optuna needs optuna: pip install 'spark-fanout[tune]'") from None
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        os.makedirs(os.path.dirname(self.study_path), exist_ok=True)
+        storage = JournalStorage(JournalFileBackend(self.study_path))
+        direction = "maximize" if HIGHER_IS_BETTER[self.metric] else "minimize"
+        known = optuna.create_study(study_name=self.plan["id"], storage=storage, load_if_exists=True, direction=direction)
+        # A sampler seeded alike in every process would suggest a rerun's first trials
+        # again: seeding with the trials asked so far keeps runs reproducible, never repeating.
+        sampler = optuna.samplers.TPESampler(seed=self.seed + len(known.get_trials(deepcopy=False)))
+        return optuna.load_study(study_name=self.plan["id"], storage=storage, sampler=sampler)
+
+    @staticmethod
+    def _trial_of(frozen: Any) -> Trial:
+        return Trial(frozen.user_attrs["engine"], frozen.user_attrs["params"])
+
+    def _objective(self, jobs: list[TrainModel]) -> float | None:
+        values = [m for j in jobs if (r := self.row(j)) and (m := r["metrics"].get(self.metric)) is not None]
+        return sum(values) / len(values) if values else None
+
+    def optuna_steps(self) -> Iterator[list[TrainModel]]:
+        """Ask, run, tell until ``--trials`` trials are finished. Luigi calls ``run()`` again
+        from the top after yielded jobs finish (in a new task process, possibly a new
+        controller run): every step is read back from the study, never held in memory."""
+        from optuna.trial import TrialState
+
+        study = self.study()
+        while True:
+            frozen = study.get_trials(deepcopy=False)
+            running = [t for t in frozen if t.state == TrialState.RUNNING]
+            for t in running:
+                jobs = self.trial_jobs(self._trial_of(t))
+                if not self.missing(jobs):
+                    value = self._objective(jobs)
+                    study.tell(t.number, value, state=TrialState.COMPLETE if value is not None else TrialState.FAIL)
+            frozen = study.get_trials(deepcopy=False)
+            finished = sum(t.state.is_finished() for t in frozen)
+            running = [t for t in frozen if t.state == TrialState.RUNNING]
+            if finished >= self.trials:
+                return
+            for _ in range(min(self.parallel_trials - len(running), self.trials - finished - len(running))):
+                asked = study.ask()
+                trial = suggest(asked, self.plan["space"])
+                asked.set_user_attr("engine", trial.engine)
+                asked.set_user_attr("params", trial.params)
+                running.append(study.trials[asked.number])
+            logger.info("TuneAll %s: %d/%d trials finished, running %s", self.plan["id"], finished, self.trials,
+                        [t.number for t in running])
+            yield [j for t in running for j in self.missing(self.trial_jobs(self._trial_of(t)))]
+
+    # --- result -----------------------------------------------------------------------------
+    def report_rows(self) -> list[dict[str, Any]]:
+        """Leaderboard rows of every finished (trial, label), ranked per label."""
+        rows = []
+        if self.search == "optuna":
+            from optuna.trial import TrialState
+
+            trials = [(t.number, self._trial_of(t)) for t in self.study().get_trials(deepcopy=False)
+                      if t.state != TrialState.WAITING and "engine" in t.user_attrs]
+        else:
+            trials = list(enumerate(self.plan["trials"]))
+        for number, trial in trials:
+            for job in self.trial_jobs(trial):
+                row = self.row(job, trial=number)
+                if row is not None:
+                    rows.append(row)
+        return board.rank(rows, self.metric)
+
+    def about(self) -> dict[str, Any]:
+        return {**self.plan["about"], "id": self.plan["id"], "trials": self.trials if self.search != "grid" else len(self.plan["trials"])}
+
+    def run(self) -> Iterator[list[TrainModel]]:
+        if self.search == "optuna":
+            yield from self.optuna_steps()
+        location = write_report(self.models_root, board.LEADERBOARD, self.report_rows(), self.about())
+        logger.info("TuneAll %s: leaderboard written to %s", self.plan["id"], location)
+
+    def complete(self) -> bool:
+        """Done when the leaderboard under --models is this search's and every trial is
+        done (a deleted artifact makes the search incomplete again)."""
+        current = read_report(self.models_root, board.LEADERBOARD)
+        if current is None or current.get("search", {}) != self.about():
+            return False
+        if self.search == "optuna":
+            return True
+        jobs = [j for t in self.plan["trials"] for j in self.trial_jobs(t)]
+        return not self.missing(jobs)
+
+    @property
+    def summary_title(self) -> str:
+        return f"{self.models_root} search {self.plan['id']}"
