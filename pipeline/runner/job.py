@@ -376,7 +376,7 @@ class SparkJob(RunParameters, SparkSubmitTask):
                     self._on_report(report)
 
         status = lambda message: report_to_scheduler(self.set_status_message, message)  # noqa: E731
-        with job_slot(self, status, self.run_id or current_run_id()) as slot, open(log_path, "w", encoding="utf-8", buffering=1) as log, JobProcess(
+        with job_slot(self, status, self.run_id or current_run_id()) as slot, open(log_path, "w", encoding="utf-8") as log, JobProcess(
             argv, self.program_environment(), log, on_line=on_line, grace_s=fanout().kill_grace_seconds
         ) as job:
             try:
