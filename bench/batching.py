@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.tree_memory import PeakTreeRss  # noqa: E402
 from pipeline.flows.demo import make_demo_frame  # noqa: E402
 from pipeline.runner.submit import job_environment, pyspark_home, resolve_spark_submit  # noqa: E402
 
@@ -51,33 +51,12 @@ def measure(argv: list[str], cwd: Path, env: dict[str, str]) -> dict[str, float]
     """Run ``argv``; wall seconds, CPU seconds of its whole tree, peak tree RSS (MiB)."""
     cpu0, started = _children_cpu(), time.perf_counter()
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak, done = 0, threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            total = 0
-            try:
-                root = psutil.Process(proc.pid)
-                for p in [root, *root.children(recursive=True)]:
-                    try:
-                        total += p.memory_info().rss
-                    except psutil.Error:
-                        pass
-            except psutil.Error:
-                pass
-            peak = max(peak, total)
-            time.sleep(0.25)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, _ = proc.communicate()
+    with PeakTreeRss(proc.pid, interval=0.25) as peak:
+        out, _ = proc.communicate()
     wall = time.perf_counter() - started
-    done.set()
-    sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"{argv[:4]} failed with exit code {proc.returncode}:\n{out[-3000:]}")
-    return {"wall": wall, "cpu": _children_cpu() - cpu0, "peak_mib": peak / 2**20}
+    return {"wall": wall, "cpu": _children_cpu() - cpu0, "peak_mib": peak.mib}
 
 
 def command(contender: str, data: Path, labels: list[str], work: Path) -> list[str]:

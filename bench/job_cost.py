@@ -16,15 +16,13 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 from pathlib import Path
-
-import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.tree_memory import PeakTreeRss  # noqa: E402
 from pipeline.runner.submit import job_environment, pyspark_home, resolve_spark_submit  # noqa: E402
 
 
@@ -35,32 +33,10 @@ def _luigi(args: list[str], cwd: Path) -> tuple[float, float, int]:
     started = time.perf_counter()
     proc = subprocess.Popen([exe, "--module", "pipeline", *args], cwd=cwd, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        root = psutil.Process(proc.pid)
-        while not done.is_set():
-            total = 0
-            try:
-                # job processes only: everything below the controller except the controller itself
-                for child in root.children(recursive=True):
-                    try:
-                        total += child.memory_info().rss
-                    except psutil.NoSuchProcess:
-                        pass
-            except psutil.NoSuchProcess:
-                break
-            peak = max(peak, total)
-            time.sleep(0.1)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    rc = proc.wait()
-    done.set()
-    sampler.join()
-    return time.perf_counter() - started, peak / 2**20, rc
+    # job processes only: everything below the controller, not the controller itself
+    with PeakTreeRss(proc.pid, include_root=False) as peak:
+        rc = proc.wait()
+    return time.perf_counter() - started, peak.mib, rc
 
 
 def bare_spark_submit(work: Path) -> float:
