@@ -24,7 +24,7 @@ Measured from outside: peak PSS of the controller's whole process tree (sampled 
 /proc every 0.2 s), total CPU of the tree (getrusage of the waited-for children), and the
 time from start until every job printed "Submitted application".
 
-    python bench/submit_scale.py [--jobs 50] [--workers 50] [--caps 4] [--rss-mb 300] [--cpu 7] [--archive-cpu 2.5]
+    python bench/submit_scale.py [--jobs 50] [--workers 50] [--caps 3] [--rss-mb 300] [--cpu 7] [--archive-cpu 2.5]
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def run_case(name: str, *, work: Path, nn: WebHdfsServer, rm: ReplayServer, args
         "spark": {"master": "yarn", "deploy_mode": "cluster", "spark_submit": str(standin)},
         "yarn": {"rm_address": rm.url, "wait_app_completion": "false", "poll_interval": "0.5",
                  "max_concurrent_submits": str(cap), "spark_archive": str(archive).lower(),
-                 "archive_dir": f"{nn_base}/shared/spark-fanout"},
+                 "archive_dir": f"{nn_base}/shared-{name}/spark-fanout"},  # each case pays its one upload
         "fanout": {"summary": "false"},
     }.items():
         for key, value in values.items():
@@ -188,7 +188,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--workers", type=int, default=50)
-    parser.add_argument("--caps", default="4", help="comma-separated max_concurrent_submits values for 'after'")
+    parser.add_argument("--caps", default="3", help="comma-separated max_concurrent_submits values for 'after'")
     parser.add_argument("--rss-mb", type=int, default=300)
     parser.add_argument("--cpu", type=float, default=7.0)
     parser.add_argument("--archive-cpu", type=float, default=2.5)

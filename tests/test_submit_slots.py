@@ -21,6 +21,7 @@ import pytest
 
 from pipeline.flows.scripts import RunScript, RunScripts
 from pipeline.runner import slots
+from pipeline.runner.job import current_run_id
 from pipeline.runner.slots import SlotPool, local_job_cap, parse_memory
 from tests.test_yarn_cluster_path import FAKE_BIN, RecordingScheduler, build, logged
 from tests.test_yarn_cluster_path import cluster as cluster  # noqa: F401 - the shared pytest fixture
@@ -110,7 +111,7 @@ def test_submissions_are_capped_across_worker_processes_but_jobs_in_flight_are_n
 
 def test_waiting_for_a_submission_slot_shows_in_luigid(yarn_jobs, tmp_path):
     luigi.configuration.get_config().set("yarn", "max_concurrent_submits", "1")
-    held = SlotPool(slots.slots_folder(), "submit", 1).acquire()  # another job is submitting
+    held = SlotPool(slots.slots_folder(current_run_id()), "submit", 1).acquire()  # another job of this run is submitting
     assert held.held
     released = threading.Timer(15, held.release)  # the test's own deadline if no message ever comes
     released.start()
@@ -151,11 +152,12 @@ def test_local_jobs_are_capped_for_their_whole_run(tmp_path, monkeypatch):
     del lines  # the announcement is logged in a forked worker process: see the next test
 
 
-def test_the_local_cap_is_announced_once_per_run(tmp_path, caplog):
+def test_the_local_cap_is_announced_once_per_run(tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     with caplog.at_level(logging.INFO, logger="luigi-interface"):
         for _ in range(3):
-            slots._announce_once(tmp_path, "run-1", "local mode: at most 2 jobs at once")
-        slots._announce_once(tmp_path, "run-2", "local mode: at most 2 jobs at once")
+            slots._announce_once(slots.slots_folder("run-1"), "local mode: at most 2 jobs at once")
+        slots._announce_once(slots.slots_folder("run-2"), "local mode: at most 2 jobs at once")
     assert [r.getMessage() for r in caplog.records].count("local mode: at most 2 jobs at once") == 2
 
 

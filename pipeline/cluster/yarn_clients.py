@@ -84,7 +84,7 @@ class yarn(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg sectio
         default=True, description="kill the YARN application when the controller is interrupted"
     )
     max_concurrent_submits = luigi.IntParameter(
-        default=4, description="spark-submit JVMs submitting at once, across all worker processes (0 = no cap); "
+        default=3, description="spark-submit JVMs submitting at once, across all worker processes (0 = no cap); "
         "jobs in flight are capped by --workers only"
     )
     spark_archive = luigi.BoolParameter(

@@ -1,10 +1,11 @@
 """How many spark-submit JVMs may run at once on this machine, across processes.
 
 Luigi forks one process per running task (``--workers``), so an in-process semaphore
-cannot bound them. A :class:`SlotPool` is N lock files in a folder; holding a slot is
-holding an ``flock`` on one of them. The kernel drops the lock when its holder exits,
-however it exits, so a killed task never leaks a slot; the files work across fork and
-across separately started controllers of the same user.
+cannot bound them. A :class:`SlotPool` is N lock files in a folder of the controller run;
+holding a slot is holding an ``flock`` on one of them. The kernel drops the lock when its
+holder exits, however it exits, so a killed task never leaks a slot; the files work
+across fork and across processes. The cap is per controller run: two controllers started
+separately each get their own.
 
 Two pools use it (see :func:`job_slot`):
 
@@ -182,33 +183,37 @@ def available_memory() -> int:
 # --------------------------------------------------------------------------- for SparkJob
 
 
-def slots_folder() -> Path:
-    """This user's slot files: shared by every controller of the user on this machine,
-    since they share its memory and cores."""
+def slots_folder(run_id: str) -> Path:
+    """The slot files of one controller run (shared by its forked worker processes, and by
+    any process given the same run id); folders of runs older than a week are removed."""
     from pipeline.runner.submit import private_cache_dir
 
-    folder = private_cache_dir() / "slots"
-    folder.mkdir(mode=0o700, exist_ok=True)
+    root = private_cache_dir() / "slots"
+    folder = root / re.sub(r"[^A-Za-z0-9_.-]", "_", run_id or "default")
+    if not folder.is_dir():
+        _prune_runs(root)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     return folder
 
 
-def _announce_once(folder: Path, run_id: str, message: str) -> None:
-    """Log ``message`` once per controller run, whichever of its processes gets here first."""
-    marker = folder / f"announced-{re.sub(r'[^A-Za-z0-9_.-]', '_', run_id)}"
+def _prune_runs(root: Path, max_age_s: float = 7 * 86400) -> None:
+    import shutil
+
+    now = time.time()
+    for old in root.glob("*") if root.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if old.is_dir() and now - old.stat().st_mtime > max_age_s:
+                shutil.rmtree(old)
+
+
+def _announce_once(folder: Path, message: str) -> None:
+    """Log ``message`` once per slot folder (one controller run), whichever of its
+    processes gets here first."""
     try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.close(os.open(folder / "announced", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:
         return
     logger.info("%s", message)
-    _prune_markers(folder)
-
-
-def _prune_markers(folder: Path, max_age_s: float = 7 * 86400) -> None:
-    now = time.time()
-    for old in folder.glob("announced-*"):
-        with contextlib.suppress(OSError):
-            if now - old.stat().st_mtime > max_age_s:
-                old.unlink()
 
 
 @contextlib.contextmanager
@@ -220,7 +225,7 @@ def job_slot(job: Any, status: Callable[[str], None], run_id: str) -> Iterator[S
     from pipeline.config import fanout
     from pipeline.runner.submit import is_local_master
 
-    folder = slots_folder()
+    folder = slots_folder(run_id)
     if job.on_yarn:
         size = int(yarn_settings().max_concurrent_submits)
         pool = SlotPool(folder, "submit", max(0, size))
@@ -232,7 +237,7 @@ def job_slot(job: Any, status: Callable[[str], None], run_id: str) -> Iterator[S
                             driver_memory=job.driver_memory, master=job.master,
                             configured=int(fanout().max_local_jobs))
         line = f"local mode: at most {cap.jobs} jobs at once on this machine ({cap.reason}); [fanout] max_local_jobs overrides"
-        _announce_once(folder, run_id, line)
+        _announce_once(folder, line)
         pool = SlotPool(folder, "local", cap.jobs)
         slot = pool.acquire(on_wait=lambda: status(f"waiting for a local job slot: {line}"))
     else:  # another master (spark://, k8s://): nothing measured to bound it by
