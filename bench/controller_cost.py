@@ -48,6 +48,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -242,7 +243,7 @@ def luigi_cfg(work: Path, rm_url: str) -> Path:
 
 
 def run_contender(name: str, argv: list[str], env: dict[str, str], cluster: Cluster, n: int, inflight: float,
-                  in_flight: callable) -> dict[str, float]:
+                  in_flight: Callable[[int], bool]) -> dict[str, float]:
     cpu_file = Path(env["BENCH_SUBMIT_CPU"])
     cpu_file.unlink(missing_ok=True)
     cluster.released.clear()
@@ -269,9 +270,9 @@ def run_contender(name: str, argv: list[str], env: dict[str, str], cluster: Clus
     submit_cpu = read_floats(cpu_file)
     total_cpu = children_cpu() - cpu0
     controller_cpu = total_cpu - sum(submit_cpu)
-    samples = cluster_samples = sampler.samples
+    samples = sampler.samples
     pss = statistics.median(s[0] for s in samples) if samples else float("nan")
-    submit_rss = statistics.median(s[1] for s in samples) if cluster_samples else float("nan")
+    submit_rss = statistics.median(s[1] for s in samples) if samples else float("nan")
     procs = statistics.median(s[2] for s in samples) if samples else float("nan")
     return {"wall": wall, "cpu_per_job": controller_cpu / n, "pss_per_job": pss / n / 2**20, "pss": pss / 2**20,
             "submit_rss": submit_rss / 2**20, "processes": procs, "submit_cpu": sum(submit_cpu),
@@ -349,6 +350,7 @@ def main() -> None:
         recipe_main(args.recipe, args.jobs, args.recipe_poll)
         return
     n = args.jobs
+    load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="fanout-cost-") as tmp:
         work = Path(tmp)
         prepare(work)
@@ -378,6 +380,7 @@ def main() -> None:
     for name, r in (("ours", ours), ("thread pool", recipe)):
         print(f"{name:<12} {r['wall']:>5.1f} s {r['cpu_per_job']:>10.3f} s {r['pss']:>6.0f} MB {r['pss_per_job']:>5.1f} MB "
               f"{r['processes']:>10.0f} {r['submit_rss']:>14.0f} MB {r['submit_cpu']:>15.1f} s")
+    print(f"load average (1 min) at start {load0:.1f}, at end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"\ncontroller CPU per job, thread pool / ours: {recipe['cpu_per_job'] / ours['cpu_per_job']:.0f}x; "
           f"controller PSS per in-flight job, ours: {ours['pss_per_job']:.1f} MB "
           f"(+ spark-submit RSS per job in flight: ours {ours['submit_rss'] / n:.0f} MB, "

@@ -190,6 +190,7 @@ def main() -> None:
     ideal = math.ceil(n / c) * t
     print(f"N={n} jobs of T={t:g} s at C={c}: ideal ceil(N/C)*T = {ideal:g} s; {os.cpu_count()} cores; "
           f"job = spark-submit stand-in (/bin/sh: sleep T, then write <output>/_SUCCESS)")
+    load0 = os.getloadavg()[0]
     walls: dict[str, list[float]] = {"ours, local scheduler": [], "ours, luigid": [], "thread pool": []}
     with tempfile.TemporaryDirectory(prefix="fanout-overhead-") as tmp:
         work = Path(tmp)
@@ -219,7 +220,9 @@ def main() -> None:
         print(f"{name:<34} {med:>10.1f} s {med / ideal:>11.3f} {per_job:>11.2f} s")
     ours = statistics.median(walls["ours, local scheduler"])
     pool = statistics.median(walls["thread pool"])
-    print(f"\nthread pool / ours (local scheduler): {pool / ours:.2f}x; median of {args.repeat} runs each "
+    print(f"load average (1 min) at start {load0:.1f}, at end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+          f"(other work on the machine slows every contender; ours forks a process per task)")
+    print(f"thread pool / ours (local scheduler): {pool / ours:.2f}x; median of {args.repeat} runs each "
           f"(thread pool polls every {args.recipe_poll:g} s); 'lost per job' = (wall - ideal) / ceil(N/C)")
 
 
