@@ -14,33 +14,63 @@ from pipeline.flows.train import TrainAll
 from pipeline.runner import results
 from tasks.jobspec import SPEC_FLAG, decode_spec
 from tests.replay import Step, Timeline, recorded_reply
-from tests.test_yarn_cluster_path import APPS, SUCCEEDED, _fake, build, cluster  # noqa: F401 - the fixture
+from tests.test_yarn_cluster_path import (  # noqa: F401 - cluster is the fixture
+    APPS,
+    FAILED,
+    SUCCEEDED,
+    RecordingScheduler,
+    _fake,
+    build,
+    cluster,
+)
 
 LABELS = ["label_00", "label_01", "label_02"]
 
 
-def test_a_batch_is_one_yarn_application_and_each_label_has_its_result(cluster, monkeypatch):  # noqa: F811
-    c = cluster
+class ExplainingScheduler(RecordingScheduler):
+    """Also keeps the failure explanations luigid would show."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.explanations: list[str] = []
+
+    def add_task(self, *args, **kwargs):
+        if kwargs.get("expl"):
+            self.explanations.append(kwargs["expl"])
+        return super().add_task(*args, **kwargs)
+
+
+def _three_labels(c) -> str:
     table = make_demo_frame(rows=200, features=3, labels=3, seed=4)
     buf = io.BytesIO()
     pq.write_table(table, buf)
     c["hdfs"].put_dir("/data/three.parquet")
     c["hdfs"].put_file("/data/three.parquet/part-00000.parquet", buf.getvalue())
-    data = c["data"].replace("/d.parquet", "/three.parquet")
+    return c["data"].replace("/d.parquet", "/three.parquet")
+
+
+def _writes(c, task, labels):
+    """What the real batch does before YARN calls it finished: write these labels' artifacts."""
+
+    def write() -> None:
+        for label in labels:
+            target = task.requires()[0].member_output(label)
+            c["hdfs"].put_dir(target.location.path)
+            c["hdfs"].put_file(f"{target.location.path}/{target.marker}", b"{}")
+
+    return write
+
+
+def test_a_batch_is_one_yarn_application_and_each_label_has_its_result(cluster, monkeypatch):  # noqa: F811
+    c = cluster
+    data = _three_labels(c)
     submissions = c["tmp"] / "argv.log"
     monkeypatch.setenv("FAKE_SPARK_SUBMIT_ARGV_LOG", str(submissions))
     _fake(monkeypatch, "spark-submit-succeeded.stderr", 0)
     task = TrainAll(data=data, models=c["models"], labels=LABELS, batch_size="3", log_dir=str(c["logs"]))
     root = task.plan["root"]
-
-    def job_writes_every_artifact() -> None:  # what the real batch does before YARN calls it finished
-        for label in LABELS:
-            target = task.requires()[0].member_output(label)
-            c["hdfs"].put_dir(target.location.path)
-            c["hdfs"].put_file(f"{target.location.path}/{target.marker}", b"{}")
-
     c["rm"].route("GET", f"{APPS}/{SUCCEEDED}", Timeline([
-        Step(recorded_reply("yarn/rm-rest-app-SUCCEEDED.json"), before=job_writes_every_artifact),
+        Step(recorded_reply("yarn/rm-rest-app-SUCCEEDED.json"), before=_writes(c, task, LABELS)),
     ]))
     ok, sch = build(task)
     assert ok
@@ -58,3 +88,25 @@ def test_a_batch_is_one_yarn_application_and_each_label_has_its_result(cluster, 
         assert res.status == "trained" and res.application_id == SUCCEEDED, res
         assert res.batch is not None and res.artifact.startswith(str(root))
     assert any(m.startswith("FINISHED") for m in sch.messages)
+
+
+def test_a_failed_batch_application_fails_only_the_labels_without_an_artifact(cluster, monkeypatch):  # noqa: F811
+    """The cluster-mode driver's events never reach the controller: what the batch
+    finished is read from storage, and only the rest is failed, with the application's
+    error and fetched log."""
+    c = cluster
+    data = _three_labels(c)
+    _fake(monkeypatch, "spark-submit-failed.stderr", 1)
+    task = TrainAll(data=data, models=c["models"], labels=LABELS, batch_size="3", log_dir=str(c["logs"]))
+    c["rm"].route("GET", f"{APPS}/{FAILED}", Timeline([
+        Step(recorded_reply("yarn/rm-rest-app-FAILED.json"), before=_writes(c, task, LABELS[:2])),
+    ]))
+    ok, sch = build(task, ExplainingScheduler())
+    assert not ok
+    statuses = {label: results.latest(str(c["logs"]), label) for label in LABELS}
+    assert [statuses[label].status for label in LABELS] == ["trained", "trained", "failed"]
+    error = statuses["label_02"].error
+    assert FAILED in error and str(c["yarn_logs"]) in error and "\n" not in error
+    # luigid's explanation of the failed batch task: one line naming the label that failed
+    [expl] = [e for e in sch.explanations if "labels failed" in e]
+    assert "1 of 3 labels failed, the others are complete: label_02:" in expl and "\n" not in expl.strip()

@@ -314,7 +314,7 @@ class SparkJob(RunParameters, SparkSubmitTask):
         except FanoutError as exc:
             failed = self._record_outcome(record, "failed", str(exc))
             if self.is_batch:
-                raise JobFailed(self._batch_failure(failed, log_path)) from None
+                raise JobFailed(self._batch_failure(failed, log_path, str(exc))) from None
             raise
         except Exception as exc:
             self._record_outcome(record, "failed", f"{type(exc).__name__}: {exc}")
@@ -331,17 +331,19 @@ class SparkJob(RunParameters, SparkSubmitTask):
         that did not succeed. One whose artifact this run committed (its `artifact` event
         came, and the output is complete) is a success, whatever came after: a stop, a
         failure in spark.stop() or another label of its batch does not undo a published
-        model."""
+        model. A batch member whose output is complete now is a success too: Luigi
+        scheduled only incomplete ones, and a cluster-mode driver's events never reach
+        this process."""
         failed = []
         for name in self.members:
-            mine = name in self._committed or name in self._reused
+            mine = name in self._committed or name in self._reused or self.is_batch
             if mine:
                 try:
                     complete = self.member_output(name).exists()
                 except Exception:  # storage trouble: do not claim what cannot be checked
                     complete = False
                 if complete:
-                    record(self.success_status if name in self._committed else "reused", name=name,
+                    record("reused" if name in self._reused else self.success_status, name=name,
                            artifact=self.member_output(name).path)
                     continue
             failed.append(name)
@@ -352,12 +354,16 @@ class SparkJob(RunParameters, SparkSubmitTask):
                 record(status, name=name, error=error)
         return failed
 
-    def _batch_failure(self, failed: list[str], log_path: Any) -> str:
-        """One line for luigid and the log: which members of the batch failed, and why."""
-        shown = "; ".join(f"{name}: {self._member_errors.get(name, 'not finished')}" for name in failed[:3])
-        more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
-        return (f"{self.title}: {len(failed)} of {len(self.members)} {self.unit}s failed, the others are complete: "
-                f"{shown}{more} (log: {log_path})")
+    def _batch_failure(self, failed: list[str], log_path: Any, error: str) -> str:
+        """One line for luigid and the log: which members of the batch failed, and why
+        (their own errors, else the job's)."""
+        own = [f"{name}: {self._member_errors[name]}" for name in failed if name in self._member_errors]
+        rest = [name for name in failed if name not in self._member_errors]
+        shown = own[:3] + ([f"{', '.join(rest[:5])}{' …' if len(rest) > 5 else ''}: {error}"] if rest else [])
+        more = f"; and {len(own) - 3} more" if len(own) > 3 else ""
+        done = "the others are complete" if len(failed) < len(self.members) else "none is complete"
+        return one_line(f"{self.title}: {len(failed)} of {len(self.members)} {self.unit}s failed, {done}: "
+                        f"{'; '.join(shown)}{more} (log: {log_path})")
 
     def _submit_and_wait(self, log_path: Any, deadline: float | None) -> ApplicationReport | None:
         """Run spark-submit; on YARN, return the application's final report."""
@@ -376,7 +382,7 @@ class SparkJob(RunParameters, SparkSubmitTask):
                     self._on_report(report)
 
         status = lambda message: report_to_scheduler(self.set_status_message, message)  # noqa: E731
-        with job_slot(self, status, self.run_id or current_run_id()) as slot, open(log_path, "w", encoding="utf-8") as log, JobProcess(
+        with job_slot(self, status, self.run_id or current_run_id()) as slot, open(log_path, "w", encoding="utf-8", buffering=1) as log, JobProcess(
             argv, self.program_environment(), log, on_line=on_line, grace_s=fanout().kill_grace_seconds
         ) as job:
             try:
@@ -444,7 +450,7 @@ class SparkJob(RunParameters, SparkSubmitTask):
         error = None
         if log_file is not None:
             with open(log_file, encoding="utf-8", errors="replace") as fh:
-                error = _job_error_in(fh)
+                error = _job_error_in(fh, self._member_errors)
             if error is None:
                 with open(log_file, encoding="utf-8", errors="replace") as fh:
                     error = last_python_error(fh)
@@ -566,14 +572,17 @@ class SparkJob(RunParameters, SparkSubmitTask):
         return one_line(exception if isinstance(exception, FanoutError) else f"{type(exception).__name__}: {exception}")
 
 
-def _job_error_in(lines: Any) -> str | None:
+def _job_error_in(lines: Any, per_member: dict[str, str] | None = None) -> str | None:
     """The last one-line error the job reported (a ``FANOUT_EVENT error`` line), e.g.
-    in the aggregated YARN logs of a cluster-mode job."""
+    in the aggregated YARN logs of a cluster-mode job; errors naming a label (a batch's
+    member) also go into ``per_member``."""
     found = None
     for line in lines:
         event = parse_event(line)
         if event is not None and event["event"] == "error" and event.get("message"):
             found = event["message"]
+            if per_member is not None and event.get("label") is not None:
+                per_member[str(event["label"])] = str(event["message"])
     return found
 
 
