@@ -22,6 +22,7 @@ from pipeline.data.artifacts import (
 from pipeline.data.datasets import DatasetSchema, read_schema
 from pipeline.data.labels import DEFAULT_LABEL_PREFIX, feature_columns, label_slug, resolve_labels
 from pipeline.errors import ConfigError, DatasetError, FanoutError
+from pipeline.params import OptionalListParameter
 from pipeline.runner import results
 from pipeline.runner.batching import (
     MemberParameter,
@@ -58,8 +59,8 @@ class TrainingParameters(RunParameters):
     engine = luigi.Parameter(default=DEFAULT_ENGINE, description="lightgbm | mllib-gbt | mllib-logreg | mllib-mlp | synapseml")
     params = luigi.DictParameter(default={}, description='Engine parameters as JSON, e.g. {"num_iterations": 200}')
     # Hidden in luigid (hundreds of names on real data); the configuration id carries them.
-    features = luigi.OptionalListParameter(default=None, visibility=ParameterVisibility.HIDDEN,
-                                           description="Feature columns (JSON list); default: every numeric column that is not a label")
+    features = OptionalListParameter(default=None, visibility=ParameterVisibility.HIDDEN,
+                                     description="Feature columns (a,b or a JSON list); default: every numeric column that is not a label")
     label_prefix = luigi.Parameter(default=DEFAULT_LABEL_PREFIX, visibility=ParameterVisibility.HIDDEN,
                                    description="Columns starting with this are labels (default label rule)")
     balance_ratio = luigi.FloatParameter(default=1.0, description="Keep at most this many majority rows per minority row (0 = no balancing)")
@@ -261,7 +262,7 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
     so a rerun resumes where the last one stopped, a run with other settings trains
     anew beside it, and a finished run costs one storage request to confirm."""
 
-    labels = luigi.OptionalListParameter(default=None, description="Labels as a JSON list; default: every column starting with label-prefix")
+    labels = OptionalListParameter(default=None, description="Labels as a,b or a JSON list; default: every column starting with label-prefix")
     batch_size = luigi.Parameter(default="auto", description="Labels per spark-submit: auto (from measured start-up "
                                  "and per-label times, see [batching]) | N | 1 (one job per label)")
     planned_workers = luigi.IntParameter(default=0, significant=False, visibility=ParameterVisibility.HIDDEN,

@@ -41,6 +41,7 @@ from pipeline.data.search_space import (
 )
 from pipeline.errors import ConfigError
 from pipeline.flows.train import TrainingParameters, TrainModel
+from pipeline.params import OptionalListParameter
 from pipeline.runner.controller import install_controller_hooks
 from pipeline.runner.job import current_run_id
 from pipeline.storage import storage_for
@@ -90,7 +91,7 @@ class SearchBase(TrainingParameters):
     """What TuneAll and FeatureSweep share: labels and features as TrainAll picks them,
     one TrainModel per (configuration, label), artifacts read back into rows."""
 
-    labels = luigi.OptionalListParameter(default=None, description="Labels as a JSON list; default: every column starting with label-prefix")
+    labels = OptionalListParameter(default=None, description="Labels as a,b or a JSON list; default: every column starting with label-prefix")
     metric = luigi.Parameter(default="auc_roc", description="Metric that ranks trials: " + ", ".join(RANKABLE))
 
     def check_common(self) -> None:

@@ -17,6 +17,7 @@ import sys
 import threading
 from typing import Any
 
+from pipeline import console
 from pipeline.config import fanout
 from pipeline.errors import FanoutError, TaskInterrupted
 from pipeline.runner import results
@@ -62,6 +63,11 @@ def _print_summaries() -> None:
         try:
             rows = task.summary_rows()
         except FanoutError as exc:
-            print(f"\nspark-fanout: {exc}", flush=True)
+            if str(exc) not in console.shown_errors:  # the concise log printed it already
+                print(f"\nspark-fanout: {exc}", flush=True)
             continue
         print(f"\nspark-fanout summary ({task.summary_title}):\n{results.format_table(rows)}", flush=True)
+
+
+if _is_luigi_command_line():  # at import: before Luigi parses parameters and logs anything
+    console.install()

@@ -1,0 +1,107 @@
+"""What the ``luigi`` command line prints: our errors as one line (no Luigi traceback
+before them), one line per job start and finish instead of Luigi's DEBUG log, and
+Luigi's own log back with ``--console-log luigi``. No Spark: scheduling errors stop
+before any job, and the job lines are checked on recorded results."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+
+import pytest
+
+from pipeline import console
+from pipeline.flows.train import TrainModel
+from pipeline.runner import results
+from tests.spark_helpers import controller_env, luigi_argv
+
+
+def luigi_cli(tmp_path, *args: str) -> tuple[int, list[str]]:
+    proc = subprocess.run(luigi_argv(*args, "--local-scheduler"), cwd=tmp_path, env=controller_env(),
+                          capture_output=True, text=True, timeout=120)
+    return proc.returncode, [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """A tiny dataset written by MakeDemoData on the command line, and what it printed."""
+    work = tmp_path_factory.mktemp("cli")
+    rc, lines = luigi_cli(work, "MakeDemoData", "--rows", "200", "--features", "3", "--labels", "2", "--path", "demo.parquet")
+    return {"work": work, "rc": rc, "lines": lines}
+
+
+def test_a_task_prints_one_line_when_it_starts_and_one_when_it_ends(demo):
+    assert demo["rc"] == 0, demo["lines"]
+    assert [line.split(" ", 1)[1] for line in demo["lines"]] == ["started   MakeDemoData", "done      MakeDemoData"]
+
+
+@pytest.mark.parametrize("args, rc, says", [
+    (["--labels", "label_00,"], 40, "--labels 'label_00,' has an empty entry"),
+    (["--labels", "label_00", "--data", "missing.parquet"], 35, "dataset missing.parquet does not exist"),
+    (["--engine", "nope"], 35, "unknown engine 'nope'"),
+    (["--params", '{"bogus": 1}'], 35, "unknown parameter 'bogus'"),
+    (["--labels", "[label_00"], 40, "--labels '[label_00' is not a valid JSON list"),
+])
+def test_bad_input_is_one_line_without_a_traceback(demo, args, rc, says):
+    code, lines = luigi_cli(demo["work"], "TrainAll", "--data", "demo.parquet", *args)
+    assert code == rc
+    assert len(lines) == 1, lines
+    assert says in lines[0] and lines[0].startswith("ERROR: ")
+
+
+def test_luigis_own_log_comes_back_with_a_flag(demo):
+    code, lines = luigi_cli(demo["work"], "TrainAll", "--data", "demo.parquet", "--engine", "nope", "--console-log", "luigi")
+    text = "\n".join(lines)
+    assert code == 35
+    assert "DEBUG: Checking if TrainAll" in text and "Traceback (most recent call last)" in text
+
+
+def record(log_dir, name, **fields):
+    results.record(str(log_dir), results.JobResult(name=name, run_id="run-1", **fields))
+
+
+def test_job_lines_say_status_time_and_artifact_or_error(tmp_path):
+    task = TrainModel(label=("label_00", "label_01"), data="d.parquet", log_dir=str(tmp_path), run_id="run-1", config="x")
+    record(tmp_path, "label_00", status="trained", seconds=3.25, artifact="/models/x/label-00")
+    record(tmp_path, "label_01", status="failed", seconds=1.0, error="label 'label_01' has one class: pick another")
+    assert console.start_line(task).startswith("started   batch of 2 labels ('label_00', ...)  (logs: ")
+    lines = console.finish_lines(task, RuntimeError("batch failed"))
+    assert lines == ["trained   label 'label_00'    3.2s  /models/x/label-00",
+                     "failed    label 'label_01'    1.0s  label 'label_01' has one class: pick another"]
+
+
+def test_a_record_of_an_earlier_run_is_not_reported_as_this_ones(tmp_path):
+    task = TrainModel(label="label_00", data="d.parquet", log_dir=str(tmp_path), run_id="run-2", config="x")
+    record(tmp_path, "label_00", status="trained", seconds=3.0, artifact="/models/x/label-00")
+    [line] = console.finish_lines(task, RuntimeError("boom"))
+    assert line.startswith("failed    label 'label_00'") and line.endswith("boom")
+
+
+def make_record(msg, level=logging.INFO, pathname="/x/luigi/worker.py", exc=None):
+    record = logging.LogRecord("luigi-interface", level, pathname, 1, msg, (), None)
+    if exc is not None:
+        record.exc_info = (type(exc), exc, None)
+    return record
+
+
+def test_the_filter_keeps_warnings_and_our_lines_and_drops_luigis_chatter(monkeypatch):
+    from pipeline.errors import DatasetError
+
+    monkeypatch.setitem(console._state, "mode", "concise")
+    keep = console.ConciseFilter().filter
+    luigi_file = console._LUIGI_DIR + "/worker.py"
+    assert not keep(make_record("Checking if X is complete", logging.DEBUG, luigi_file))
+    assert not keep(make_record("Informed scheduler that task X has status PENDING", logging.INFO, luigi_file))
+    assert keep(make_record("Task X died unexpectedly", logging.WARNING, luigi_file))
+    assert keep(make_record("TrainAll: 4 labels", logging.INFO, "/src/pipeline/flows/train.py"))
+    assert not keep(make_record("job x: running spark-submit ...", logging.INFO, "/src/pipeline/runner/job.py"))
+    tb = ("Will not run TrainAll(data=x) or any dependencies due to error in complete() method:\nTraceback ...\n"
+          "pipeline.errors.DatasetError: dataset x does not exist: fix --data\n")
+    rec = make_record(tb, logging.WARNING, luigi_file)
+    assert keep(rec) and rec.getMessage() == "TrainAll: dataset x does not exist: fix --data"
+    other = make_record(tb.replace("pipeline.errors.DatasetError", "ValueError"), logging.WARNING, luigi_file)
+    assert keep(other) and "Traceback" in other.getMessage()  # an unexpected error keeps its traceback
+    failed = make_record("[pid 1] Worker W failed    TrainModel(x)", logging.ERROR, luigi_file, DatasetError("bad"))
+    assert not keep(failed)  # the job line says it
+    monkeypatch.setitem(console._state, "mode", "luigi")
+    assert keep(make_record("Checking if X is complete", logging.DEBUG, luigi_file))
