@@ -4,8 +4,9 @@
 """
 
 from pipeline.flows.demo import MakeDemoData
+from pipeline.flows.report import Report
 from pipeline.flows.scripts import RunScript, RunScripts
 from pipeline.flows.train import TrainAll, TrainModel
 from pipeline.flows.tune import TuneAll
 
-__all__ = ["MakeDemoData", "RunScript", "RunScripts", "TrainAll", "TrainModel", "TuneAll"]
+__all__ = ["MakeDemoData", "Report", "RunScript", "RunScripts", "TrainAll", "TrainModel", "TuneAll"]
