@@ -1,0 +1,44 @@
+"""``Report``: one static HTML page of what the runs under ``--models`` did.
+
+``luigi --module pipeline Report --models models [--out report.html] --local-scheduler``
+
+Metrics per label and configuration with ROC/PR curves, a search's leaderboard, a
+feature sweep's metric against N, failed jobs with their one-line errors and logs, and
+a timeline of the last run's jobs. Plots are PNGs inside the file: it opens offline.
+The page is written anew on every run (it reads what is there now).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import luigi
+
+from pipeline.report import collect, render
+from pipeline.runner.job import RunParameters
+
+logger = logging.getLogger("luigi-interface")
+
+
+class Report(RunParameters, luigi.Task):
+    """Write the HTML report of the artifacts under ``models`` and the results in ``log_dir``."""
+
+    models = luigi.Parameter(default="models", description="Artifact root to report on (local path or URI)")
+    out = luigi.Parameter(default="report.html", description="The HTML file to write (a local path)")
+    title = luigi.Parameter(default="spark-fanout report", description="The page's title")
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(self.out)
+
+    def complete(self) -> bool:
+        return getattr(self, "_written", False)  # always rewritten: the runs it shows may have changed
+
+    def run(self) -> None:
+        page = render(collect(self.models, self.log_dir), title=self.title)
+        folder = os.path.dirname(os.path.abspath(self.out))
+        os.makedirs(folder, exist_ok=True)
+        with self.output().temporary_path() as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(page)
+        self._written = True
+        logger.info("Report: wrote %s (%d KB)", os.path.abspath(self.out), len(page) // 1024)

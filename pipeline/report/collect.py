@@ -1,0 +1,127 @@
+"""Everything a report shows, read from the artifact root and the log folder: no plots,
+no HTML. Artifacts go through the storage layer (local or HDFS); job results are the
+controller's local ``result.json`` files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.data.artifacts import ArtifactTarget, configurations
+from pipeline.data.leaderboard import LEADERBOARD
+from pipeline.runner.results import RESULT_FILE, JobResult
+from pipeline.storage import storage_for
+from pipeline.storage.locations import Location, parse_location
+from tasks.evaluation import CURVES_FILE
+
+SWEEP = "feature_sweep"  # FeatureSweep's report name under --models
+SUCCESS_STATUSES = ("trained", "succeeded", "reused")
+
+
+@dataclass
+class Artifact:
+    label: str
+    path: str
+    metadata: dict[str, Any]
+    curves: dict[str, Any]
+
+
+@dataclass
+class Configuration:
+    name: str
+    config: dict[str, Any]
+    artifacts: list[Artifact] = field(default_factory=list)
+
+
+@dataclass
+class RunData:
+    """What ran under one artifact root and log folder."""
+
+    models: str
+    log_dir: str
+    configurations: list[Configuration]
+    leaderboard: dict[str, Any] | None
+    sweep: dict[str, Any] | None
+    results: list[tuple[str, JobResult]]  # (result file, result) of every job's latest attempt
+
+    @property
+    def labels(self) -> list[str]:
+        seen = {a.label: None for c in self.configurations for a in c.artifacts}
+        return list(seen)
+
+    def failed(self) -> list[tuple[str, JobResult]]:
+        return [(path, r) for path, r in self.results if r.status not in SUCCESS_STATUSES]
+
+
+def _read_json(root: Location, name: str) -> Any:
+    storage = storage_for(root)
+    loc = root.join(name)
+    try:
+        return json.loads(storage.read_bytes(loc).decode("utf-8")) if storage.exists(loc) else None
+    except ValueError:
+        return None
+
+
+def read_configuration(root: Location, name: str) -> Configuration:
+    config_root = root.join(name)
+    storage = storage_for(config_root)
+    out = Configuration(name, _read_json(config_root, "config.json") or {})
+    for entry in sorted(storage.list_dir(config_root) or [], key=lambda e: e.name):
+        if not entry.is_dir or entry.name.startswith((".", "_")):
+            continue
+        target = ArtifactTarget(config_root.join(entry.name))
+        if not target.exists():
+            continue
+        meta = target.metadata()
+        out.artifacts.append(Artifact(str(meta.get("label", entry.name)), target.path, meta,
+                                      _read_json(target.location, CURVES_FILE) or {}))
+    return out
+
+
+def read_results(log_dir: str) -> list[tuple[str, JobResult]]:
+    found = []
+    for path in sorted(Path(log_dir).rglob(RESULT_FILE)):
+        try:
+            found.append((str(path), JobResult(**json.loads(path.read_text(encoding="utf-8")))))
+        except (OSError, ValueError, TypeError):
+            continue  # a result being written or from another version: not this report's to judge
+    return found
+
+
+def collect(models: str, log_dir: str = "logs") -> RunData:
+    """Configurations with their artifacts (metadata, curves), the search's leaderboard and
+    the feature sweep if ``models`` holds them, and every job result under ``log_dir``."""
+    root = parse_location(models)
+    configs = [read_configuration(root, name) for name in configurations(root)]
+    return RunData(models=str(root), log_dir=log_dir, configurations=[c for c in configs if c.artifacts or c.config],
+                   leaderboard=_read_json(root, f"{LEADERBOARD}.json"), sweep=_read_json(root, f"{SWEEP}.json"),
+                   results=read_results(log_dir))
+
+
+def job_spans(results: list[JobResult]) -> list[dict[str, Any]]:
+    """One bar per spark-submit job of the most recent run: its members, start and end
+    (epoch seconds), the start-up part, and its status (failed if any member failed).
+
+    A job's end is its latest member record; its start is the end less the longest of
+    a member's wall time and its job's start-up plus own work (a batch member's
+    ``seconds`` are its own work)."""
+    timed = [r for r in results if r.finished_at and r.seconds is not None]
+    if not timed:
+        return []
+    last_run = max(timed, key=lambda r: r.finished_at).run_id
+    jobs: dict[str, list[JobResult]] = {}
+    for r in timed:
+        if r.run_id == last_run:
+            jobs.setdefault(r.batch or r.name, []).append(r)
+    spans = []
+    for name, members in jobs.items():
+        end = max(r.finished_at for r in members)
+        length = max(max(r.seconds or 0.0, (r.startup_seconds or 0.0) + (r.work_seconds or 0.0)) for r in members)
+        startup = max((r.startup_seconds or 0.0) for r in members)
+        bad = [r for r in members if r.status not in SUCCESS_STATUSES]
+        spans.append({"job": name, "members": [r.name for r in members], "start": end - length, "end": end,
+                      "startup": min(startup, length), "status": bad[0].status if bad else members[0].status,
+                      "run_id": last_run})
+    return sorted(spans, key=lambda s: (s["start"], s["job"]))
