@@ -20,8 +20,9 @@ import luigi
 
 from pipeline.data.artifacts import ArtifactTarget, artifact_location, configurations
 from pipeline.data.jobs_file import validate_jobs
-from pipeline.flows.scripts import RunScript, RunScripts, load_jobs
+from pipeline.flows.scripts import RESULT_GROUP, RunScript, RunScripts, load_jobs
 from pipeline.flows.train import TrainAll, TrainModel
+from pipeline.progress import KeepingSchedulerFactory, ProgressWatcher, job_rows, result_outcome, wait_for_plan
 from pipeline.runner import results
 from pipeline.storage.locations import parse_location
 from tasks.layout import NATIVE_MODEL
@@ -32,11 +33,15 @@ _COMPLETE_STATUSES = (TrainModel.success_status, RunScript.success_status, "done
 @dataclass
 class RunReport:
     """What one :func:`train_all` or :func:`run_scripts` call did: ``ok`` and one row per
-    label or job (``label``, ``status``, ``seconds``, ``detail``: artifact or error)."""
+    label or job (``label``, ``status``, ``seconds``, ``detail``: artifact or error);
+    ``jobs`` the same units with configuration, application id, artifact, error, log and
+    metrics (:meth:`to_pandas`); ``progress`` the progress bar's last counts."""
 
     ok: bool
     rows: list[dict[str, Any]]
     luigi_status: str
+    jobs: list[dict[str, Any]] | None = None
+    progress: dict[str, int] | None = None
 
     def table(self) -> str:
         return results.format_table(self.rows)
@@ -46,26 +51,30 @@ class RunReport:
         return [r for r in self.rows if r["status"] not in _COMPLETE_STATUSES]
 
     def to_pandas(self):  # noqa: ANN201 - pandas is optional for callers
+        """One row per label or job: name, configuration, status, seconds, application_id,
+        artifact, error, log, then the artifact's metrics (auc_roc, ...)."""
         import pandas as pd
 
-        return pd.DataFrame(self.rows)
+        return pd.DataFrame(self.jobs if self.jobs is not None else self.rows)
 
 
 def train_all(data: str = "data/demo.parquet", models: str = "models", labels: list[str] | None = None, *,
-              workers: int = 2, scheduler_host: str | None = None, scheduler_port: int = 8082,
+              workers: int = 2, scheduler_host: str | None = None, scheduler_port: int = 8082, progress: bool = True,
               **training: Any) -> RunReport:
     """Train every missing label's model (as ``luigi --module pipeline TrainAll``).
 
     ``workers`` caps concurrent jobs; ``scheduler_host`` uses a running ``luigid`` (its web
     UI shows progress) instead of an in-process scheduler. ``training`` takes TrainAll's
     other parameters: engine, params, features, balance_ratio, test_fraction, seed, log_dir.
+    ``progress`` shows a live bar (done / running / failed / remaining labels).
     """
     task = TrainAll(data=data, models=models, labels=labels, run_id=_new_run_id(), planned_workers=workers, **training)
-    return _build(task, workers, scheduler_host, scheduler_port)
+    return _build(task, workers, scheduler_host, scheduler_port, progress)
 
 
 def run_scripts(script: str, jobs: str | os.PathLike[str] | Sequence[Mapping[str, Any]], *, workers: int = 2,
-                scheduler_host: str | None = None, scheduler_port: int = 8082, log_dir: str = "logs") -> RunReport:
+                scheduler_host: str | None = None, scheduler_port: int = 8082, log_dir: str = "logs",
+                progress: bool = True) -> RunReport:
     """Run ``script`` once per job whose output is missing (as ``luigi --module pipeline
     RunScripts``); one row per job.
 
@@ -87,7 +96,7 @@ def run_scripts(script: str, jobs: str | os.PathLike[str] | Sequence[Mapping[str
         jobs_file = str(written)
     try:
         task = RunScripts(script=os.fspath(script), jobs=jobs_file, log_dir=log_dir, run_id=run_id)
-        return _build(task, workers, scheduler_host, scheduler_port)
+        return _build(task, workers, scheduler_host, scheduler_port, progress)
     finally:
         if written is not None:
             written.unlink(missing_ok=True)
@@ -98,15 +107,26 @@ def _new_run_id() -> str:
     return f"api-{uuid.uuid4().hex[:12]}"
 
 
-def _build(task: TrainAll | RunScripts, workers: int, scheduler_host: str | None, scheduler_port: int) -> RunReport:
-    kwargs: dict[str, Any] = {"workers": workers, "detailed_summary": True}
+def _build(task: TrainAll | RunScripts, workers: int, scheduler_host: str | None, scheduler_port: int,
+           progress: bool = True) -> RunReport:
+    factory = KeepingSchedulerFactory()
+    kwargs: dict[str, Any] = {"workers": workers, "detailed_summary": True, "worker_scheduler_factory": factory}
     if scheduler_host:
         kwargs.update(scheduler_host=scheduler_host, scheduler_port=scheduler_port)
     else:
         kwargs["local_scheduler"] = True
-    outcome = luigi.build([task], **kwargs)
-    return RunReport(ok=outcome.scheduling_succeeded and task.complete(), rows=task.summary_rows(),
-                     luigi_status=outcome.status.name)
+    training = isinstance(task, TrainAll)
+    kind, group = (TrainModel, "") if training else (RunScript, RESULT_GROUP)
+    watcher = ProgressWatcher(wait_for_plan(task, "missing", str if training else (lambda job: job.name)),
+                              result_outcome(task.log_dir, task.run_id, group), factory,
+                              success=(kind.success_status, "reused"), desc=type(task).__name__, enabled=progress)
+    with watcher:
+        outcome = luigi.build([task], **kwargs)
+    rows = task.summary_rows()
+    artifact_of = (lambda label: ArtifactTarget(artifact_location(task.plan["root"], label))) if training else None
+    jobs = job_rows(rows, task.log_dir, task.run_id, group, artifact_of, task.plan["config"] if training else None)
+    return RunReport(ok=outcome.scheduling_succeeded and task.complete(), rows=rows, luigi_status=outcome.status.name,
+                     jobs=jobs, progress=watcher.counts)
 
 
 def load_artifact(models: str, label: str, config: str | None = None) -> dict[str, Any]:
