@@ -17,7 +17,7 @@ import sys
 import threading
 from typing import Any
 
-from pipeline import console
+from pipeline import console, tracking
 from pipeline.config import fanout
 from pipeline.errors import FanoutError, TaskInterrupted
 from pipeline.runner import results
@@ -71,3 +71,4 @@ def _print_summaries() -> None:
 
 if _is_luigi_command_line():  # at import: before Luigi parses parameters and logs anything
     console.install()
+tracking.install()  # [mlflow] tracking_uri: finished artifacts logged (nothing without it), CLI and notebook
