@@ -3,6 +3,8 @@
 Contenders, all in Spark local mode on this machine, each from a cold start:
   ours-per-label  TrainAll --batch-size 1 --workers 2 (one spark-submit per label, local[1] each)
   ours-batched    TrainAll --batch-size auto --workers 2 (here: two batches, local[1] each)
+  ours-threads    TrainAll --batch-size auto --workers 1, [spark] master local[2] (one batch,
+                  two training threads in its driver)
   loop-app        one spark-submit, local[2], looping over the labels (bench/baselines/loop_app.py)
   many-models     one spark-submit, local[2], groupBy(label).applyInPandas (bench/baselines/many_models.py)
 Each prints wall seconds, CPU seconds of the whole process tree (children's rusage) and
@@ -39,7 +41,7 @@ from pipeline.flows.demo import make_demo_frame  # noqa: E402
 from pipeline.runner.submit import job_environment, pyspark_home, resolve_spark_submit  # noqa: E402
 
 SCENARIOS = {"small": (64, 5_000, 10), "wide": (8, 200_000, 40)}
-CONTENDERS = ("ours-per-label", "ours-batched", "loop-app", "many-models")
+CONTENDERS = ("ours-per-label", "ours-batched", "ours-threads", "loop-app", "many-models")
 
 
 def _children_cpu() -> float:
@@ -63,7 +65,8 @@ def command(contender: str, data: Path, labels: list[str], work: Path) -> list[s
     if contender.startswith("ours"):
         luigi = os.path.join(os.path.dirname(sys.executable), "luigi")
         batch = "1" if contender == "ours-per-label" else "auto"
-        return [luigi, "--module", "pipeline", "TrainAll", "--local-scheduler", "--workers", "2", "--data", str(data),
+        workers = "1" if contender == "ours-threads" else "2"
+        return [luigi, "--module", "pipeline", "TrainAll", "--local-scheduler", "--workers", workers, "--data", str(data),
                 "--models", str(work / "models"), "--log-dir", str(work / "logs"), "--labels", json.dumps(labels),
                 "--batch-size", batch]
     script = REPO / "bench" / "baselines" / ("loop_app.py" if contender == "loop-app" else "many_models.py")
@@ -82,11 +85,14 @@ def run_scenario(name: str, repeats: int, skip: set[str], base: Path) -> None:
     submit = resolve_spark_submit("spark-submit", bundled_home=pyspark_home())
     env = job_environment(env, spark_submit=submit, bundled_home=pyspark_home(), local_master=True, driver_local=True)
     samples: dict[str, list[dict[str, float]]] = {c: [] for c in CONTENDERS if c not in skip}
+    two_cores_cfg = base / "luigi-local2.cfg"
+    two_cores_cfg.write_text((REPO / "luigi.cfg").read_text().replace("master = local[1]", "master = local[2]"))
     for r in range(repeats):
         for contender in samples:  # interleaved: the machine's drift hits every contender alike
             work = base / f"{name}-{contender}-{r}"
             work.mkdir()
-            samples[contender].append(measure(command(contender, data, labels, work), work, env))
+            run_env = dict(env, LUIGI_CONFIG_PATH=str(two_cores_cfg)) if contender == "ours-threads" else env
+            samples[contender].append(measure(command(contender, data, labels, work), work, run_env))
             print(f"  {name} {contender} run {r + 1}: {samples[contender][-1]['wall']:.1f} s", flush=True)
             shutil.rmtree(work, ignore_errors=True)
     med = {c: {k: statistics.median(s[k] for s in runs) for k in runs[0]} for c, runs in samples.items()}
