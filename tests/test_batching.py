@@ -61,7 +61,7 @@ def _task(label, **kw):
 
 def test_a_batch_task_names_its_labels_and_lists_their_artifacts():
     one = _task("label_00")
-    batch = _task(("label_00", "odd, label", "label_02"), batch_size=3)
+    batch = _task(("label_00", "odd, label", "label_02"), batch_limit=3)
     assert one.members == ("label_00",) and not one.is_batch
     assert batch.members == ("label_00", "odd, label", "label_02") and batch.is_batch
     assert [t.path for t in batch.output()] == [batch.member_output(m).path for m in batch.members]
@@ -69,6 +69,10 @@ def test_a_batch_task_names_its_labels_and_lists_their_artifacts():
     assert "-3-labels-" in batch.name and batch.task_id != one.task_id
     assert json.loads(batch.to_str_params()["label"]) == list(batch.members)
     assert batch.max_batch_size == 3 and one.max_batch_size == 1
+    # TrainAll's --batch-size ("auto") never reaches a TrainModel through clone()
+    from pipeline.flows.train import TrainAll
+
+    assert TrainAll(batch_size="auto").clone(TrainModel, label="x").max_batch_size == 1
 
 
 def test_luigis_scheduler_batches_labels_up_to_the_batch_size(tmp_path):
@@ -76,7 +80,7 @@ def test_luigis_scheduler_batches_labels_up_to_the_batch_size(tmp_path):
     their label, and the worker builds one batch task from them."""
     sch = luigi.scheduler.Scheduler()
     labels = [f"label_{i:02d}" for i in range(5)]
-    tasks = [_task(label, batch_size=2) for label in labels]
+    tasks = [_task(label, batch_limit=2) for label in labels]
     with luigi.worker.Worker(scheduler=sch, worker_processes=1) as worker:
         for task in tasks:
             worker.add(task)

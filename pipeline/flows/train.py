@@ -107,23 +107,24 @@ def _plain(value: Any) -> Any:
 class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
     """Train one label's model in a spark-submit job; output: its artifact under its
     configuration's folder. Luigi batches TrainModel tasks that differ only in their
-    label (up to ``batch_size``): one job then trains them all, reading the data once,
+    label (up to ``batch_limit``): one job then trains them all, reading the data once,
     and writes each label's artifact as soon as that label is done.
 
     Running the job (local process trees, YARN submit/follow/kill/re-attach, logs,
     results) is :class:`~pipeline.runner.job.SparkJob`'s; this class says what to train.
-    Normally made by TrainAll, which passes ``config`` and ``batch_size``.
+    Normally made by TrainAll, which passes ``config`` and ``batch_limit``.
     """
 
     success_status = "trained"
     unit = "label"
 
-    batch_size = luigi.IntParameter(default=1, significant=False, visibility=ParameterVisibility.HIDDEN,
-                                    description="Most labels Luigi batches into one job (TrainAll sets it)")
+    # Not named batch_size: TrainAll's --batch-size ("auto" or N) must not reach it through clone().
+    batch_limit = luigi.IntParameter(default=1, significant=False, visibility=ParameterVisibility.HIDDEN,
+                                     description="Most labels Luigi batches into one job (TrainAll sets it)")
 
     @property
     def max_batch_size(self) -> int:  # read by Luigi's worker when it registers the batcher
-        return max(1, int(self.batch_size))
+        return max(1, int(self.batch_limit))
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -323,7 +324,7 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
         plan = self.plan
         run_id = self.run_id or current_run_id()
         return [self.clone(TrainModel, label=label, features=plan["features"], config=plan["config"], run_id=run_id,
-                           batch_size=plan["batch_size"])
+                           batch_limit=plan["batch_size"])
                 for label in plan["missing"]]
 
     def summary_rows(self) -> list[dict[str, object]]:
