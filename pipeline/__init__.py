@@ -4,9 +4,11 @@
 """
 
 from pipeline.flows.demo import MakeDemoData
+from pipeline.flows.predict import Predict
 from pipeline.flows.report import Report
 from pipeline.flows.scripts import RunScript, RunScripts
+from pipeline.flows.sweep import FeatureSweep
 from pipeline.flows.train import TrainAll, TrainModel
 from pipeline.flows.tune import TuneAll
 
-__all__ = ["MakeDemoData", "Report", "RunScript", "RunScripts", "TrainAll", "TrainModel", "TuneAll"]
+__all__ = ["FeatureSweep", "MakeDemoData", "Predict", "Report", "RunScript", "RunScripts", "TrainAll", "TrainModel", "TuneAll"]

@@ -153,3 +153,103 @@ def load_artifact(models: str, label: str, config: str | None = None) -> dict[st
 
         out["booster"] = lightgbm.Booster(model_str=target.storage.read_bytes(model_txt).decode("utf-8"))
     return out
+
+
+# --- searches and scoring (TuneAll, FeatureSweep, Predict) ----------------------------------
+
+def _frame(rows: list[dict[str, Any]]):  # noqa: ANN202 - pandas is optional for callers
+    """Rows with their ``metrics`` spread into columns."""
+    import pandas as pd
+
+    flat = []
+    for row in rows:
+        out = {k: v for k, v in row.items() if k != "metrics"}
+        out.update(row.get("metrics") or {})
+        flat.append(out)
+    return pd.DataFrame(flat)
+
+
+def _luigi_run(task: luigi.Task, workers: int, scheduler_host: str | None, scheduler_port: int) -> bool:
+    kwargs: dict[str, Any] = {"workers": workers}
+    if scheduler_host:
+        kwargs.update(scheduler_host=scheduler_host, scheduler_port=scheduler_port)
+    else:
+        kwargs["local_scheduler"] = True
+    return bool(luigi.build([task], **kwargs)) and task.complete()
+
+
+def tune(space: str | os.PathLike[str] | Mapping[str, Any], data: str = "data/demo.parquet", models: str = "models",
+         labels: list[str] | None = None, *, search: str = "grid", trials: int = 20, parallel_trials: int = 4,
+         metric: str = "auc_roc", workers: int = 2, scheduler_host: str | None = None, scheduler_port: int = 8082,
+         log_dir: str = "logs", **training: Any):
+    """Run a search (as ``luigi --module pipeline TuneAll``); returns the leaderboard as a
+    pandas DataFrame, one row per (trial, label), metrics as columns, ``rank`` 1 = best.
+
+    ``space`` is a space file or the space itself (a dict, written to a JSON file under
+    ``log_dir`` for the run); it is checked before any job (ConfigError naming the entry).
+    When trials failed, the rows of those that finished are returned (``.attrs["ok"]`` is False).
+    """
+    from pipeline.flows.tune import TuneAll
+
+    written = None
+    if isinstance(space, Mapping):
+        written = Path(log_dir) / "api-spaces" / f"{_new_run_id()}.json"
+        written.parent.mkdir(parents=True, exist_ok=True)
+        written.write_text(json.dumps(space), encoding="utf-8")
+        space = str(written)
+    try:
+        task = TuneAll(space=os.fspath(space), data=data, models=models, labels=labels, search=search, trials=trials,
+                       parallel_trials=parallel_trials, metric=metric, log_dir=log_dir, run_id=_new_run_id(), **training)
+        _ = task.plan  # a bad space or setting raises here, before any job
+        ok = _luigi_run(task, workers, scheduler_host, scheduler_port)
+        frame = _frame(task.report_rows())
+    finally:
+        if written is not None:
+            written.unlink(missing_ok=True)
+    frame.attrs["ok"] = ok
+    return frame
+
+
+def sweep(sizes: Sequence[int], data: str = "data/demo.parquet", models: str = "models", labels: list[str] | None = None,
+          *, ranking: str | None = None, tolerance: float = 0.005, metric: str = "auc_roc", workers: int = 2,
+          scheduler_host: str | None = None, scheduler_port: int = 8082, **training: Any):
+    """Feature-count sweep (as ``luigi --module pipeline FeatureSweep``); returns metric
+    against N, one row per (label, N), ``chosen`` marking each label's smallest N within
+    ``tolerance`` of its best. ``training`` takes engine, params, balance_ratio, ... ."""
+    from pipeline.flows.sweep import FeatureSweep
+
+    task = FeatureSweep(sizes=list(sizes), data=data, models=models, labels=labels, ranking=ranking, tolerance=tolerance,
+                        metric=metric, run_id=_new_run_id(), **training)
+    _ = task.plan
+    ok = _luigi_run(task, workers, scheduler_host, scheduler_port)
+    frame = _frame(task.report_rows() if ok else _partial(task))
+    frame.attrs["ok"] = ok
+    return frame
+
+
+def _partial(task: Any) -> list[dict[str, Any]]:
+    try:
+        return task.report_rows()
+    except Exception:  # baselines missing: nothing to show
+        return []
+
+
+def predict(data: str, out: str, models: str = "models", *, config: str | None = None, labels: list[str] | None = None,
+            key: list[str] | None = None, scheduler_host: str | None = None, scheduler_port: int = 8082,
+            log_dir: str = "logs"):
+    """Score ``data`` with each chosen label model in one Spark job (as ``luigi --module
+    pipeline Predict``); returns which model scored which column and where the scores
+    are (``output``: a Parquet folder, read it with ``pd.read_parquet``). Raises
+    :class:`~pipeline.errors.JobFailed` with the job's one-line error if it failed."""
+    from pipeline.errors import JobFailed
+    from pipeline.flows.predict import Predict
+
+    task = Predict(data=data, out=out, models=models, config=config, labels=labels, key=key, log_dir=log_dir,
+                   run_id=_new_run_id())
+    task.preflight()
+    if not _luigi_run(task, 1, scheduler_host, scheduler_port):
+        last = results.latest(log_dir, task.job_name, task.result_group)
+        raise JobFailed(f"Predict did not finish: {last.error if last and last.error else 'see the log under ' + log_dir}")
+    import pandas as pd
+
+    return pd.DataFrame(task.models_table())

@@ -34,7 +34,7 @@ def test_grid_over_two_engines_ranks_four_trained_rows(tmp_path, dataset):
     space = _space(tmp_path, {"lightgbm": {"num_iterations": [20]}, "mllib-logreg": {"max_iter": [10]}})
     args = ["TuneAll", "--space", space, "--search", "grid", "--workers", "2", "--local-scheduler",
             "--data", str(dataset), "--models", "models", "--labels", json.dumps(LABELS)]
-    proc = run_luigi(args, cwd=tmp_path)
+    proc = run_luigi(args, cwd=tmp_path, timeout=560)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     board = json.loads((tmp_path / "models" / "leaderboard.json").read_text())
     rows = board["rows"]
@@ -58,6 +58,14 @@ def test_grid_over_two_engines_ranks_four_trained_rows(tmp_path, dataset):
     # a rerun trains nothing: the search is complete
     again = run_luigi(args, cwd=tmp_path)
     assert again.returncode == 0 and "Scheduled 1 tasks" in again.stderr, again.stderr[-2000:]
+    # the notebook API returns the same leaderboard as a DataFrame (nothing left to train)
+    from pipeline.api import tune
+
+    frame = tune(json.loads((tmp_path / "space.json").read_text()), data=str(dataset), models=str(tmp_path / "models"),
+                 labels=LABELS, workers=1, log_dir=str(tmp_path / "logs"))
+    assert frame.attrs["ok"] and len(frame) == 4
+    assert sorted(frame["auc_roc"]) == sorted(r["metrics"]["auc_roc"] for r in rows)
+    assert set(frame.columns) >= {"label", "rank", "engine", "params", "average_precision", "duration", "artifact"}
 
 
 def _artifact_events(logs) -> int:

@@ -68,11 +68,12 @@ def check_metric(metric: str) -> str:
     return metric
 
 
-def write_report(root: Location, name: str, rows: list[dict[str, Any]], about: dict[str, Any]) -> Location:
+def write_report(root: Location, name: str, rows: list[dict[str, Any]], about: dict[str, Any],
+                 csv_text: str | None = None) -> Location:
     """``<root>/<name>.csv`` then ``<name>.json`` (the JSON, written last, is what a rerun
     reads to know the report is current)."""
     storage = storage_for(root)
-    storage.write_bytes(root.join(f"{name}.csv"), board.to_csv(rows).encode("utf-8"))
+    storage.write_bytes(root.join(f"{name}.csv"), (board.to_csv(rows) if csv_text is None else csv_text).encode("utf-8"))
     target = root.join(f"{name}.json")
     storage.write_bytes(target, board.to_json(rows, about).encode("utf-8"))
     return target
@@ -109,8 +110,11 @@ class SearchBase(TrainingParameters):
 
     def job(self, label: str, engine: str, params: dict[str, Any], features: Sequence[str]) -> TrainModel:
         """The TrainModel of one (configuration, label); it names its own configuration."""
-        return self.clone(TrainModel, label=label, engine=engine, params=params, features=list(features), config="",
-                          run_id=self.run_id or current_run_id())
+        job = self.clone(TrainModel, label=label, engine=engine, params=params, features=list(features), config="",
+                         run_id=self.run_id or current_run_id())
+        # The configuration id goes into the task id: features are hidden from luigid and
+        # so from task ids, and two feature sets must never be one task.
+        return job.clone(config=job.config_name)
 
     @staticmethod
     def done(jobs: Sequence[TrainModel]) -> set[tuple[str, str]]:

@@ -1,0 +1,164 @@
+"""``Predict``: the combined multi-label classifier. One Spark job scores a dataset with
+every chosen label model and writes one probability column per label, plus the row key.
+
+``luigi --module pipeline Predict --data D --models M --out O [--config lightgbm-1a2b3c4d]``
+
+Models: the best per label of ``<models>/leaderboard.json`` (``TuneAll``'s), or every
+label of one configuration (``--config``); ``--labels`` narrows either. Native LightGBM
+boosters only (engines lightgbm and synapseml save one). The output is committed like a
+RunScripts output: Spark writes a temporary sibling, the controller renames it into
+place once ``_SUCCESS`` is there, so ``--out`` is complete or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import luigi
+
+from pipeline.data import leaderboard as board
+from pipeline.data.artifacts import ArtifactTarget, artifact_location, completed_slugs
+from pipeline.data.datasets import read_schema
+from pipeline.data.outputs import SuccessTarget, temporary_output
+from pipeline.errors import ConfigError, DatasetError, JobFailed
+from pipeline.flows.tune import read_report
+from pipeline.params import OptionalListParameter
+from pipeline.runner.job import SparkJob, current_run_id
+from pipeline.storage import storage_for
+from pipeline.storage.locations import Location, parse_location
+from tasks.jobspec import SPEC_FLAG, encode_spec
+from tasks.layout import NATIVE_MODEL
+from tasks.outputs import SUCCESS
+
+logger = logging.getLogger("luigi-interface")
+
+MODELS_FILE = "_models.json"  # which model scored which column; Spark and pyarrow skip "_" files
+
+
+def choose_models(models: Location, config: str | None, labels: list[str] | None) -> list[dict[str, Any]]:
+    """``[{"label", "config", "artifact": Location}]``: the leaderboard's rank-1 row per
+    label, or every complete label of ``config``; refused in one line when nothing fits."""
+    if config:
+        root = models.join(config)
+        done = completed_slugs(root)
+        if not done:
+            raise ConfigError(f"configuration {config} under {models} has no complete artifact: train it or fix --config")
+        chosen = []
+        for slug in sorted(done):
+            meta = ArtifactTarget(root.join(slug)).metadata()
+            chosen.append({"label": meta["label"], "config": config, "artifact": root.join(slug)})
+    else:
+        report = read_report(models, board.LEADERBOARD)
+        if report is None:
+            raise ConfigError(f"no {board.LEADERBOARD}.json under {models}: run TuneAll first, or pass --config")
+        chosen = [{"label": r["label"], "config": r["config"], "artifact": artifact_location(models.join(r["config"]), r["label"])}
+                  for r in board.best_per_label(report["rows"]).values()]
+    if labels is not None:
+        known = {c["label"] for c in chosen}
+        missing = [la for la in labels if la not in known]
+        if missing:
+            raise ConfigError(f"label {missing[0]!r} has no chosen model under {models}: check --labels")
+        chosen = [c for c in chosen if c["label"] in labels]
+    return sorted(chosen, key=lambda c: c["label"])
+
+
+class Predict(SparkJob):
+    """Score ``--data`` with each chosen label's booster in one spark-submit job."""
+
+    data = luigi.Parameter(description="Parquet dataset to score: local path, file://, hdfs:// or webhdfs://")
+    models = luigi.Parameter(default="models", description="Artifact root the models come from")
+    out = luigi.Parameter(description="Output Parquet folder: key columns plus one probability column per label")
+    config = luigi.OptionalParameter(default=None, description="Use every label of this configuration "
+                                                               "(default: the best per label in <models>/leaderboard.json)")
+    labels = OptionalListParameter(default=None, description="Only these labels (a,b or a JSON list)")
+    key = OptionalListParameter(default=None, description="Row key columns copied to the output (a,b or a JSON list); "
+                                                                "default: row_hash, a 64-bit hash of the whole row")
+
+    unit = "prediction"
+    success_status = "scored"
+    result_group = "predict"
+    name_prefix = "predict"
+
+    @property
+    def job_name(self) -> str:
+        return Path(self.out_location.path).name or "predict"
+
+    @cached_property
+    def out_location(self) -> Location:
+        return parse_location(self.out)
+
+    @cached_property
+    def temp_location(self) -> Location:
+        return temporary_output(self.out_location, self.task_id)
+
+    def output(self) -> SuccessTarget:
+        return SuccessTarget(self.out_location)
+
+    @property
+    def app(self) -> str:
+        import tasks
+
+        return str(Path(tasks.__file__).resolve().parent / "predict.py")
+
+    @cached_property
+    def chosen(self) -> list[dict[str, Any]]:
+        """Each chosen model with its features, checked against the dataset."""
+        chosen = choose_models(parse_location(self.models), self.config, None if self.labels is None else list(self.labels))
+        schema = read_schema(self.data)
+        keys = list(self.key or [])
+        for k in keys:
+            if k not in schema.columns:
+                raise DatasetError(f"key column {k!r} is not a column of {self.data}: fix --key")
+        out = []
+        for c in chosen:
+            target = ArtifactTarget(c["artifact"])
+            meta = target.metadata()
+            model = c["artifact"].join(NATIVE_MODEL)
+            if not target.storage.exists(model):
+                raise ConfigError(f"label {c['label']!r}: its model ({meta['engine']}, {c['config']}) has no LightGBM booster; "
+                                  "Predict scores LightGBM models: choose a lightgbm configuration (--config)")
+            missing = [f for f in meta["features"] if f not in schema.columns]
+            if missing:
+                raise DatasetError(f"feature {missing[0]!r} of label {c['label']!r}'s model is not a column of {self.data}")
+            if c["label"] in keys:
+                raise ConfigError(f"label {c['label']!r} is also a --key column: its score column would replace it")
+            out.append({"label": c["label"], "config": c["config"], "engine": meta["engine"],
+                        "model_uri": model.uri(), "features": list(meta["features"]), "artifact": target.path})
+        if not out:
+            raise ConfigError(f"no model chosen under {self.models}: check --labels")
+        return out
+
+    def preflight(self) -> None:
+        _ = self.chosen
+        if self.on_yarn and self.out_location.is_local:
+            raise ConfigError(f"--out {self.out} is a local path but the job runs on YARN nodes: use an hdfs:// path")
+
+    def app_options(self) -> list[str]:
+        spec = {"data": parse_location(self.data).uri(), "out": self.out_location.uri(), "temp": self.temp_location.uri(),
+                "key": list(self.key or []), "run_id": self.run_id or current_run_id(),
+                "models": [{k: m[k] for k in ("label", "model_uri", "features")} for m in self.chosen]}
+        return [SPEC_FLAG, encode_spec(spec)]
+
+    def before_submit(self) -> None:
+        storage = storage_for(self.out_location)
+        if storage.exists(self.temp_location):
+            storage.remove_tree(self.temp_location)
+        if storage.exists(self.out_location) and not self.output().exists():
+            raise JobFailed(f"{self.out} exists without {SUCCESS} (not written by Predict): move it away and rerun")
+
+    def after_success(self) -> None:
+        storage = storage_for(self.out_location)
+        if not storage.exists(self.temp_location.join(SUCCESS)):
+            raise JobFailed(f"{self.title}: the job ended without {SUCCESS} in {self.temp_location}")
+        storage.write_bytes(self.temp_location.join(MODELS_FILE),
+                            json.dumps(self.models_table(), indent=1, ensure_ascii=False).encode("utf-8"))
+        storage.rename(self.temp_location, self.out_location)
+
+    def models_table(self) -> list[dict[str, Any]]:
+        """Which model scored which column (also in ``<out>/_models.json``)."""
+        return [{k: m[k] for k in ("label", "engine", "config", "artifact")} | {"column": m["label"], "output": self.out}
+                for m in self.chosen]
