@@ -38,7 +38,9 @@ class Report(RunParameters, luigi.Task):
         page = render(collect(self.models, self.log_dir), title=self.title)
         folder = os.path.dirname(os.path.abspath(self.out))
         os.makedirs(folder, exist_ok=True)
-        with self.output().temporary_path() as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        tmp = os.path.join(folder, f".{os.path.basename(self.out)}.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(page)
+        os.replace(tmp, self.out)  # a reader never sees half a page
         self._written = True
         logger.info("Report: wrote %s (%d KB)", os.path.abspath(self.out), len(page) // 1024)

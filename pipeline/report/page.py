@@ -17,6 +17,9 @@ from pipeline.report.collect import RunData, job_spans
 METRICS = ("auc_roc", "average_precision", "log_loss", "brier", "f1", "precision", "recall", "threshold",
            "positives_validation", "rows_validation")
 
+HEADERS = {"auc_roc": "AUC", "average_precision": "avg. precision", "log_loss": "log-loss", "brier": "Brier",
+           "f1": "F1", "positives_validation": "positives (val.)", "rows_validation": "rows (val.)"}
+
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}h3{font-size:1em}
@@ -52,12 +55,12 @@ def _num(value: Any) -> str:
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[bool] | None = None,
           row_class: Sequence[str] | None = None) -> str:
     numeric = numeric or [False] * len(headers)
-    out = ['<table class="sortable"><thead><tr>', *(f"<th>{_esc(h)}</th>" for h in headers), "</tr></thead><tbody>"]
+    out = ['<div style="overflow-x:auto"><table class="sortable"><thead><tr>', *(f"<th>{_esc(h)}</th>" for h in headers), "</tr></thead><tbody>"]
     for k, row in enumerate(rows):
         cls = f' class="{row_class[k]}"' if row_class and row_class[k] else ""
         cells = (f'<td class="n">{_num(v)}</td>' if n else f"<td>{_esc(v)}</td>" for v, n in zip(row, numeric, strict=True))
         out.append(f"<tr{cls}>{''.join(cells)}</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "".join(out)
 
 
@@ -80,9 +83,10 @@ def configuration_section(conf: Any) -> str:
              f"{len(conf.config.get('features') or [])} features, {len(arts)} labels trained</p>"]
     if not arts:
         return "".join(parts)
-    headers = ["label", *METRICS, "seconds", "application", "artifact"]
+    headers = ["label", *(HEADERS.get(m, m) for m in METRICS), "seconds", "application", "artifact folder"]
     rows = [[a.label, *((a.metadata.get("metrics") or {}).get(m) for m in METRICS),
-             a.metadata.get("job_seconds", a.metadata.get("training_seconds")), a.metadata.get("application_id"), a.path]
+             a.metadata.get("job_seconds", a.metadata.get("training_seconds")), a.metadata.get("application_id"),
+             a.path.rstrip("/").rsplit("/", 1)[-1]]
             for a in arts]
     parts.append(table(headers, rows, [False] + [True] * (len(METRICS) + 1) + [False, False]))
     curves = [(a.label, a.curves, (a.metadata.get("metrics") or {}).get("auc_roc")) for a in arts]
