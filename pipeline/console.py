@@ -148,6 +148,8 @@ def finish_lines(task: Any, error: BaseException | None = None) -> list[str]:
         else:
             detail = one_line(error, 300) if error is not None else ""
         lines.append(f"{status:<9} {task.unit} {member!r} {seconds}  {one_line(detail, 400)}")
+    if error is not None and len(task.members) > 1:  # the batch's own line, as luigid shows it
+        lines.insert(0, f"failed    {task.title}: {one_line(error, 600)}")
     return lines
 
 
@@ -167,6 +169,11 @@ def _on_failure(task: Any, error: BaseException) -> None:
         job_logger().info(line)
 
 
+def _on_process_end(task: Any, message: str) -> None:
+    # Luigi's worker stopped the task's process (--worker-timeout) or found it dead.
+    job_logger().info(f"failed    {getattr(task, 'title', task.task_family)}: {one_line(message, 400)}")
+
+
 def install() -> None:
     """The filter on Luigi's logger and the job-line event handlers, once per process."""
     with _lock:
@@ -177,3 +184,5 @@ def install() -> None:
     luigi.Task.event_handler(luigi.Event.START)(_on_start)
     luigi.Task.event_handler(luigi.Event.SUCCESS)(_on_success)
     luigi.Task.event_handler(luigi.Event.FAILURE)(_on_failure)
+    luigi.Task.event_handler(luigi.Event.TIMEOUT)(_on_process_end)
+    luigi.Task.event_handler(luigi.Event.PROCESS_FAILURE)(_on_process_end)

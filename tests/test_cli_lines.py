@@ -65,8 +65,9 @@ def test_job_lines_say_status_time_and_artifact_or_error(tmp_path):
     record(tmp_path, "label_00", status="trained", seconds=3.25, artifact="/models/x/label-00")
     record(tmp_path, "label_01", status="failed", seconds=1.0, error="label 'label_01' has one class: pick another")
     assert console.start_line(task).startswith("started   batch of 2 labels ('label_00', ...)  (logs: ")
-    lines = console.finish_lines(task, RuntimeError("batch failed"))
-    assert lines == ["trained   label 'label_00'    3.2s  /models/x/label-00",
+    lines = console.finish_lines(task, RuntimeError("1 of 2 labels failed: label_01: one class"))
+    assert lines == ["failed    batch of 2 labels ('label_00', ...): 1 of 2 labels failed: label_01: one class",
+                     "trained   label 'label_00'    3.2s  /models/x/label-00",
                      "failed    label 'label_01'    1.0s  label 'label_01' has one class: pick another"]
 
 
