@@ -156,7 +156,10 @@ def test_the_api_returns_one_row_per_label_with_what_ran(run):
     assert set(frame["configuration"]) == {config}
     trained = frame[frame["status"] == "trained"]
     assert trained["artifact"].str.startswith(str(run["work"] / "models" / config)).all()
-    assert trained["auc_roc"].between(0, 1).all() and trained["application_id"].str.startswith("local-").all()
+    for _, row in trained.iterrows():
+        meta = api.load_artifact(run["settings"]["models"], row["name"])["metadata"]
+        assert row["application_id"] == meta["application_id"] and row["application_id"].startswith("local-")
+        assert row["auc_roc"] == meta["metrics"]["auc_roc"] and 0 <= row["auc_roc"] <= 1
     assert trained["seconds"].gt(0).all() and trained["error"].isna().all()
     bad = frame[frame["status"] == "failed"].iloc[0]
     assert "FANOUT_FAIL_LABELS" in bad["error"] and bad["log"].endswith("spark-submit.log") and pd.isna(bad["artifact"])
