@@ -20,6 +20,7 @@ from tests.spark_helpers import (
     artifact_dir,
     config_dir,
     descendants,
+    job_started,
     run_luigi,
     start_luigi,
     stop,
@@ -67,19 +68,24 @@ def _model_mtimes(models: Path, labels) -> dict[str, int]:
 def test_controller_killed_mid_run_then_rerun_finishes_every_label_exactly_once(tmp_path, dataset):  # noqa: F811
     labels = ["label_00", "label_01", "label_02"]
     models = tmp_path / "models"
-    # one job per label, two at a time: when the first label is out, the third has not started
+    # one job per label, two at a time: the third starts once one of the first two is done
     proc = start_luigi(_train_all(dataset, labels) + ONE_LABEL_PER_JOB, cwd=tmp_path)
+
+    def mid_run() -> bool:  # every job has started, and one is still training
+        return all(job_started(tmp_path / "logs", lb) for lb in labels) and len(_published(models)) < len(labels)
+
     try:
-        # mid-run: the first label is published, the others are still to come
-        assert wait_for(lambda: any(models.glob("*/*/_COMPLETE")), timeout=420, interval=0.02), \
-            proc.communicate()[0][-3000:]
+        assert wait_for(mid_run, timeout=420, interval=0.05), proc.communicate()[0][-3000:]
         tree = descendants(proc.pid)
         proc.kill()  # SIGKILL: no cleanup, no summary, no result records
         proc.wait()
+        at_kill = set(_published(models))
         # parent death takes the task processes and their Spark jobs along
         assert wait_for(lambda: not alive(tree), timeout=20), [p.cmdline()[:3] for p in alive(tree)]
     finally:
         stop(proc, signal.SIGKILL)
+    # a job whose controller is gone publishes nothing (it would race the rerun's job)
+    assert set(_published(models)) == at_kill
     _assert_nothing_partial_counted_done(models)
     first = {label for label in labels if label_slug(label) in _published(models)}
     assert first and len(first) < len(labels), first
@@ -174,10 +180,10 @@ def test_artifact_root_full_or_read_only_mid_run(tmp_path, dataset, small_tmpfs,
         out, _ = proc.communicate(timeout=300)
     finally:
         stop(proc, signal.SIGKILL)
-    [first] = [lb for lb in labels if label_slug(lb) in _published(models)]
-    [second] = [lb for lb in labels if lb != first]
     assert proc.returncode == TASK_FAILED, out[-3000:]
     _assert_nothing_partial_counted_done(models)
+    [first] = [lb for lb in labels if label_slug(lb) in _published(models)]
+    [second] = [lb for lb in labels if lb != first]
     line = _summary_line(out, second)
     assert " failed " in line and reason in line, line
     # one line, in the summary and in the result record
