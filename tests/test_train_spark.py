@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.data.labels import label_slug
 from pipeline.flows.demo import make_demo_frame
+from tasks.jobspec import parse_event
 from tests.conftest import ODD_LABEL
 from tests.spark_helpers import (
     alive,
@@ -108,18 +109,23 @@ def test_rerun_trains_only_missing_labels_and_leaves_finished_ones_alone(first_r
     models = work / "models"
     kept = {label: (artifact_dir(models, label) / "model.txt").stat().st_mtime_ns for label in ("label_00", ODD_LABEL)}
     shutil.rmtree(artifact_dir(models, "label_02"))
-    labels = ["label_00", "label_02", ODD_LABEL]
+    # the same labels as the first run: they decide the default features, so the same configuration
+    labels = ["label_00", "label_02", ODD_LABEL, "not_a_column", "const", "three"]
+    logs_before = set((work / "logs").rglob("*-spark-submit.log"))
     proc = run_luigi(["TrainAll", "--workers", "2", "--local-scheduler", "--data", str(dataset), "--models", "models",
                       "--labels", json.dumps(labels)], cwd=work)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert proc.returncode == TASK_FAILED, (proc.stdout + proc.stderr)[-3000:]  # the three bad labels again
     assert (artifact_dir(models, "label_02") / "_COMPLETE").is_file()
     for label, mtime in kept.items():
         assert (artifact_dir(models, label) / "model.txt").stat().st_mtime_ns == mtime
-    rows = {line.split("  ")[0].strip(): line for line in proc.stdout.splitlines()[-5:]}
+    rows = {line.split("  ")[0].strip(): line for line in proc.stdout.splitlines()[-8:]}
     assert "trained" in rows["label_02"]
-    assert "done earlier" in rows["label_00"]
-    # exactly one TrainModel ran: Luigi scheduled TrainAll plus one task
-    assert "Scheduled 2 tasks" in proc.stderr
+    odd_row = next(line for line in proc.stdout.splitlines() if line.startswith(ODD_LABEL[:20]))
+    assert "done earlier" in rows["label_00"] and "done earlier" in odd_row
+    # the new jobs held the labels without an artifact, less the one refused before any JVM
+    started = [parse_event(line) for log in set((work / "logs").rglob("*-spark-submit.log")) - logs_before
+               for line in log.read_text(errors="replace").splitlines()]
+    assert sum(e["labels"] for e in started if e and e["event"] == "started") == 3
 
 
 def test_job_killed_mid_write_leaves_no_complete_artifact_and_rerun_finishes(tmp_path, dataset):
