@@ -257,6 +257,7 @@ def run_contender(name: str, argv: list[str], env: dict[str, str], cluster: Clus
     while not in_flight(proc.pid) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
     if proc.poll() is not None or time.monotonic() >= deadline:
+        proc.kill()
         raise SystemExit(f"{name}: the jobs never were all in flight\n{proc.communicate()[1][-3000:]}")
     sampler.active.set()
     time.sleep(inflight)
@@ -286,9 +287,16 @@ def all_followed(n: int):
             kids = psutil.Process(pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return False
-        stand_ins = [k for k in kids if is_stand_in(k)]
-        task_processes = [k for k in kids if not is_stand_in(k) and k.ppid() == pid]
-        return len(task_processes) >= n and not stand_ins
+        stand_ins = task_processes = 0
+        for k in kids:
+            try:
+                if is_stand_in(k):
+                    stand_ins += 1
+                elif k.ppid() == pid:
+                    task_processes += 1
+            except psutil.Error:  # ended meanwhile
+                pass
+        return task_processes >= n and not stand_ins
     return check
 
 
