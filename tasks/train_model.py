@@ -13,6 +13,7 @@ failed has a ``FANOUT_EVENT error`` line with its label and a one-line reason.
 
 from __future__ import annotations
 
+import errno
 import os
 import platform
 import signal
@@ -145,6 +146,10 @@ def _commit(spark: Any, job: LabelJob, params: dict[str, Any], rows: dict[str, A
 def _error_message(exc: BaseException) -> str:
     if isinstance(exc, (JobInputError, engines.EngineUnavailable)):
         return str(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+        where = f" at {exc.filename}" if exc.filename else ""
+        return (f"{type(exc).__name__}: {exc.strerror}{where}: free space on the artifact root or fix its "
+                "permissions, then rerun (finished labels are kept)")
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 

@@ -136,3 +136,14 @@ def test_sample_leaves_unlabelled_rows_out_and_refuses_bad_labels():
     frame["y3"] = frame.index % 3
     with pytest.raises(JobInputError, match=r"'three' is not binary \(value 2.0 is not 0 or 1\)"):
         label_sample(frame, "three", "y3", ["f0"], 1.0, seed=1)
+
+
+def test_a_full_or_read_only_artifact_root_says_what_to_do():
+    import errno
+
+    from tasks.train_model import _error_message
+
+    full = OSError(errno.ENOSPC, "No space left on device", "/models/x/.tmp-a/model.txt")
+    assert _error_message(full) == ("OSError: No space left on device at /models/x/.tmp-a/model.txt: free space on the "
+                                    "artifact root or fix its permissions, then rerun (finished labels are kept)")
+    assert _error_message(RuntimeError("boom\nmore")) == "RuntimeError: boom"
