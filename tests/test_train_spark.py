@@ -190,14 +190,6 @@ def test_worker_timeout_stops_the_job(tmp_path, dataset):
     assert not (artifact_dir(tmp_path / "models", "label_00") / "_COMPLETE").exists()
 
 
-def test_fail_switch_makes_the_job_fail_inside_spark(tmp_path, dataset):
-    proc = run_luigi(["TrainAll", "--workers", "1", "--local-scheduler", "--data", str(dataset), "--models", "models",
-                      "--labels", '["label_00"]'], cwd=tmp_path, FANOUT_FAIL_LABELS="label_00")
-    assert proc.returncode == TASK_FAILED
-    line = next(line for line in proc.stdout.splitlines() if line.startswith("label_00"))
-    assert "FANOUT_FAIL_LABELS" in line and "failing on purpose" in line
-
-
 def test_synapseml_without_jar_fails_fast_naming_the_setting(tmp_path, dataset):
     proc = run_luigi(["TrainAll", "--local-scheduler", "--data", str(dataset), "--models", "models",
                       "--labels", '["label_00"]', "--engine", "synapseml"], cwd=tmp_path, timeout=60)
