@@ -82,25 +82,32 @@ def test_optuna_search_stopped_then_rerun_ends_with_exactly_the_trials(tmp_path,
     models = tmp_path / "models"
     proc = start_luigi(args, cwd=tmp_path)
     try:
-        # stop once the first trial's artifact is published
-        assert wait_for(lambda: len(list(models.glob("lightgbm-*/label-00-*/_COMPLETE"))) >= 1, timeout=300), \
-            proc.communicate()[0][-3000:]
+        # stop while the second trial's job runs: the first is published, the second's job has started
+        def second_running() -> bool:
+            return (len(list(models.glob("lightgbm-*/label-00-*/_COMPLETE"))) >= 1
+                    and sum('"started"' in f.read_text(errors="replace") for f in (tmp_path / "logs").rglob("*-spark-submit.log")) >= 2)
+
+        assert wait_for(second_running, timeout=400, interval=0.2), proc.communicate()[0][-3000:]
         stop(proc, signal.SIGTERM)
         proc.wait(timeout=60)
     finally:
         stop(proc, signal.SIGKILL)
     assert proc.returncode != 0
     assert not (models / "leaderboard.json").exists()
-    before = len(list(models.glob("lightgbm-*/label-00-*/_COMPLETE")))
-    assert 1 <= before < 3
-
-    rerun = run_luigi(args, cwd=tmp_path)
-    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
     import optuna
 
     [journal] = (models / "_tune").glob("*.journal")
-    study = optuna.load_study(study_name=journal.stem, storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(journal))))
+
+    def load():
+        return optuna.load_study(study_name=journal.stem, storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal))))
+
+    # the stop left one trial told and one asked whose job was killed: the rerun must resume that one
+    assert sorted(t.state.name for t in load().trials) == ["COMPLETE", "RUNNING"]
+
+    rerun = run_luigi(args, cwd=tmp_path, timeout=560)
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+    study = load()
     assert len(study.trials) == 3 and all(t.state.name == "COMPLETE" for t in study.trials)
     configs = {t.user_attrs["engine"] + json.dumps(t.user_attrs["params"], sort_keys=True) for t in study.trials}
     artifacts = list(models.glob("lightgbm-*/label-00-*/_COMPLETE"))
