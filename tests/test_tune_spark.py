@@ -44,6 +44,8 @@ def test_grid_over_two_engines_ranks_four_trained_rows(tmp_path, dataset):
         mine = sorted((r for r in rows if r["label"] == label), key=lambda r: r["rank"])
         assert [r["rank"] for r in mine] == [1, 2]
         assert mine[0]["metrics"]["auc_roc"] >= mine[1]["metrics"]["auc_roc"]
+        # both engines were judged on the same held-out rows
+        assert len({(r["metrics"]["rows_validation"], r["metrics"]["positives_validation"]) for r in mine}) == 1
     for r in rows:
         m = r["metrics"]
         assert 0.6 < m["auc_roc"] <= 1 and 0 < m["average_precision"] <= 1 and 0 < m["brier"] < 0.25
