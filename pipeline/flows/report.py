@@ -32,7 +32,10 @@ class Report(RunParameters, luigi.Task):
         return luigi.LocalTarget(self.out)
 
     def complete(self) -> bool:
-        return getattr(self, "_written", False)  # always rewritten: the runs it shows may have changed
+        # Always rewritten: the runs it shows may have changed. A flag on the task would
+        # not do: Luigi hands a notebook's second build the same (cached) task object.
+        # Luigi checks completeness before running it, not after (no task requires it).
+        return False
 
     def run(self) -> None:
         page = render(collect(self.models, self.log_dir), title=self.title)
@@ -42,5 +45,4 @@ class Report(RunParameters, luigi.Task):
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(page)
         os.replace(tmp, self.out)  # a reader never sees half a page
-        self._written = True
         logger.info("Report: wrote %s (%d KB)", os.path.abspath(self.out), len(page) // 1024)
