@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import cached_property
 
 import luigi
 
 from pipeline.data.jobs_file import ScriptJob, output_location
 from pipeline.data.labels import label_slug
 from pipeline.storage import Storage, storage_for
-from pipeline.storage.locations import Location
+from pipeline.storage.locations import Location, parse_location
 from tasks.layout import TMP_PREFIX
 from tasks.outputs import SUCCESS
 
@@ -78,3 +79,23 @@ def completed_jobs(jobs: Sequence[ScriptJob]) -> set[str]:
             if job.writes_to_placeholder or storage.exists(loc.join(SUCCESS)):
                 done.add(job.name)
     return done
+
+
+class RenamedOutput:
+    """Mixin of a job whose output folder (its ``out`` parameter) Spark writes into a
+    temporary sibling; the controller renames that into place once it holds ``_SUCCESS``,
+    so a folder under the final name is always complete."""
+
+    out: str  # a luigi parameter of the task
+    task_id: str
+
+    @cached_property
+    def out_location(self) -> Location:
+        return parse_location(self.out)
+
+    @cached_property
+    def temp_location(self) -> Location:
+        return temporary_output(self.out_location, self.task_id)
+
+    def output(self) -> SuccessTarget:
+        return SuccessTarget(self.out_location)

@@ -23,7 +23,7 @@ import luigi
 from pipeline.data import leaderboard as board
 from pipeline.data.artifacts import ArtifactTarget, artifact_location, completed_slugs
 from pipeline.data.datasets import read_schema
-from pipeline.data.outputs import SuccessTarget, temporary_output
+from pipeline.data.outputs import RenamedOutput
 from pipeline.errors import ConfigError, DatasetError, JobFailed
 from pipeline.flows.tune import read_report
 from pipeline.params import OptionalListParameter
@@ -66,7 +66,7 @@ def choose_models(models: Location, config: str | None, labels: list[str] | None
     return sorted(chosen, key=lambda c: c["label"])
 
 
-class Predict(SparkJob):
+class Predict(RenamedOutput, SparkJob):
     """Score ``--data`` with each chosen label's booster in one spark-submit job."""
 
     data = luigi.Parameter(description="Parquet dataset to score: local path, file://, hdfs:// or webhdfs://")
@@ -86,17 +86,6 @@ class Predict(SparkJob):
     @property
     def job_name(self) -> str:
         return Path(self.out_location.path).name or "predict"
-
-    @cached_property
-    def out_location(self) -> Location:
-        return parse_location(self.out)
-
-    @cached_property
-    def temp_location(self) -> Location:
-        return temporary_output(self.out_location, self.task_id)
-
-    def output(self) -> SuccessTarget:
-        return SuccessTarget(self.out_location)
 
     @property
     def app(self) -> str:

@@ -14,7 +14,7 @@ import luigi
 from luigi.parameter import ParameterVisibility
 
 from pipeline.data.jobs_file import ScriptJob, parse_jobs_text, validate_jobs
-from pipeline.data.outputs import SuccessTarget, completed_jobs, temporary_output
+from pipeline.data.outputs import RenamedOutput, completed_jobs
 from pipeline.errors import ConfigError, JobFailed
 from pipeline.runner import results
 from pipeline.runner.controller import install_controller_hooks
@@ -52,7 +52,7 @@ def _location_arg(loc: Location) -> str:
     return loc.path if loc.is_local else loc.uri()
 
 
-class RunScript(SparkJob):
+class RunScript(RenamedOutput, SparkJob):
     """One entry of a jobs file: ``spark-submit <script> <args>``, output committed atomically."""
 
     script = luigi.Parameter(description="The user's Spark script (local path, or hdfs:// for cluster mode)")
@@ -70,17 +70,6 @@ class RunScript(SparkJob):
     @property
     def job_name(self) -> str:
         return self.job
-
-    @cached_property
-    def out_location(self) -> Location:
-        return parse_location(self.out)
-
-    @cached_property
-    def temp_location(self) -> Location:
-        return temporary_output(self.out_location, self.task_id)
-
-    def output(self) -> SuccessTarget:
-        return SuccessTarget(self.out_location)
 
     @property
     def app(self) -> str:
