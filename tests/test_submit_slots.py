@@ -152,13 +152,20 @@ def test_local_jobs_are_capped_for_their_whole_run(tmp_path, monkeypatch):
     del lines  # the announcement is logged in a forked worker process: see the next test
 
 
-def test_the_local_cap_is_announced_once_per_run(tmp_path, caplog, monkeypatch):
+def test_the_local_cap_is_measured_and_announced_once_per_run(tmp_path, caplog, monkeypatch):
+    """Measured again per job, free memory would shrink by the jobs already running."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    free = iter([22, 3, 1, 22])  # GiB free at each measurement: jobs started in between
+
+    def measure():
+        return local_job_cap(cores=16, available_bytes=next(free) * 2**30, driver_memory="1g", master="local[1]")
+
     with caplog.at_level(logging.INFO, logger="luigi-interface"):
-        for _ in range(3):
-            slots._announce_once(slots.slots_folder("run-1"), "local mode: at most 2 jobs at once")
-        slots._announce_once(slots.slots_folder("run-2"), "local mode: at most 2 jobs at once")
-    assert [r.getMessage() for r in caplog.records].count("local mode: at most 2 jobs at once") == 2
+        first = [slots._run_local_cap(slots.slots_folder("run-1"), measure) for _ in range(3)]
+        other = slots._run_local_cap(slots.slots_folder("run-2"), measure)
+    assert [jobs for jobs, _ in first] == [14, 14, 14] and other[0] == 2  # run-2 measured anew (3 GiB free)
+    announced = [r.getMessage() for r in caplog.records if r.getMessage().startswith("local mode: at most")]
+    assert len(announced) == 2
 
 
 def test_the_local_cap_follows_cores_and_free_memory_and_a_setting_overrides_it():

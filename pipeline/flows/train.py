@@ -28,7 +28,7 @@ from pipeline.runner.batching import (
     MemberParameter,
     auto_batch_size,
     configured_workers,
-    median,
+    measured_median,
     members,
     parse_batch_size,
 )
@@ -145,6 +145,12 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
 
     def member_output(self, name: str) -> ArtifactTarget:
         return ArtifactTarget(artifact_location(self.config_root, name))
+
+    def complete_members(self) -> set[str]:
+        if len(self.labels) == 1:
+            return super().complete_members()
+        done = completed_slugs(self.config_root)  # a batch: one listing, not one request per label
+        return {label for label in self.labels if label_slug(label) in done}
 
     @cached_property
     def config_document(self) -> dict[str, Any]:
@@ -307,8 +313,8 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
             startups.append(res.startup_seconds)
             per_label.append(res.work_seconds)
         default_startup = settings.startup_seconds_yarn if self._on_yarn() else settings.startup_seconds_local
-        return auto_batch_size(missing, self.planned_workers or configured_workers(), startup_s=median(startups) or default_startup,
-                               per_item_s=median(per_label), max_size=settings.max_size,
+        return auto_batch_size(missing, self.planned_workers or configured_workers(), startup_s=measured_median(startups) or default_startup,
+                               per_item_s=measured_median(per_label), max_size=settings.max_size,
                                startup_share=settings.startup_share)
 
     @staticmethod

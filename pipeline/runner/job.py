@@ -157,6 +157,10 @@ class SparkJob(RunParameters, SparkSubmitTask):
         """The output target of one member (a batch's ``output()`` lists them all)."""
         return self.output()
 
+    def complete_members(self) -> set[str]:
+        """Members whose output is complete now; a kind may answer from one listing."""
+        return {name for name in self.members if self.member_output(name).exists()}
+
     @property
     def active_members(self) -> list[str]:
         """Members that go into the job: those preflight did not refuse."""
@@ -171,6 +175,12 @@ class SparkJob(RunParameters, SparkSubmitTask):
     @property
     def is_batch(self) -> bool:
         return len(self.members) > 1
+
+    @property
+    def _finished(self) -> int:
+        """Members the job has reported on (written, reused or failed inside the job)."""
+        failed_inside = set(self._member_errors) - set(self._refused)
+        return len(set(self._committed) | self._reused | failed_inside)
 
     # --- derived --------------------------------------------------------------------------
     @cached_property
@@ -227,7 +237,7 @@ class SparkJob(RunParameters, SparkSubmitTask):
         shared = self.shared_files.tasks_zip if self.cluster_mode else None
         return (super().py_files or []) + [shared or tasks_zip()]
 
-    @property
+    @cached_property
     def shared_files(self) -> SharedFiles:
         """Spark's jars and the tasks zip, published once on HDFS for every YARN job."""
         if not self.on_yarn:
@@ -284,7 +294,6 @@ class SparkJob(RunParameters, SparkSubmitTask):
         self._refused: dict[str, str] = {}  # batch members preflight left out
         self._member_errors: dict[str, str] = {}  # member -> its one-line error from the job
         self._member_seconds: dict[str, float] = {}
-        self._finished: set[str] = set()
         self._startup_seconds: float | None = None
         self._submitted_at: float | None = None
         self._log_path = log_path
@@ -308,7 +317,8 @@ class SparkJob(RunParameters, SparkSubmitTask):
                     if report is not None:
                         self._check_final_status(report)
                     self.after_success()
-            missing = [m for m in self.members if not self.member_output(m).exists()]
+            complete = self.complete_members()
+            missing = [m for m in self.members if m not in complete]
             if missing and not self.is_batch:
                 raise JobFailed(f"{self.title}: the job ended without a complete output at {self.output().path} (log: {log_path})")
             if missing:
@@ -345,18 +355,17 @@ class SparkJob(RunParameters, SparkSubmitTask):
         model. A batch member whose output is complete now is a success too: Luigi
         scheduled only incomplete ones, and a cluster-mode driver's events never reach
         this process."""
+        try:
+            complete = self.complete_members()
+        except Exception:  # storage trouble: do not claim what cannot be checked
+            complete = set()
         failed = []
         for name in self.members:
             mine = name in self._committed or name in self._reused or self.is_batch
-            if mine:
-                try:
-                    complete = self.member_output(name).exists()
-                except Exception:  # storage trouble: do not claim what cannot be checked
-                    complete = False
-                if complete:
-                    record("reused" if name in self._reused else self.success_status, name=name,
-                           artifact=self.member_output(name).path)
-                    continue
+            if mine and name in complete:
+                record("reused" if name in self._reused else self.success_status, name=name,
+                       artifact=self.member_output(name).path)
+                continue
             failed.append(name)
             own = self._member_errors.get(name)
             if self.is_batch and own and status == "failed":
@@ -378,10 +387,6 @@ class SparkJob(RunParameters, SparkSubmitTask):
 
     def _submit_and_wait(self, log_path: Any, deadline: float | None) -> ApplicationReport | None:
         """Run spark-submit; on YARN, return the application's final report."""
-        self._ui_port = free_port() if is_local_master(self.master) else None
-        self._submitted_at = time.monotonic()
-        argv = [str(a) for a in self.program_args()]
-        logger.info("%s: running %s", self.title, " ".join(mask_secrets(argv)))
         parser = SubmitOutputParser() if self.on_yarn else None
 
         def on_line(line: str) -> None:
@@ -393,13 +398,20 @@ class SparkJob(RunParameters, SparkSubmitTask):
                     self._on_report(report)
 
         status = lambda message: report_to_scheduler(self.set_status_message, message)  # noqa: E731
-        with job_slot(self, status, self.run_id or current_run_id()) as slot, open(log_path, "w", encoding="utf-8", buffering=1) as log, JobProcess(
-            argv, self.program_environment(), log, on_line=on_line, grace_s=fanout().kill_grace_seconds
-        ) as job:
-            try:
-                rc = job.wait(deadline)
-            except TimeoutError:
-                raise JobTimedOut(f"{self.title}: job ran past its time limit") from None
+        with job_slot(self, status, self.run_id or current_run_id()) as slot:
+            # After the wait for a slot: start-up is timed from here, and a port picked
+            # before a long wait could be taken by then.
+            self._ui_port = free_port() if is_local_master(self.master) else None
+            self._submitted_at = time.monotonic()
+            argv = [str(a) for a in self.program_args()]
+            logger.info("%s: running %s", self.title, " ".join(mask_secrets(argv)))
+            with open(log_path, "w", encoding="utf-8", buffering=1) as log, JobProcess(
+                argv, self.program_environment(), log, on_line=on_line, grace_s=fanout().kill_grace_seconds
+            ) as job:
+                try:
+                    rc = job.wait(deadline)
+                except TimeoutError:
+                    raise JobTimedOut(f"{self.title}: job ran past its time limit") from None
         if parser is not None and (report := parser.close()) is not None:
             self._on_report(report)
         reason = self._job_error or (parser.exception if parser else None) or _last_error_line(job.tail)
@@ -558,9 +570,8 @@ class SparkJob(RunParameters, SparkSubmitTask):
             self._job_error = event.get("message")
             if event.get("label") is not None:
                 self._member_errors[str(event["label"])] = str(event.get("message"))
-                self._finished.add(str(event["label"]))
             report_to_scheduler(self.set_status_message, f"FAILED: {self._job_error}" if not self.is_batch else
-                                f"{len(self._finished)}/{len(self.members)} done; {event.get('label')} failed: {self._job_error}")
+                                f"{self._finished}/{len(self.members)} done; {event.get('label')} failed: {self._job_error}")
         elif kind == "artifact":
             label = str(event.get("label"))
             if event.get("location") and event.get("reused"):  # another attempt's, complete before this job's
@@ -569,12 +580,11 @@ class SparkJob(RunParameters, SparkSubmitTask):
                 self._committed[label] = str(event["location"])
             if isinstance(event.get("seconds"), (int, float)):
                 self._member_seconds[label] = float(event["seconds"])
-            self._finished.add(label)
             report_to_scheduler(self.set_status_message, f"output written: {event.get('location')}" if not self.is_batch else
-                                f"{len(self._finished)}/{len(self.members)} done; wrote {event.get('location')}")
+                                f"{self._finished}/{len(self.members)} done; wrote {event.get('location')}")
         if self.is_batch:
             if kind in ("artifact", "error"):
-                report_to_scheduler(self.set_progress_percentage, 10 + 90 * len(self._finished) // len(self.members))
+                report_to_scheduler(self.set_progress_percentage, 10 + 90 * self._finished // len(self.members))
         elif "percent" in event:
             report_to_scheduler(self.set_progress_percentage, int(event["percent"]))
 

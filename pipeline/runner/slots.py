@@ -206,14 +206,27 @@ def _prune_runs(root: Path, max_age_s: float = 7 * 86400) -> None:
                 shutil.rmtree(old)
 
 
-def _announce_once(folder: Path, message: str) -> None:
-    """Log ``message`` once per slot folder (one controller run), whichever of its
-    processes gets here first."""
+def _run_local_cap(folder: Path, measure: Callable[[], Any]) -> tuple[int, str]:
+    """The local cap of this controller run, measured once by whichever of its processes
+    gets here first (and logged then), read back by the others: measured again per job,
+    free memory would shrink by the jobs already running and the cap with it."""
+    path = folder / "local-cap"
     try:
-        os.close(os.open(folder / "announced", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
-        return
-    logger.info("%s", message)
+        for _ in range(200):  # the first process writes it right after creating it
+            text = path.read_text(encoding="utf-8")
+            if "\n" in text:
+                jobs, reason = text.split("\n", 1)
+                return int(jobs), reason.strip()
+            time.sleep(0.01)
+        raise RuntimeError(f"{path} stays incomplete: remove it and rerun") from None
+    cap = measure()
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(f"{cap.jobs}\n{cap.reason}\n")
+    logger.info("local mode: at most %d jobs at once on this machine (%s); [fanout] max_local_jobs overrides",
+                cap.jobs, cap.reason)
+    return cap.jobs, cap.reason
 
 
 @contextlib.contextmanager
@@ -233,12 +246,11 @@ def job_slot(job: Any, status: Callable[[str], None], run_id: str) -> Iterator[S
                    f"([yarn] max_concurrent_submits)")
         slot = pool.acquire(release_on_submit=True, on_wait=lambda: status(waiting))
     elif is_local_master(job.master):
-        cap = local_job_cap(cores=machine_cores(), available_bytes=available_memory(),
-                            driver_memory=job.driver_memory, master=job.master,
-                            configured=int(fanout().max_local_jobs))
-        line = f"local mode: at most {cap.jobs} jobs at once on this machine ({cap.reason}); [fanout] max_local_jobs overrides"
-        _announce_once(folder, line)
-        pool = SlotPool(folder, "local", cap.jobs)
+        jobs, reason = _run_local_cap(folder, lambda: local_job_cap(
+            cores=machine_cores(), available_bytes=available_memory(), driver_memory=job.driver_memory,
+            master=job.master, configured=int(fanout().max_local_jobs)))
+        line = f"local mode: at most {jobs} jobs at once on this machine ({reason}); [fanout] max_local_jobs overrides"
+        pool = SlotPool(folder, "local", jobs)
         slot = pool.acquire(on_wait=lambda: status(f"waiting for a local job slot: {line}"))
     else:  # another master (spark://, k8s://): nothing measured to bound it by
         slot = Slot(None, None, False)
