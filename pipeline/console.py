@@ -136,9 +136,7 @@ def finish_lines(task: Any, error: BaseException | None = None) -> list[str]:
             [f"failed    {task.task_family}: {one_line(error if isinstance(error, FanoutError) else f'{type(error).__name__}: {error}', 300)}"]
     lines = []
     for member in task.members:
-        res = results.latest(task.log_dir, member, task.result_group)
-        if res is not None and res.run_id != (task.run_id or current_run_id()):
-            res = None  # an earlier run's record
+        res = results.of_run(task.log_dir, member, task.run_id or current_run_id(), task.result_group)
         status = res.status if res else ("failed" if error is not None else task.success_status)
         seconds = f"{res.seconds:6.1f}s" if res and res.seconds is not None else "       "
         if res and res.error:

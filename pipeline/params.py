@@ -30,10 +30,7 @@ def parse_list(text: str, what: str = "value", item: Callable[[str], Any] = str)
             raise ConfigError(f"{what} {text!r} is not a valid JSON list ({exc.msg} at character {exc.pos}): {hint}") from None
         if not isinstance(value, list):
             raise ConfigError(f"{what} {text!r} is not a list: {hint}")
-        if item is not str:
-            wrong = [v for v in value if isinstance(v, bool) or not isinstance(v, item)]
-        else:
-            wrong = [v for v in value if not isinstance(v, str)]
+        wrong = [v for v in value if isinstance(v, bool) or not isinstance(v, item)]
         if wrong:
             raise ConfigError(f"{what} {text!r} holds {wrong[0]!r}, not a {item.__name__}: {hint}")
         return value
@@ -42,8 +39,6 @@ def parse_list(text: str, what: str = "value", item: Callable[[str], Any] = str)
     parts = [p.strip() for p in stripped.split(",")]
     if not stripped or any(p == "" for p in parts):
         raise ConfigError(f"{what} {text!r} has an empty entry (a stray or doubled comma?): {hint}")
-    if item is str:
-        return parts
     out = []
     for p in parts:
         try:

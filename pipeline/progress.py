@@ -134,8 +134,8 @@ class ProgressWatcher:
 
 def result_outcome(log_dir: str, run_id: str, group: str = "") -> Callable[[str], str | None]:
     def outcome(unit: str) -> str | None:
-        res = results.latest(log_dir, unit, group)
-        return res.status if res is not None and res.run_id == run_id else None
+        res = results.of_run(log_dir, unit, run_id, group)
+        return res.status if res is not None else None
     return outcome
 
 
@@ -156,8 +156,8 @@ def job_rows(rows: Sequence[dict[str, Any]], log_dir: str, run_id: str, group: s
     out = []
     for row in rows:
         name = str(row["label"])
-        res = results.latest(log_dir, name, group)
-        mine = res is not None and res.run_id == run_id
+        res = results.of_run(log_dir, name, run_id, group)
+        mine = res is not None
         flat: dict[str, Any] = {"name": name, "configuration": configuration, "status": row["status"],
                                 "seconds": row.get("seconds"), "application_id": res.application_id if mine else None,
                                 "artifact": None, "error": res.error if mine else None, "log": res.log if mine else None}

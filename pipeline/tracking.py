@@ -113,8 +113,8 @@ def log_task(task: Any) -> list[str]:
     run_id = task.run_id or current_run_id()
     published = []
     for member in task.members:
-        res = results.latest(task.log_dir, member, task.result_group)
-        if res is not None and res.run_id == run_id and res.status in (task.success_status, "reused"):
+        res = results.of_run(task.log_dir, member, run_id, task.result_group)
+        if res is not None and res.status in (task.success_status, "reused"):
             published.append(member)
     if not published:
         return []

@@ -69,21 +69,22 @@ def train_lightgbm(train_pd: Any, test_pd: Any, features: list[str], params: dic
     )
 
 
-def _spark_evaluation(model: Any, train: Any, test: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
+def _spark_evaluation(model: Any, train_counts: tuple[int, int], test: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Score the validation rows in Spark, then collect (label, probability of class 1)
     to the driver and evaluate them with the same code as every other engine. Validation
     sets are a held-out share of one dataset: two doubles a row fit the driver easily
-    (10 million rows: 160 MB). Train positives come from the (cached) training frame."""
+    (10 million rows: 160 MB). ``train_counts`` (rows, positives) the caller counted
+    already: counting again would cost one more Spark action."""
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
     scored = model.transform(test).select(F.col(LABEL_COL), vector_to_array(F.col("probability"))[1].alias("p"))
     pairs = scored.toPandas()
-    counts = {int(r[LABEL_COL]): int(r["count"]) for r in train.groupBy(LABEL_COL).count().collect()}
-    return evaluate(pairs[LABEL_COL], pairs["p"], (counts.get(0, 0) + counts.get(1, 0), counts.get(1, 0)))
+    return evaluate(pairs[LABEL_COL], pairs["p"], train_counts)
 
 
-def train_mllib(engine: str, train: Any, test: Any, features: list[str], params: dict[str, Any], seed: int) -> TrainedModel:
+def train_mllib(engine: str, train: Any, test: Any, features: list[str], params: dict[str, Any], seed: int,
+                train_counts: tuple[int, int]) -> TrainedModel:
     """Spark MLlib classifiers, distributed over the job's executors."""
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import GBTClassifier, LogisticRegression, MultilayerPerceptronClassifier
@@ -103,7 +104,7 @@ def train_mllib(engine: str, train: Any, test: Any, features: list[str], params:
     started = time.perf_counter()
     model = Pipeline(stages=[assembler, clf]).fit(train)
     elapsed = time.perf_counter() - started
-    metrics, curve_files = _spark_evaluation(model, train, test)
+    metrics, curve_files = _spark_evaluation(model, train_counts, test)
     return TrainedModel(files=curve_files, spark_model=model, metrics=metrics, training_seconds=elapsed)
 
 
@@ -129,7 +130,8 @@ def check_synapseml(spark: Any) -> None:
         ) from None
 
 
-def train_synapseml(spark: Any, train: Any, test: Any, features: list[str], params: dict[str, Any], seed: int) -> TrainedModel:
+def train_synapseml(spark: Any, train: Any, test: Any, features: list[str], params: dict[str, Any], seed: int,
+                    train_counts: tuple[int, int]) -> TrainedModel:
     """SynapseML's LightGBMClassifier on Spark; also saves the native model string."""
     check_synapseml(spark)
     from pyspark.ml import Pipeline
@@ -147,6 +149,6 @@ def train_synapseml(spark: Any, train: Any, test: Any, features: list[str], para
     model = Pipeline(stages=[assembler, clf]).fit(train)
     elapsed = time.perf_counter() - started
     native = model.stages[-1].getNativeModel()
-    metrics, curve_files = _spark_evaluation(model, train, test)
+    metrics, curve_files = _spark_evaluation(model, train_counts, test)
     return TrainedModel(files={NATIVE_MODEL: native.encode("utf-8"), **curve_files}, spark_model=model,
                         metrics=metrics, training_seconds=elapsed)

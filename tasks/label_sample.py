@@ -42,6 +42,20 @@ def label_rng(seed: int, label: str) -> Any:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(label.encode("utf-8"))])
 
 
+def row_counts(*, total: int, per_class: dict[int, int], before: dict[int, int], after: dict[int, int],
+               validation: int) -> dict[str, Any]:
+    """The row counts an artifact's metadata records, whichever path trained it."""
+    return {
+        "total": int(total),
+        "labelled": per_class[0] + per_class[1],
+        "train_before_balancing": before[0] + before[1],
+        "train_after_balancing": after[0] + after[1],
+        "validation": int(validation),
+        "class_counts_before_balancing": {"0": before[0], "1": before[1]},
+        "class_counts_after_balancing": {"0": after[0], "1": after[1]},
+    }
+
+
 @dataclass
 class LabelSample:
     train: Any  # pandas frame: LABEL_COL and the feature columns, balanced
@@ -77,13 +91,6 @@ def label_sample(frame: Any, label: str, label_column: str, features: list[str],
         out = frame.loc[mask, features]
         return out.assign(**{LABEL_COL: values[mask].astype("float64")})
 
-    rows = {
-        "total": int(len(values)),
-        "labelled": per_class[0] + per_class[1],
-        "train_before_balancing": before[0] + before[1],
-        "train_after_balancing": after[0] + after[1],
-        "validation": int(np.count_nonzero(labelled & valid_flag)),
-        "class_counts_before_balancing": {"0": before[0], "1": before[1]},
-        "class_counts_after_balancing": {"0": after[0], "1": after[1]},
-    }
+    rows = row_counts(total=len(values), per_class=per_class, before=before, after=after,
+                      validation=np.count_nonzero(labelled & valid_flag))
     return LabelSample(train=part(keep), validation=part(labelled & valid_flag), rows=rows)

@@ -28,7 +28,7 @@ from tasks.artifact_writer import ArtifactWriter
 from tasks.balance import plan_balance
 from tasks.engine_specs import resolve_params
 from tasks.jobspec import FAIL_LABELS_ENV, LABEL_DELAY_ENV, SPEC_FLAG, decode_spec, emit_event, fail_labels
-from tasks.label_sample import VALIDATION_COL, JobInputError, check_binary, label_sample
+from tasks.label_sample import VALIDATION_COL, JobInputError, check_binary, label_sample, row_counts
 from tasks.layout import FORMAT_VERSION, SPARK_MODEL
 from tasks.parent_death import die_with_parent
 
@@ -245,19 +245,12 @@ def train_in_spark(spark: Any, prepared: Any, job: LabelJob, params: dict[str, A
         after = _class_counts(train)
         emit_event("progress", label=job.label, percent=50, message="balanced")
         if engine == "synapseml":
-            model = engines.train_synapseml(spark, train, validation, columns, params, seed)
+            model = engines.train_synapseml(spark, train, validation, columns, params, seed, (after[0] + after[1], after[1]))
         else:
-            model = engines.train_mllib(engine, train, validation, columns, params, seed)
+            model = engines.train_mllib(engine, train, validation, columns, params, seed, (after[0] + after[1], after[1]))
         train.unpersist()
-    rows = {
-        "total": sum(counts.values()),
-        "labelled": per_class[0] + per_class[1],
-        "train_before_balancing": before[0] + before[1],
-        "train_after_balancing": after[0] + after[1],
-        "validation": counts.get((True, 0.0), 0) + counts.get((True, 1.0), 0),
-        "class_counts_before_balancing": {"0": before[0], "1": before[1]},
-        "class_counts_after_balancing": {"0": after[0], "1": after[1]},
-    }
+    rows = row_counts(total=sum(counts.values()), per_class=per_class, before=before, after=after,
+                      validation=counts.get((True, 0.0), 0) + counts.get((True, 1.0), 0))
     _commit(spark, job, params, rows, model, watch_parent)
 
 

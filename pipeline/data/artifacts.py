@@ -52,6 +52,17 @@ def config_id(config: Mapping[str, Any]) -> str:
     return f"{config['engine']}-{hashlib.sha256(canonical.encode('ascii')).hexdigest()[:8]}"
 
 
+def read_json(root: Location, file_name: str) -> Any:
+    """A JSON file under ``root`` (a configuration, an artifact, the models root), or
+    ``None`` when it is absent or not JSON."""
+    storage = storage_for(root)
+    loc = root.join(file_name)
+    try:
+        return json.loads(storage.read_bytes(loc).decode("utf-8")) if storage.exists(loc) else None
+    except ValueError:
+        return None
+
+
 def artifact_location(root: Location, label: str) -> Location:
     """Where the artifact of ``label`` lives under a configuration's folder ``root``."""
     return root.join(label_slug(label))

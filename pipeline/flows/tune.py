@@ -25,7 +25,7 @@ from typing import Any
 import luigi
 
 from pipeline.data import leaderboard as board
-from pipeline.data.artifacts import ArtifactTarget, completed_slugs
+from pipeline.data.artifacts import ArtifactTarget, completed_slugs, read_json
 from pipeline.data.datasets import read_schema
 from pipeline.data.labels import feature_columns, label_slug, resolve_labels
 from pipeline.data.search_space import (
@@ -80,12 +80,8 @@ def write_report(root: Location, name: str, rows: list[dict[str, Any]], about: d
 
 
 def read_report(root: Location, name: str) -> dict[str, Any] | None:
-    storage = storage_for(root)
-    target = root.join(f"{name}.json")
-    try:
-        return json.loads(storage.read_bytes(target).decode("utf-8")) if storage.exists(target) else None
-    except ValueError:
-        return None
+    """A search's report (``<name>.json`` under ``root``), ``None`` if there is none yet."""
+    return read_json(root, f"{name}.json")
 
 
 class SearchBase(TrainingParameters):

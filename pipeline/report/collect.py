@@ -9,15 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.data.artifacts import ArtifactTarget, configurations
+from pipeline.data.artifacts import CONFIG_FILE, ArtifactTarget, completed_slugs, configurations, read_json
 from pipeline.data.leaderboard import LEADERBOARD
-from pipeline.runner.results import RESULT_FILE, JobResult
-from pipeline.storage import storage_for
+from pipeline.runner.results import FAILED_STATUSES, RESULT_FILE, JobResult
 from pipeline.storage.locations import Location, parse_location
 from tasks.evaluation import CURVES_FILE
 
 SWEEP = "feature_sweep"  # FeatureSweep's report name under --models
-SUCCESS_STATUSES = ("trained", "succeeded", "reused")
 
 
 @dataclass
@@ -52,31 +50,17 @@ class RunData:
         return list(seen)
 
     def failed(self) -> list[tuple[str, JobResult]]:
-        return [(path, r) for path, r in self.results if r.status not in SUCCESS_STATUSES]
-
-
-def _read_json(root: Location, name: str) -> Any:
-    storage = storage_for(root)
-    loc = root.join(name)
-    try:
-        return json.loads(storage.read_bytes(loc).decode("utf-8")) if storage.exists(loc) else None
-    except ValueError:
-        return None
+        return [(path, r) for path, r in self.results if r.status in FAILED_STATUSES]
 
 
 def read_configuration(root: Location, name: str) -> Configuration:
     config_root = root.join(name)
-    storage = storage_for(config_root)
-    out = Configuration(name, _read_json(config_root, "config.json") or {})
-    for entry in sorted(storage.list_dir(config_root) or [], key=lambda e: e.name):
-        if not entry.is_dir or entry.name.startswith((".", "_")):
-            continue
-        target = ArtifactTarget(config_root.join(entry.name))
-        if not target.exists():
-            continue
+    out = Configuration(name, read_json(config_root, CONFIG_FILE) or {})
+    for slug in sorted(completed_slugs(config_root)):  # one listing: a final name is a complete artifact
+        target = ArtifactTarget(config_root.join(slug))
         meta = target.metadata()
-        out.artifacts.append(Artifact(str(meta.get("label", entry.name)), target.path, meta,
-                                      _read_json(target.location, CURVES_FILE) or {}))
+        out.artifacts.append(Artifact(str(meta.get("label", slug)), target.path, meta,
+                                      read_json(target.location, CURVES_FILE) or {}))
     return out
 
 
@@ -96,7 +80,7 @@ def collect(models: str, log_dir: str = "logs") -> RunData:
     root = parse_location(models)
     configs = [read_configuration(root, name) for name in configurations(root)]
     return RunData(models=str(root), log_dir=log_dir, configurations=[c for c in configs if c.artifacts or c.config],
-                   leaderboard=_read_json(root, f"{LEADERBOARD}.json"), sweep=_read_json(root, f"{SWEEP}.json"),
+                   leaderboard=read_json(root, f"{LEADERBOARD}.json"), sweep=read_json(root, f"{SWEEP}.json"),
                    results=read_results(log_dir))
 
 
@@ -120,7 +104,7 @@ def job_spans(results: list[JobResult]) -> list[dict[str, Any]]:
         end = max(r.finished_at for r in members)
         length = max(max(r.seconds or 0.0, (r.startup_seconds or 0.0) + (r.work_seconds or 0.0)) for r in members)
         startup = max((r.startup_seconds or 0.0) for r in members)
-        bad = [r for r in members if r.status not in SUCCESS_STATUSES]
+        bad = [r for r in members if r.status in FAILED_STATUSES]
         spans.append({"job": name, "members": [r.name for r in members], "start": end - length, "end": end,
                       "startup": min(startup, length), "status": bad[0].status if bad else members[0].status,
                       "run_id": last_run})

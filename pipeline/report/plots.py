@@ -9,8 +9,8 @@ from typing import Any
 from pipeline.errors import ConfigError
 
 MAX_CURVES = 12  # lines per ROC/PR plot; more labels are listed, not drawn
-_STATUS_COLOURS = {"trained": "#2e7d32", "succeeded": "#2e7d32", "reused": "#66bb6a", "failed": "#c62828",
-                   "interrupted": "#ef6c00"}
+_STATUS_COLOURS = {"reused": "#66bb6a", "failed": "#c62828", "interrupted": "#ef6c00"}
+_SUCCESS_COLOUR = "#2e7d32"  # any other status is a kind's success ("trained", "scored", ...)
 
 
 def _figure(width: float, height: float) -> Any:
@@ -96,7 +96,7 @@ def timeline(spans: Sequence[dict[str, Any]]) -> bytes | None:
     fig = _figure(10, 1.2 + 0.32 * len(spans))
     ax = fig.subplots()
     for i, s in enumerate(spans):
-        colour = _STATUS_COLOURS.get(s["status"], "#757575")
+        colour = _STATUS_COLOURS.get(s["status"], _SUCCESS_COLOUR)
         ax.barh(i, s["end"] - s["start"], left=s["start"] - t0, color=colour, height=0.6)
         if s["startup"]:
             ax.barh(i, s["startup"], left=s["start"] - t0, color="white", alpha=0.45, height=0.6)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Iterable
 from typing import Any
 
@@ -87,9 +88,7 @@ def configured_workers() -> int:
         return 1
 
 
-def median(values: Iterable[float]) -> float | None:
-    ordered = sorted(v for v in values if v is not None and v > 0)
-    if not ordered:
-        return None
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+def measured_median(values: Iterable[float | None]) -> float | None:
+    """The median of the values that were measured (not ``None``, above 0); ``None`` if none was."""
+    measured = [v for v in values if v is not None and v > 0]
+    return statistics.median(measured) if measured else None

@@ -16,6 +16,8 @@ from pathlib import Path
 from pipeline.data.labels import label_slug
 
 RESULT_FILE = "result.json"
+#: Every status but these is a success (each kind names its own: "trained", "scored", ...).
+FAILED_STATUSES = ("failed", "interrupted")
 
 
 @dataclass
@@ -63,6 +65,12 @@ def latest(log_dir: str, name: str, group: str = "") -> JobResult | None:
         return JobResult(**json.loads(path.read_text(encoding="utf-8")))
     except (FileNotFoundError, ValueError, TypeError):
         return None
+
+
+def of_run(log_dir: str, name: str, run_id: str, group: str = "") -> JobResult | None:
+    """The job's latest result if run ``run_id`` wrote it, else ``None``."""
+    res = latest(log_dir, name, group)
+    return res if res is not None and res.run_id == run_id else None
 
 
 def summarize(labels: list[str], run_id: str, log_dir: str, complete: set[str], group: str = "",
