@@ -17,6 +17,7 @@ import luigi
 
 from pipeline.data.jobs_file import ScriptJob, output_location
 from pipeline.data.labels import label_slug
+from pipeline.errors import JobFailed
 from pipeline.storage import Storage, storage_for
 from pipeline.storage.locations import Location, parse_location
 from tasks.layout import TMP_PREFIX
@@ -88,6 +89,7 @@ class RenamedOutput:
 
     out: str  # a luigi parameter of the task
     task_id: str
+    title: str  # how the job names itself in messages
 
     @cached_property
     def out_location(self) -> Location:
@@ -99,3 +101,24 @@ class RenamedOutput:
 
     def output(self) -> SuccessTarget:
         return SuccessTarget(self.out_location)
+
+    def remove_stale_temporary(self) -> bool:
+        """Delete the temporary a killed attempt left; whether there was one."""
+        storage = storage_for(self.out_location)
+        if not storage.exists(self.temp_location):
+            return False
+        storage.remove_tree(self.temp_location)
+        return True
+
+    def move_into_place(self) -> None:
+        """Rename the committed temporary to ``out``. If another run committed ``out``
+        meanwhile, theirs stays and ours goes; a folder there without ``_SUCCESS`` is not
+        ours to replace."""
+        storage = storage_for(self.out_location)
+        if storage.exists(self.out_location):
+            if self.output().exists():
+                storage.remove_tree(self.temp_location)
+                return
+            raise JobFailed(f"{self.title}: {self.out} exists without {SUCCESS} (not written by this tool): "
+                            f"move it away and rerun")
+        storage.rename(self.temp_location, self.out_location)

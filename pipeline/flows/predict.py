@@ -133,10 +133,8 @@ class Predict(RenamedOutput, SparkJob):
         return [SPEC_FLAG, encode_spec(spec)]
 
     def before_submit(self) -> None:
-        storage = storage_for(self.out_location)
-        if storage.exists(self.temp_location):
-            storage.remove_tree(self.temp_location)
-        if storage.exists(self.out_location) and not self.output().exists():
+        self.remove_stale_temporary()
+        if storage_for(self.out_location).exists(self.out_location) and not self.output().exists():
             raise JobFailed(f"{self.out} exists without {SUCCESS} (not written by Predict): move it away and rerun")
 
     def after_success(self) -> None:
@@ -145,7 +143,7 @@ class Predict(RenamedOutput, SparkJob):
             raise JobFailed(f"{self.title}: the job ended without {SUCCESS} in {self.temp_location}")
         storage.write_bytes(self.temp_location.join(MODELS_FILE),
                             json.dumps(self.models_table(), indent=1, ensure_ascii=False).encode("utf-8"))
-        storage.rename(self.temp_location, self.out_location)
+        self.move_into_place()
 
     def models_table(self) -> list[dict[str, Any]]:
         """Which model scored which column (also in ``<out>/_models.json``)."""

@@ -89,10 +89,9 @@ class RunScript(RenamedOutput, SparkJob):
     def before_submit(self) -> None:
         """Remove what a killed attempt left: its temporary folder, or an output the script
         wrote itself without ``_SUCCESS`` (never a complete output)."""
-        storage = storage_for(self.out_location)
-        if storage.exists(self.temp_location):
-            storage.remove_tree(self.temp_location)
+        if self.remove_stale_temporary():
             logger.info("%s: removed stale temporary output %s", self.title, self.temp_location)
+        storage = storage_for(self.out_location)
         if not self.commit_by_rename and storage.exists(self.out_location) and not self.output().exists():
             storage.remove_tree(self.out_location)
             logger.warning("%s: removed incomplete output %s (no %s) left by an earlier attempt",
@@ -112,13 +111,7 @@ class RunScript(RenamedOutput, SparkJob):
             raise JobFailed(f"{self.title}: the script succeeded but wrote no {SUCCESS} into {{output}} "
                             f"({self.temp_location}): write it with a Spark DataFrame writer or call "
                             f"tasks.outputs.mark_success at the end")
-        if storage.exists(self.out_location):
-            if self.output().exists():  # another run committed it meanwhile: keep theirs
-                storage.remove_tree(self.temp_location)
-                return
-            raise JobFailed(f"{self.title}: {self.out} exists without {SUCCESS} (not written by this tool): "
-                            f"move it away and rerun")
-        storage.rename(self.temp_location, self.out_location)
+        self.move_into_place()
 
 
 class RunScripts(RunParameters, luigi.WrapperTask):
