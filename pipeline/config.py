@@ -21,6 +21,17 @@ class fanout(luigi.Config):  # noqa: N801 - luigi names the config section after
     summary = luigi.BoolParameter(
         default=True, description="Print the per-label summary table when the controller exits."
     )
+    data_identity = luigi.ChoiceParameter(
+        choices=("fingerprint", "path"), var_type=str, default="fingerprint",
+        description="What names a dataset in configuration ids and job identities: fingerprint (its path plus "
+        "size, file and folder counts and modification time, so data rebuilt in place trains anew) or path "
+        "(its path only, for data versioned by path).",
+    )
+    temporary_lease_seconds = luigi.FloatParameter(
+        default=600.0,
+        description="A temporary output whose writer runs on another host is removed by a later run only "
+        "once the writer's heartbeat (refreshed every quarter of this) is older than this.",
+    )
     max_local_jobs = luigi.IntParameter(
         default=0,
         description="Local-mode jobs running at once on this machine (0 = as many as its cores and free memory "

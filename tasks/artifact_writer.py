@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from tasks.layout import MARKER, METADATA, temp_name, temp_token
+from tasks.ownership import DEFAULT_LEASE_SECONDS, OWNER_FILE, Heartbeat, encode_record, made_record, owner_record
 
 
 class ArtifactConflict(RuntimeError):
@@ -53,6 +54,12 @@ class _LocalFs:
     def delete(self, p: str) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
+    def delete_file(self, p: str) -> None:
+        try:
+            os.remove(p)
+        except FileNotFoundError:
+            pass
+
 
 class _HadoopFs:
     def __init__(self, spark: Any, root_uri: str) -> None:
@@ -87,17 +94,23 @@ class _HadoopFs:
     def delete(self, p: str) -> None:
         self.fs.delete(self._Path(p), True)
 
+    def delete_file(self, p: str) -> None:
+        self.fs.delete(self._Path(p), False)
+
 
 class ArtifactWriter:
     """``with ArtifactWriter(spark, root_uri, slug) as w: w.write_bytes(...); w.commit(metadata)``.
 
-    Files go to a temporary folder; :meth:`commit` writes ``metadata.json``, then the
-    marker, then renames the folder to its final name. Leaving the block without a
-    commit removes the temporary folder (a killed process leaves it for the next run's
-    cleanup instead).
+    Files go to a temporary folder whose owner record (host, pid, heartbeat) says who
+    writes it, so another run removes it only once this process is gone; :meth:`commit`
+    writes ``metadata.json``, then the marker (a made-by record naming the
+    configuration, application and run), then renames the folder to its final name.
+    Leaving the block without a commit removes the temporary folder (a killed process
+    leaves it for a later run's cleanup instead).
     """
 
-    def __init__(self, spark: Any, root_uri: str, slug: str, fs: Any = None) -> None:
+    def __init__(self, spark: Any, root_uri: str, slug: str, fs: Any = None,
+                 lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
         if fs is None:
             fs = _LocalFs(root_uri) if root_uri.startswith("file://") else _HadoopFs(spark, root_uri)
         self.fs = fs
@@ -107,6 +120,8 @@ class ArtifactWriter:
         self.final = self.fs.path(slug)
         self.committed = False
         self.already_complete = False
+        self.lease_seconds = float(lease_seconds)
+        self._heartbeat: Heartbeat | None = None
 
     @property
     def temp_uri(self) -> str:
@@ -116,7 +131,17 @@ class ArtifactWriter:
     def __enter__(self) -> ArtifactWriter:
         self.fs.mkdirs(self.fs.root)
         self.fs.mkdirs(self.temp)
+        self._claim()
+        self._heartbeat = Heartbeat(self._claim, self.lease_seconds / 4).__enter__()
         return self
+
+    def _claim(self) -> None:
+        self.fs.write(f"{self.temp}/{OWNER_FILE}", encode_record(owner_record(self.lease_seconds)))
+
+    def _release(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.__exit__()
+            self._heartbeat = None
 
     def write_bytes(self, name: str, data: bytes) -> None:
         self.fs.write(f"{self.temp}/{name}", data)
@@ -135,7 +160,12 @@ class ArtifactWriter:
         self._check_nothing_lost()
         self.write_bytes(METADATA, json.dumps(metadata, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8"))
         self._check_nothing_lost()
-        self.fs.write(f"{self.temp}/{MARKER}", json.dumps({"label": metadata.get("label"), "format": metadata.get("format_version")}).encode("utf-8"))
+        self._release()  # the final folder carries no owner record: the marker says whose it is
+        self.fs.delete_file(f"{self.temp}/{OWNER_FILE}")
+        marker = made_record("artifact", str(metadata.get("config") or ""), label=metadata.get("label"),
+                             format=metadata.get("format_version"), application_id=metadata.get("application_id"),
+                             run_id=metadata.get("run_id"), task_id=metadata.get("task_id"))
+        self.fs.write(f"{self.temp}/{MARKER}", encode_record(marker))
         if self.fs.exists(f"{self.final}/{MARKER}"):
             # Another attempt finished first: keep its artifact, drop ours.
             self.already_complete = True
@@ -169,5 +199,6 @@ class ArtifactWriter:
             )
 
     def __exit__(self, *exc: Any) -> None:
+        self._release()
         if not self.committed:
             self.fs.delete(self.temp)

@@ -30,6 +30,7 @@ from tasks.engine_specs import resolve_params
 from tasks.jobspec import FAIL_LABELS_ENV, LABEL_DELAY_ENV, SPEC_FLAG, decode_spec, emit_event, fail_labels
 from tasks.label_sample import VALIDATION_COL, JobInputError, check_binary, label_sample, row_counts
 from tasks.layout import FORMAT_VERSION, SPARK_MODEL
+from tasks.ownership import DEFAULT_LEASE_SECONDS
 from tasks.parent_death import die_with_parent
 
 __all__ = ["JobInputError", "main"]
@@ -106,6 +107,7 @@ def _metadata(spark: Any, job: LabelJob, params: dict[str, Any], rows: dict[str,
         "label": job.label,
         "slug": job.slug,
         "engine": spec["engine"],
+        "config": spec.get("config"),
         "params": params,
         "features": spec["features"],
         "seed": int(spec["seed"]),
@@ -130,7 +132,8 @@ def _commit(spark: Any, job: LabelJob, params: dict[str, Any], rows: dict[str, A
     trained, so a batch cut short keeps every label it finished."""
     emit_event("progress", label=job.label, percent=85, message="trained")
     metadata = _metadata(spark, job, params, rows, model)
-    with ArtifactWriter(spark, job.spec["artifact_root"], job.slug) as writer:
+    lease = float(job.spec.get("lease_seconds") or DEFAULT_LEASE_SECONDS)
+    with ArtifactWriter(spark, job.spec["artifact_root"], job.slug, lease_seconds=lease) as writer:
         for name, content in model.files.items():
             writer.write_bytes(name, content)
         if model.spark_model is not None:

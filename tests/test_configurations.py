@@ -32,6 +32,8 @@ def test_the_configuration_id_is_stable_and_readable():
 
 
 def test_a_default_spelled_out_is_the_same_configuration(tmp_path):
+    pq.write_table(make_demo_frame(rows=20, features=1, labels=1, seed=5), tmp_path / "d")
+
     def task(params):
         return TrainModel(label="label_00", data=str(tmp_path / "d"), models=str(tmp_path / "m"), params=params,
                           features=["f000"])

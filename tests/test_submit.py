@@ -79,6 +79,7 @@ def test_tasks_zip_holds_the_package_and_is_reused(tmp_path):
 
 def test_train_model_command_is_an_argument_list_carrying_the_label_intact(tmp_path):
     luigi.configuration.get_config().set("spark", "master", "local[1]")
+    (tmp_path / "d").write_bytes(b"the dataset's fingerprint is part of the configuration id")
     task = TrainModel(label=ODD_LABEL, data=str(tmp_path / "d"), models=str(tmp_path / "m"),
                       features=["f1", "f2"], engine="mllib-logreg", params={"max_iter": 5})
     task._ui_port = 45678

@@ -1,7 +1,7 @@
 """A small stateful in-memory WebHDFS server on 127.0.0.1 for tests.
 
 It keeps a file tree in memory and answers the operations the controller uses
-(GETFILESTATUS, LISTSTATUS, OPEN, CREATE, MKDIRS, RENAME, DELETE) the way the recorded
+(GETFILESTATUS, LISTSTATUS, GETCONTENTSUMMARY, OPEN, CREATE, MKDIRS, RENAME, DELETE) the way the recorded
 Hadoop 3.3.6 cluster did (``tests/fixtures/webhdfs/http``, ``curl -si`` transcripts):
 
 * the **NameNode** (:attr:`WebHdfsServer.url`) speaks HTTP/1.1 and keeps the connection
@@ -416,6 +416,7 @@ class WebHdfsServer:
             handler = {
                 ("GET", "GETFILESTATUS"): self._getfilestatus,
                 ("GET", "LISTSTATUS"): self._liststatus,
+                ("GET", "GETCONTENTSUMMARY"): self._getcontentsummary,
                 ("GET", "OPEN"): self._open,
                 ("GET", "GETHOMEDIRECTORY"): self._gethomedirectory,
                 ("PUT", "CREATE"): self._create,
@@ -570,6 +571,27 @@ class WebHdfsServer:
         else:
             statuses = [self.file_status(path)]
         return listing_answer(statuses)
+
+    def _getcontentsummary(self, path: str, params: dict[str, str], user: str) -> Answer:
+        """The WebHDFS documentation's ContentSummary (keys as it lists them): the folder
+        itself counts among ``directoryCount``; a file is one file and no folder."""
+        self._check_access(path, user, "READ_EXECUTE")
+        self._check_traverse(path)
+        if path not in self._nodes:
+            raise RemoteError("FileNotFoundException", f"File does not exist: {path}")
+        nodes = [self._nodes[p] for p in self._subtree(path)]
+        length = sum(len(n.data) for n in nodes if not n.is_dir)
+        summary = {
+            "directoryCount": sum(1 for n in nodes if n.is_dir),
+            "ecPolicy": "Replicated",
+            "fileCount": sum(1 for n in nodes if not n.is_dir),
+            "length": length,
+            "quota": -1,
+            "spaceConsumed": length,
+            "spaceQuota": -1,
+            "typeQuota": {},
+        }
+        return json_answer({"ContentSummary": summary})
 
     def _gethomedirectory(self, path: str, params: dict[str, str], user: str) -> Answer:
         return json_answer({"Path": f"/user/{user}"})

@@ -12,14 +12,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipeline.data.labels import label_slug
 from pipeline.data.outputs import MarkedFolder
-from pipeline.storage import Storage, storage_for
+from pipeline.errors import ConfigError
+from pipeline.storage import Entry, Storage, storage_for
 from pipeline.storage.locations import Location
 from tasks.layout import MARKER, METADATA, is_final_name, is_temp_of
+from tasks.ownership import (
+    DEFAULT_LEASE_SECONDS,
+    OWNER_FILE,
+    describe_owner,
+    owner_gone,
+    parse_record,
+    process_alive,
+    this_host,
+)
 
 logger = logging.getLogger("luigi-interface")
 
@@ -31,10 +42,14 @@ CONFIG_FORMAT = 2
 
 
 def training_config(*, engine: str, params: Mapping[str, Any], features: Sequence[str], balance_ratio: float,
-                    test_fraction: float, seed: int, data: str) -> dict[str, Any]:
+                    test_fraction: float, seed: int, data: str,
+                    data_fingerprint: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Every setting that changes a trained model, as plain JSON (``params`` resolved,
-    so a default spelled out and a default left out are one configuration)."""
-    return {
+    so a default spelled out and a default left out are one configuration). The data is
+    its path plus, unless ``[fanout] data_identity = path``, its fingerprint: data
+    rebuilt in place is another configuration (without one, the id is the one that
+    path-only identity always gave)."""
+    config = {
         "format": CONFIG_FORMAT,
         "engine": engine,
         "params": {k: params[k] for k in sorted(params)},
@@ -44,6 +59,9 @@ def training_config(*, engine: str, params: Mapping[str, Any], features: Sequenc
         "seed": int(seed),
         "data": data,
     }
+    if data_fingerprint is not None:
+        config["data_fingerprint"] = dict(data_fingerprint)
+    return config
 
 
 def config_id(config: Mapping[str, Any]) -> str:
@@ -98,26 +116,56 @@ def completed_slugs(root: Location, storage: Storage | None = None) -> set[str]:
 
     A folder under its final name is complete by construction: jobs write into a
     temporary sibling and rename it into place only after the marker is written, and
-    renames are atomic on local file systems and HDFS.
+    renames are atomic on local file systems and HDFS. That holds in a configuration
+    folder spark-fanout made (see :func:`foreign_configuration`).
     """
-    entries = (storage or storage_for(root)).list_dir(root)
-    if entries is None:
-        return set()
-    return {e.name for e in entries if e.is_dir and is_final_name(e.name)}
+    return slugs_in((storage or storage_for(root)).list_dir(root))
 
 
-def remove_stale_temporaries(root: Location, slug: str | Sequence[str], storage: Storage | None = None) -> list[Location]:
-    """Delete temporary folders a killed job of these labels (one slug, or a batch's)
-    left behind, from one listing. Only names matching a label's temporary pattern are
-    touched; finished artifacts never are."""
+def slugs_in(entries: Sequence[Entry] | None) -> set[str]:
+    """The complete artifacts of a configuration folder's listing."""
+    return {e.name for e in entries or [] if e.is_dir and is_final_name(e.name)}
+
+
+def foreign_configuration(root: Location, entries: Sequence[Entry] | None) -> ConfigError | None:
+    """The refusal for a configuration folder (listed as ``entries``) that holds files
+    but no ``config.json``: spark-fanout did not make it, so nothing in it is ours to
+    count as done or to clean up."""
+    if not entries or any(e.name == CONFIG_FILE for e in entries):
+        return None
+    return ConfigError(f"{root} exists but was not made by spark-fanout (it has no {CONFIG_FILE}): "
+                       f"choose another --models, or move that folder away yourself")
+
+
+def temporary_is_stale(storage: Storage, temp: Location, record_file: Location, lease_seconds: float) -> bool:
+    """Whether the writer of temporary ``temp`` (its owner record in ``record_file``) is
+    gone: see :func:`tasks.ownership.owner_gone`. Costs one read, plus one status when
+    there is no record."""
+    record = parse_record(storage.read_bytes(record_file)) if storage.exists(record_file) else None
+    fallback = storage.modified(temp) if record is None else None
+    gone = owner_gone(record, now=time.time(), lease_seconds=lease_seconds, here=this_host(), alive=process_alive,
+                      fallback_time=fallback)
+    if not gone:
+        logger.info("left temporary %s alone: %s is still writing it", temp, describe_owner(record))
+    return gone
+
+
+def remove_stale_temporaries(root: Location, slug: str | Sequence[str], storage: Storage | None = None,
+                             lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Location]:
+    """Delete temporary folders of these labels (one slug, or a batch's) whose writer is
+    gone (a killed job), from one listing plus one read per temporary found. Only names
+    matching a label's temporary pattern are touched, and only when their owner record
+    says the writer is gone: a live job of another controller keeps its work."""
     storage = storage or storage_for(root)
     slugs = [slug] if isinstance(slug, str) else list(slug)
     entries = storage.list_dir(root) or []
     removed = []
     for entry in entries:
         if any(is_temp_of(entry.name, one) for one in slugs):
-            stale = root.join(entry.name)
-            storage.remove_tree(stale)
-            logger.info("removed stale temporary artifact %s", stale)
-            removed.append(stale)
+            temp = root.join(entry.name)
+            if not temporary_is_stale(storage, temp, temp.join(OWNER_FILE), lease_seconds):
+                continue
+            storage.remove_tree(temp)
+            logger.info("removed stale temporary artifact %s", temp)
+            removed.append(temp)
     return removed

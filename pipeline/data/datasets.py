@@ -11,9 +11,12 @@ from __future__ import annotations
 import io
 import os
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from pipeline.config import fanout
 from pipeline.errors import DatasetError, StorageError
 from pipeline.storage import storage_for
 from pipeline.storage.locations import parse_location
@@ -60,6 +63,42 @@ def read_schema(data: str) -> DatasetSchema:
     except Exception as exc:  # pyarrow raises ArrowInvalid and friends
         raise DatasetError(f"cannot read Parquet schema of {part}: {exc}") from None
     return _schema_from_arrow(schema)
+
+
+def dataset_fingerprint(data: str) -> dict[str, Any]:
+    """What the dataset holds now, in a constant number of storage requests (HDFS: its
+    status and content summary; local files: one walk): total bytes, files, folders and
+    a modification time. Rebuilding, overwriting or appending to it changes the answer;
+    rewriting one file with the same size and modification time does not."""
+    loc = parse_location(data)
+    summary = storage_for(loc).content_summary(loc)
+    if summary is None:
+        raise DatasetError(f"dataset {data} does not exist: create it (luigi --module pipeline MakeDemoData) or fix --data")
+    return {"bytes": summary.length, "files": summary.files, "folders": summary.folders,
+            "modified": round(summary.modified, 3)}
+
+
+_IDENTITIES: dict[tuple[str, str], dict[str, Any] | None] = {}
+_IDENTITIES_LOCK = threading.Lock()
+
+
+def data_identity(data: str, run_id: str) -> dict[str, Any] | None:
+    """The dataset's fingerprint as this run sees it (taken once per run and dataset, so
+    every configuration and job of one run names the same data), or ``None`` when
+    ``[fanout] data_identity = path``."""
+    if fanout().data_identity == "path":
+        return None
+    key = (parse_location(data).uri(), run_id)
+    with _IDENTITIES_LOCK:
+        if key not in _IDENTITIES:
+            _IDENTITIES[key] = dataset_fingerprint(data)
+        return _IDENTITIES[key]
+
+
+def forget_identities() -> None:
+    """Drop fingerprints taken earlier in this process (tests that rebuild data in place)."""
+    with _IDENTITIES_LOCK:
+        _IDENTITIES.clear()
 
 
 FOOTER_GUESS = 64 * 1024  # most footers fit; a bigger one costs one more read

@@ -1,4 +1,4 @@
-"""The jobs file of ``RunScripts``: a list of ``{"name", "args", "output"}`` entries.
+"""The jobs file of ``RunScripts``: a list of ``{"name", "args", "output"[, "inputs"]}`` entries.
 
 Pure: parsing, validation and placeholder substitution, no file system access.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import ConfigError, StorageError
-from pipeline.storage.locations import Location, parse_location
+from pipeline.storage.locations import Location, first_overlap, first_overlap_across, parse_location
 
 OUTPUT_PLACEHOLDER = "{output}"
 NAME_PLACEHOLDER = "{name}"
@@ -24,6 +24,7 @@ class ScriptJob:
     name: str
     args: tuple[str, ...]
     output: str
+    inputs: tuple[str, ...] = ()  # paths the job reads: their fingerprints are part of its identity
 
     @property
     def writes_to_placeholder(self) -> bool:
@@ -69,10 +70,11 @@ def validate_jobs(entries: Sequence[Any], source: str) -> list[ScriptJob]:
         where = f"{source} entry {i + 1}"
         if not isinstance(entry, dict):
             raise ConfigError(f"{where} is not an object: write {{\"name\": ..., \"args\": [...], \"output\": ...}}")
-        unknown = sorted(set(entry) - {"name", "args", "output"})
+        unknown = sorted(set(entry) - {"name", "args", "output", "inputs"})
         if unknown:
-            raise ConfigError(f"{where} has unknown key {unknown[0]!r}: only name, args and output are read")
+            raise ConfigError(f"{where} has unknown key {unknown[0]!r}: only name, args, output and inputs are read")
         name, args, output = entry.get("name"), entry.get("args", []), entry.get("output")
+        inputs = entry.get("inputs", [])
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"{where} needs a non-empty string \"name\"")
         where = f"{source} job {name!r}"
@@ -80,6 +82,13 @@ def validate_jobs(entries: Sequence[Any], source: str) -> list[ScriptJob]:
             raise ConfigError(f"{where}: \"args\" must be a list of strings (quote numbers: \"5\", not 5)")
         if not isinstance(output, str) or not output.strip():
             raise ConfigError(f"{where} needs a string \"output\" (a path or URI of the folder it writes)")
+        if not isinstance(inputs, list) or not all(isinstance(i, str) and i.strip() for i in inputs):
+            raise ConfigError(f"{where}: \"inputs\" must be a list of paths or URIs the job reads, e.g. [\"data/events\"]")
+        for one in inputs:
+            try:
+                parse_location(one)
+            except (ConfigError, StorageError) as exc:
+                raise ConfigError(f"{where}: input {one!r} is not usable: {exc}") from None
         if name in names:
             raise ConfigError(f"{source}: job name {name!r} is used by entries {names[name]} and {i + 1}: names must be unique")
         names[name] = i + 1
@@ -93,7 +102,13 @@ def validate_jobs(entries: Sequence[Any], source: str) -> list[ScriptJob]:
         if key in outputs:
             raise ConfigError(f"{where} writes {output!r}, as job {outputs[key]!r} does: give each job its own output")
         outputs[key] = name
-        jobs.append(ScriptJob(name=name, args=tuple(args), output=output))
+        jobs.append(ScriptJob(name=name, args=tuple(args), output=output, inputs=tuple(inputs)))
+    outputs = [(f"job {j.name!r}'s output", output_location(j)) for j in jobs]
+    overlap = first_overlap(outputs) or first_overlap_across(
+        outputs, [(f"job {j.name!r}'s input", parse_location(i)) for j in jobs for i in j.inputs])
+    if overlap:
+        raise ConfigError(f"{source}: {overlap[0]} and {overlap[1]} overlap (one lies inside the other): jobs run side "
+                          f"by side in no order, so give each output a folder of its own, apart from every input")
     return jobs
 
 

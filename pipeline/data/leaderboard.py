@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tasks.evaluation import HIGHER_IS_BETTER
+from tasks.ownership import TOOL
 
 LEADERBOARD = "leaderboard"
 METRIC_COLUMNS = ("auc_roc", "average_precision", "log_loss", "brier", "f1", "precision", "recall", "threshold",
@@ -61,5 +62,12 @@ def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 def to_json(rows: Iterable[Mapping[str, Any]], about: Mapping[str, Any]) -> str:
-    """``{"search": about, "rows": [...]}``: what ran and how it did."""
-    return json.dumps({"search": dict(about), "rows": list(rows)}, indent=1, sort_keys=True, ensure_ascii=False)
+    """``{"tool": "spark-fanout", "search": about, "rows": [...]}``: what ran and how it did."""
+    return json.dumps({"tool": TOOL, "search": dict(about), "rows": list(rows)}, indent=1, sort_keys=True,
+                      ensure_ascii=False)
+
+
+def is_report(doc: Any) -> bool:
+    """Whether a parsed JSON document is a report spark-fanout wrote (reports written
+    before the ``tool`` key existed are known by their two keys)."""
+    return isinstance(doc, dict) and (doc.get("tool") == TOOL or {"search", "rows"} <= set(doc))

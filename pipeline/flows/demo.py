@@ -8,11 +8,12 @@ import tempfile
 
 import luigi
 
-from pipeline.data.outputs import SuccessTarget
+from pipeline.data.outputs import SuccessTarget, identity_of, read_made_record
 from pipeline.errors import ConfigError
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, parse_location
 from tasks.outputs import SUCCESS
+from tasks.ownership import MADE_FILE, encode_record, made_record
 
 
 def demo_base_rates(labels: int) -> list[float]:
@@ -73,11 +74,17 @@ class MakeDemoData(luigi.Task):
             for i in range(self.files):
                 pq.write_table(table.slice(i * step, step), os.path.join(staging, f"part-{i:05d}.parquet"))
             open(os.path.join(staging, SUCCESS), "wb").close()
+            with open(os.path.join(staging, MADE_FILE), "wb") as fh:
+                fh.write(encode_record(made_record("demo-data", identity_of(self.to_str_params()))))
             tmp = loc.parent().join(f".tmp-{loc.name}-{os.getpid()}")
             storage.makedirs(loc.parent())
             storage.remove_tree(tmp)
             storage.upload_dir(staging, tmp)
-            if storage.exists(loc):  # an incomplete earlier attempt (no _SUCCESS): ours to replace
+            if storage.exists(loc):  # an incomplete earlier attempt (no _SUCCESS): ours to replace, if ours
+                if read_made_record(storage, loc) is None:
+                    storage.remove_tree(tmp)
+                    raise ConfigError(f"{loc} exists and was not made by spark-fanout: choose another --path, or move "
+                                      f"it away yourself")
                 storage.remove_tree(loc)
             storage.rename(tmp, loc)
         finally:

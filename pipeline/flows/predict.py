@@ -7,7 +7,10 @@ Models: the best per label of ``<models>/leaderboard.json`` (``TuneAll``'s), or 
 label of one configuration (``--config``); ``--labels`` narrows either. Native LightGBM
 boosters only (engines lightgbm and synapseml save one). The output is committed like a
 RunScripts output: Spark writes a temporary sibling, the controller renames it into
-place once ``_SUCCESS`` is there, so ``--out`` is complete or absent.
+place once ``_SUCCESS`` is there, with a record of what it was computed from (the
+dataset's fingerprint, each model's configuration and application, the key columns):
+``--out`` is complete or absent, and a rerun with other inputs recomputes and replaces
+it. An ``--out`` spark-fanout did not make is refused.
 """
 
 from __future__ import annotations
@@ -22,14 +25,14 @@ import luigi
 
 from pipeline.data import leaderboard as board
 from pipeline.data.artifacts import ArtifactTarget, artifact_location, completed_slugs
-from pipeline.data.datasets import read_schema
-from pipeline.data.outputs import RenamedOutput
+from pipeline.data.datasets import data_identity, read_schema
+from pipeline.data.outputs import OwnedOutput
 from pipeline.errors import ConfigError, DatasetError, JobFailed
 from pipeline.flows.tune import read_report
 from pipeline.params import OptionalListParameter
 from pipeline.runner.job import SparkJob, current_run_id
 from pipeline.storage import storage_for
-from pipeline.storage.locations import Location, parse_location
+from pipeline.storage.locations import Location, first_overlap, parse_location
 from tasks.jobspec import SPEC_FLAG, encode_spec
 from tasks.layout import NATIVE_MODEL
 from tasks.outputs import SUCCESS
@@ -66,7 +69,7 @@ def choose_models(models: Location, config: str | None, labels: list[str] | None
     return sorted(chosen, key=lambda c: c["label"])
 
 
-class Predict(RenamedOutput, SparkJob):
+class Predict(OwnedOutput, SparkJob):
     """Score ``--data`` with each chosen label's booster in one spark-submit job."""
 
     data = luigi.Parameter(description="Parquet dataset to score: local path, file://, hdfs:// or webhdfs://")
@@ -82,6 +85,7 @@ class Predict(RenamedOutput, SparkJob):
     success_status = "scored"
     result_group = "predict"
     name_prefix = "predict"
+    marker_kind = "predict"
 
     @property
     def job_name(self) -> str:
@@ -116,15 +120,31 @@ class Predict(RenamedOutput, SparkJob):
             if c["label"] in keys:
                 raise ConfigError(f"label {c['label']!r} is also a --key column: its score column would replace it")
             out.append({"label": c["label"], "config": c["config"], "engine": meta["engine"],
-                        "model_uri": model.uri(), "features": list(meta["features"]), "artifact": target.path})
+                        "model_uri": model.uri(), "features": list(meta["features"]), "artifact": target.path,
+                        "application_id": meta.get("application_id"), "created_at": meta.get("created_at")})
         if not out:
             raise ConfigError(f"no model chosen under {self.models}: check --labels")
         return out
 
+    def output_identity(self) -> dict[str, Any]:
+        """The dataset (path and fingerprint), each chosen model exactly (its artifact and
+        the application that trained it) and the key columns."""
+        return {"data": parse_location(self.data).uri(), "data_fingerprint": data_identity(self.data, self.run_id or current_run_id()),
+                "key": list(self.key or []),
+                "models": [{k: m[k] for k in ("label", "config", "artifact", "application_id", "created_at")}
+                           for m in self.chosen]}
+
     def preflight(self) -> None:
+        overlap = first_overlap([("--out", self.out_location), ("--data", parse_location(self.data)),
+                                 ("--models", parse_location(self.models))])
+        if overlap and "--out" in overlap:
+            other = overlap[0] if overlap[1] == "--out" else overlap[1]
+            raise ConfigError(f"--out {self.out} and {other} overlap (one lies inside the other): write the scores "
+                              f"to a folder of their own")
         _ = self.chosen
         if self.on_yarn and self.out_location.is_local:
             raise ConfigError(f"--out {self.out} is a local path but the job runs on YARN nodes: use an hdfs:// path")
+        self.refuse_foreign_output()
 
     def app_options(self) -> list[str]:
         spec = {"data": parse_location(self.data).uri(), "out": self.out_location.uri(), "temp": self.temp_location.uri(),
@@ -133,9 +153,8 @@ class Predict(RenamedOutput, SparkJob):
         return [SPEC_FLAG, encode_spec(spec)]
 
     def before_submit(self) -> None:
-        self.remove_stale_temporary()
-        if storage_for(self.out_location).exists(self.out_location) and not self.output().exists():
-            raise JobFailed(f"{self.out} exists without {SUCCESS} (not written by Predict): move it away and rerun")
+        if not self.claim_output(self.job_resources, self.status_message, self._deadline):
+            self.done_elsewhere(self.job_name)
 
     def after_success(self) -> None:
         storage = storage_for(self.out_location)
@@ -143,7 +162,8 @@ class Predict(RenamedOutput, SparkJob):
             raise JobFailed(f"{self.title}: the job ended without {SUCCESS} in {self.temp_location}")
         storage.write_bytes(self.temp_location.join(MODELS_FILE),
                             json.dumps(self.models_table(), indent=1, ensure_ascii=False).encode("utf-8"))
-        self.move_into_place()
+        if not self.commit_output():
+            self.done_elsewhere(self.job_name)
 
     def models_table(self) -> list[dict[str, Any]]:
         """Which model scored which column (also in ``<out>/_models.json``)."""

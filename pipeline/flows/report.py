@@ -15,10 +15,21 @@ import os
 
 import luigi
 
+from pipeline.errors import ConfigError
 from pipeline.report import collect, render
+from pipeline.report.page import GENERATOR_META
 from pipeline.runner.job import RunParameters
 
 logger = logging.getLogger("luigi-interface")
+
+
+def _is_our_page(path: str) -> bool:
+    """Whether ``path`` is a page Report wrote (its generator tag, near the top)."""
+    try:
+        with open(path, "rb") as fh:
+            return GENERATOR_META.encode("ascii") in fh.read(4096)
+    except OSError:
+        return False
 
 
 class Report(RunParameters, luigi.Task):
@@ -38,6 +49,9 @@ class Report(RunParameters, luigi.Task):
         return False
 
     def run(self) -> None:
+        if os.path.lexists(self.out) and not _is_our_page(self.out):
+            raise ConfigError(f"{self.out} exists and was not written by spark-fanout's Report: choose another --out, "
+                              f"or move it away yourself")
         page = render(collect(self.models, self.log_dir), title=self.title)
         folder = os.path.dirname(os.path.abspath(self.out))
         os.makedirs(folder, exist_ok=True)

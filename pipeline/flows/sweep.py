@@ -100,7 +100,7 @@ class FeatureSweep(SearchBase, luigi.Task):
                 raise ConfigError(f"{self.ranking} is not valid JSON ({exc}): fix it") from None
             ranking = parse_ranking(doc, labels, features, self.ranking)
         about = {"labels": labels, "features": features, "sizes": sorted(set(sizes)), "ranking": ranking,
-                 "engine": self.engine, "params": _plain(self.params), "data": self.data_location.uri(),
+                 "engine": self.engine, "params": _plain(self.params), **self.data_about(),
                  "balance_ratio": float(self.balance_ratio), "test_fraction": float(self.test_fraction),
                  "seed": int(self.seed), "metric": self.metric, "tolerance": float(self.tolerance)}
         about["id"] = hashlib.sha256(json.dumps(about, sort_keys=True).encode("utf-8")).hexdigest()[:12]

@@ -9,17 +9,19 @@ from typing import Any
 import luigi
 from luigi.parameter import ParameterVisibility
 
-from pipeline.config import batching
+from pipeline.config import batching, fanout
 from pipeline.data.artifacts import (
     ArtifactTarget,
     artifact_location,
     completed_slugs,
     config_id,
     ensure_config_file,
+    foreign_configuration,
     remove_stale_temporaries,
+    slugs_in,
     training_config,
 )
-from pipeline.data.datasets import DatasetSchema, read_schema
+from pipeline.data.datasets import DatasetSchema, data_identity, dataset_fingerprint, read_schema
 from pipeline.data.labels import DEFAULT_LABEL_PREFIX, feature_columns, label_slug, resolve_labels
 from pipeline.errors import ConfigError, DatasetError, FanoutError
 from pipeline.params import OptionalListParameter
@@ -35,9 +37,12 @@ from pipeline.runner.batching import (
 from pipeline.runner.controller import install_controller_hooks
 from pipeline.runner.job import RunParameters, SparkJob, current_run_id
 from pipeline.runner.submit import train_script
-from pipeline.storage.locations import Location, parse_location
+from pipeline.storage import storage_for
+from pipeline.storage.locations import Location, first_overlap, parse_location
 from tasks.engine_specs import DEFAULT_ENGINE, EngineParamError, resolve_params
 from tasks.jobspec import SPEC_FLAG, encode_spec
+from tasks.layout import MARKER
+from tasks.ownership import parse_record
 
 logger = logging.getLogger("luigi-interface")
 
@@ -84,10 +89,26 @@ class TrainingParameters(RunParameters):
         return parse_location(self.models)
 
     def training_config(self, features: list[str]) -> dict[str, Any]:
-        """Every setting that changes the model (see :func:`pipeline.data.artifacts.training_config`)."""
+        """Every setting that changes the model (see :func:`pipeline.data.artifacts.training_config`),
+        the dataset's fingerprint as this run took it included."""
         return training_config(engine=self.engine, params=self.check_training_parameters(), features=features,
                                balance_ratio=self.balance_ratio, test_fraction=self.test_fraction, seed=self.seed,
-                               data=self.data_location.uri())
+                               data=self.data_location.uri(),
+                               data_fingerprint=data_identity(self.data, self.run_id or current_run_id()))
+
+    def data_about(self) -> dict[str, Any]:
+        """The dataset as a search or sweep names it: its URI, plus its fingerprint as this
+        run took it (unless ``[fanout] data_identity = path``)."""
+        identity = data_identity(self.data, self.run_id or current_run_id())
+        return {"data": self.data_location.uri(), **({"data_fingerprint": identity} if identity is not None else {})}
+
+    def check_apart(self) -> None:
+        """Models written inside the dataset (or the dataset inside the models) would be
+        read as data, or deleted with it: refused."""
+        overlap = first_overlap([("--data", self.data_location), ("--models", self.models_root)])
+        if overlap:
+            raise ConfigError(f"--data {self.data} and --models {self.models} overlap (one lies inside the other): "
+                              f"keep models and data in separate folders")
 
     @property
     def data_location(self) -> Location:
@@ -146,6 +167,15 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
     def member_output(self, name: str) -> ArtifactTarget:
         return ArtifactTarget(artifact_location(self.config_root, name))
 
+    def made_here(self, name: str) -> bool:
+        """A driver on this machine reports each artifact it commits; a cluster-mode
+        driver does not, so the artifact's marker names the application that made it."""
+        if self.driver_local:
+            return False  # not among the job's own `artifact` events: another run's
+        target = self.member_output(name)
+        record = parse_record(target.storage.read_bytes(target.location.join(MARKER)))
+        return record is None or not self._application_id or record.get("application_id") == self._application_id
+
     def complete_members(self) -> set[str]:
         if len(self.labels) == 1:
             return super().complete_members()
@@ -197,6 +227,8 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
             "seed": self.seed,
             "run_id": self.run_id or current_run_id(),
             "task_id": self.task_id,
+            "config": self.config_name,
+            "lease_seconds": fanout().temporary_lease_seconds,
             "driver_local": self.driver_local,
         }
 
@@ -219,6 +251,11 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
         if self.config and self.config != config_id(self.config_document):
             raise ConfigError(f"--config {self.config} does not match this task's settings "
                               f"({config_id(self.config_document)}): leave --config empty")
+        self.check_apart()
+        planned = self.config_document.get("data_fingerprint")
+        if planned is not None and dataset_fingerprint(self.data) != planned:
+            raise DatasetError(f"dataset {self.data} changed since this run planned its configuration {self.config_name}: "
+                               f"rerun, and the new data trains as a new configuration")
         if self.engine == "synapseml":
             loaded = ",".join((self.packages or []) + (self.jars or []))
             if "synapseml" not in loaded:
@@ -260,7 +297,8 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
 
     def before_submit(self) -> None:
         ensure_config_file(self.config_root, self.config_document)
-        remove_stale_temporaries(self.config_root, [label_slug(label) for label in self.active_members])
+        remove_stale_temporaries(self.config_root, [label_slug(label) for label in self.active_members],
+                                 lease_seconds=fanout().temporary_lease_seconds)
 
 
 class TrainAll(TrainingParameters, luigi.WrapperTask):
@@ -280,15 +318,21 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
         """Labels, features and the labels still missing, computed once per run (a new
         run — a new process, or a new ``run_id`` — plans afresh)."""
         self.check_training_parameters()
+        self.check_apart()
         schema = read_schema(self.data)
         labels = resolve_labels(None if self.labels is None else list(self.labels), schema.columns, self.label_prefix, self.data)
         features = list(self.features) if self.features is not None else feature_columns(schema.numeric, labels, self.label_prefix)
         config = self.training_config(features)
         name = config_id(config)
         root = self.models_root.join(name)
-        done = completed_slugs(root)
+        storage = storage_for(root)
+        entries = storage.list_dir(root)
+        refusal = foreign_configuration(root, entries)
+        if refusal is not None:
+            raise refusal
+        done = slugs_in(entries)
         if not done:  # a configuration with finished labels has its config.json already
-            ensure_config_file(root, config)
+            ensure_config_file(root, config, storage)
         missing = [label for label in labels if label_slug(label) not in done]
         batch = self.chosen_batch_size(len(missing), labels, root)
         logger.info("TrainAll: %d labels, %d complete, %d to train (configuration %s)%s",

@@ -73,8 +73,10 @@ def write_report(root: Location, name: str, rows: list[dict[str, Any]], about: d
     """``<root>/<name>.csv`` then ``<name>.json`` (the JSON, written last, is what a rerun
     reads to know the report is current)."""
     storage = storage_for(root)
-    storage.write_bytes(root.join(f"{name}.csv"), (board.to_csv(rows) if csv_text is None else csv_text).encode("utf-8"))
     target = root.join(f"{name}.json")
+    if storage.exists(target) and not board.is_report(read_json(root, target.name)):
+        raise ConfigError(f"{target} exists but was not written by spark-fanout: move it away, or choose another --models")
+    storage.write_bytes(root.join(f"{name}.csv"), (board.to_csv(rows) if csv_text is None else csv_text).encode("utf-8"))
     storage.write_bytes(target, board.to_json(rows, about).encode("utf-8"))
     return target
 
@@ -99,6 +101,7 @@ class SearchBase(TrainingParameters):
             raise ConfigError(f"test-fraction {self.test_fraction} is invalid: a search needs validation rows, use 0 < f <= 0.9")
 
     def data_plan(self) -> tuple[list[str], list[str]]:
+        self.check_apart()
         schema = read_schema(self.data)
         labels = resolve_labels(None if self.labels is None else list(self.labels), schema.columns, self.label_prefix, self.data)
         features = list(self.features) if self.features is not None else feature_columns(schema.numeric, labels, self.label_prefix)
@@ -166,7 +169,7 @@ class TuneAll(SearchBase, luigi.Task):
             raise ConfigError(f"--parallel-trials {self.parallel_trials} is invalid: use 1 or more")
         labels, features = self.data_plan()
         about = {"space": json.loads(canonical(space)), "search": self.search, "labels": labels, "features": features,
-                 "data": self.data_location.uri(), "balance_ratio": float(self.balance_ratio),
+                 **self.data_about(), "balance_ratio": float(self.balance_ratio),
                  "test_fraction": float(self.test_fraction), "seed": int(self.seed), "metric": self.metric}
         search_id = hashlib.sha256(json.dumps(about, sort_keys=True).encode("utf-8")).hexdigest()[:12]
         if self.search == "grid":

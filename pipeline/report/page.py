@@ -40,6 +40,10 @@ rows.forEach(function(r){b.appendChild(r);});});});
 """
 
 
+#: Marks a page as ours: Report replaces only a page that carries it.
+GENERATOR_META = '<meta name="generator" content="spark-fanout">'
+
+
 def _esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
@@ -163,6 +167,6 @@ def render(data: RunData, title: str = "spark-fanout report") -> str:
         body.append(sweep_section(data.sweep))
     body.append(timeline_section(data))
     body.extend(configuration_section(c) for c in data.configurations)
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">" + GENERATOR_META +
             f"<title>{_esc(title)}</title><style>{_STYLE}</style></head><body>\n"
             + "\n".join(body) + f"\n<script>{_SCRIPT}</script></body></html>\n")

@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import signal
 import time
+from contextlib import ExitStack
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -142,7 +143,9 @@ class SparkJob(RunParameters, SparkSubmitTask):
         """Checks that can refuse the job in milliseconds, before any JVM starts."""
 
     def before_submit(self) -> None:
-        """Runs once the job is certain to be submitted (e.g. remove stale temporaries)."""
+        """Runs once the job is about to be submitted (e.g. remove stale temporaries). It
+        may find a member done by another run meanwhile (:meth:`done_elsewhere`): a job
+        with none left is not submitted."""
 
     def after_success(self) -> None:
         """Runs after the job succeeded, before its output is checked (e.g. move it into place)."""
@@ -163,8 +166,23 @@ class SparkJob(RunParameters, SparkSubmitTask):
 
     @property
     def active_members(self) -> list[str]:
-        """Members that go into the job: those preflight did not refuse."""
-        return [m for m in self.members if m not in getattr(self, "_refused", {})]
+        """Members that go into the job: those preflight did not refuse, nor found done
+        by another run."""
+        return [m for m in self.members if m not in getattr(self, "_refused", {}) and m not in getattr(self, "_reused", ())]
+
+    def done_elsewhere(self, name: str) -> None:
+        """Before the submission: another run completed this member meanwhile."""
+        self._reused.add(name)
+
+    def made_here(self, name: str) -> bool:
+        """Whether this job (not another run) made a complete member's output; a kind whose
+        job's events may not reach the controller (YARN cluster mode) checks the output's
+        made-by record."""
+        return True
+
+    def status_message(self, message: str) -> None:
+        """Show ``message`` as the task's status in luigid."""
+        report_to_scheduler(self.set_status_message, message)
 
     def refuse_member(self, name: str, reason: str) -> None:
         """Preflight of a batch: leave one member out of the job with its one-line reason
@@ -299,6 +317,8 @@ class SparkJob(RunParameters, SparkSubmitTask):
         self._log_path = log_path
         timeout = fanout().job_timeout
         deadline = time.monotonic() + timeout if timeout > 0 else None
+        self._deadline = deadline
+        self.job_resources = ExitStack()  # what a kind holds while the job runs (a claim's heartbeat)
 
         def record(status: str, name: str | None = None, **fields: Any) -> None:
             self._record(run_id, status, started, cpu_started, name=name, log=log_path, **fields)
@@ -311,12 +331,16 @@ class SparkJob(RunParameters, SparkSubmitTask):
                     if self.on_yarn:
                         self._rm = client_from_config(yarn_settings())
                     report = self._reattach(deadline) if self.on_yarn else None
+                    submitted = report is not None
                     if report is None:
                         self.before_submit()
-                        report = self._submit_and_wait(log_path, deadline)
+                        if self.active_members:
+                            report = self._submit_and_wait(log_path, deadline)
+                            submitted = True
                     if report is not None:
                         self._check_final_status(report)
-                    self.after_success()
+                    if submitted:
+                        self.after_success()
             complete = self.complete_members()
             missing = [m for m in self.members if m not in complete]
             if missing and not self.is_batch:
@@ -341,10 +365,11 @@ class SparkJob(RunParameters, SparkSubmitTask):
             self._record_outcome(record, "failed", f"{type(exc).__name__}: {exc}")
             raise
         finally:
+            self.job_resources.close()
             if self._rm is not None and hasattr(self._rm, "close"):
                 self._rm.close()
         for name in self.members:
-            record(self.success_status, name=name, artifact=self.member_output(name).path)
+            record(self._success_of(name), name=name, artifact=self.member_output(name).path)
         report_to_scheduler(self.set_progress_percentage, 100)
 
     def _record_outcome(self, record: Any, status: str, error: str) -> list[str]:
@@ -363,8 +388,7 @@ class SparkJob(RunParameters, SparkSubmitTask):
         for name in self.members:
             mine = name in self._committed or name in self._reused or self.is_batch
             if mine and name in complete:
-                record("reused" if name in self._reused else self.success_status, name=name,
-                       artifact=self.member_output(name).path)
+                record(self._success_of(name), name=name, artifact=self.member_output(name).path)
                 continue
             failed.append(name)
             own = self._member_errors.get(name)
@@ -373,6 +397,17 @@ class SparkJob(RunParameters, SparkSubmitTask):
             else:
                 record(status, name=name, error=error)
         return failed
+
+    def _success_of(self, name: str) -> str:
+        """The status of a member whose output is complete: ours, or another run's."""
+        if name in self._reused:
+            return results.REUSED
+        if name in self._committed:
+            return self.success_status
+        try:
+            return self.success_status if self.made_here(name) else results.REUSED
+        except FanoutError:  # its record unreadable: do not claim it for another run
+            return self.success_status
 
     def _batch_failure(self, failed: list[str], log_path: Any, error: str) -> str:
         """One line for luigid and the log: which members of the batch failed, and why

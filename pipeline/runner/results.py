@@ -18,6 +18,8 @@ from pipeline.data.labels import label_slug
 RESULT_FILE = "result.json"
 #: Every status but these is a success (each kind names its own: "trained", "scored", ...).
 FAILED_STATUSES = ("failed", "interrupted")
+#: A job's output was completed by another run (another controller's job won the race).
+REUSED = "reused"
 
 
 @dataclass
@@ -78,7 +80,8 @@ def summarize(labels: list[str], run_id: str, log_dir: str, complete: set[str], 
     """One row per job (``labels`` name them): what happened to it in run ``run_id``.
 
     ``complete`` holds the names whose output is complete now. A complete one with no
-    result from this run was done by an earlier run.
+    result from this run was done by an earlier run; one that failed in this run stays
+    failed, whoever completed it since.
     """
     rows = []
     for label in labels:
@@ -86,6 +89,10 @@ def summarize(labels: list[str], run_id: str, log_dir: str, complete: set[str], 
         this_run = res is not None and res.run_id == run_id
         if this_run and res.status == success:
             row = {"label": label, "status": success, "seconds": res.seconds, "detail": res.artifact}
+        elif this_run and res.status == REUSED:
+            row = {"label": label, "status": f"{success} by another run", "seconds": res.seconds, "detail": res.artifact}
+        elif this_run and res.status in FAILED_STATUSES:
+            row = {"label": label, "status": res.status, "seconds": res.seconds, "detail": res.error}
         elif label in complete:
             row = {"label": label, "status": "done earlier", "seconds": None, "detail": "artifact complete, not rerun"}
         elif this_run:
@@ -104,10 +111,12 @@ def format_table(rows: list[dict[str, object]], width: int = 100) -> str:
         return text if len(text) <= limit else text[: limit - 1] + "…"
 
     lw = min(32, max([5] + [len(str(r["label"])) for r in rows]))
-    lines = [f"{'label':<{lw}}  {'status':<13} {'time':>7}  artifact / error"]
-    lines.append("-" * min(width, lw + 25 + 40))
+    sw = min(26, max([6] + [len(str(r["status"])) for r in rows]))
+    lines = [f"{'label':<{lw}}  {'status':<{sw}} {'time':>7}  artifact / error"]
+    lines.append("-" * min(width, lw + sw + 12 + 40))
     for r in rows:
-        lines.append(f"{cell(r['label'], lw):<{lw}}  {cell(r['status'], 13):<13} {cell(r['seconds'], 7):>7}  {cell(r['detail'], width)}")
+        lines.append(f"{cell(r['label'], lw):<{lw}}  {cell(r['status'], sw):<{sw}} {cell(r['seconds'], 7):>7}  "
+                     f"{cell(r['detail'], width)}")
     counts: dict[str, int] = {}
     for r in rows:
         counts[str(r["status"])] = counts.get(str(r["status"]), 0) + 1

@@ -7,10 +7,10 @@ parses URIs; :func:`storage_for` picks the storage that serves a location.
 from __future__ import annotations
 
 from pipeline.errors import StorageError
-from pipeline.storage.base import Entry, LocalStorage, Storage
+from pipeline.storage.base import ContentSummary, Entry, LocalStorage, Storage
 from pipeline.storage.locations import Location
 
-__all__ = ["Entry", "LocalStorage", "Storage", "storage_for"]
+__all__ = ["ContentSummary", "Entry", "LocalStorage", "Storage", "storage_for"]
 
 
 def storage_for(loc: Location) -> Storage:

@@ -26,6 +26,18 @@ class Entry:
     is_dir: bool
 
 
+@dataclass(frozen=True)
+class ContentSummary:
+    """What a file or folder holds, counted over its whole tree: bytes, files, folders
+    (the folder itself included), and a modification time in seconds since the epoch
+    (HDFS: the folder's own; local files: the newest entry of the tree)."""
+
+    length: int
+    files: int
+    folders: int
+    modified: float
+
+
 class Storage(abc.ABC):
     """The operations the controller performs on artifact roots and datasets.
 
@@ -62,6 +74,20 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def remove_tree(self, loc: Location) -> None:
         """Delete a file or folder recursively; no error if it is already gone."""
+
+    @abc.abstractmethod
+    def content_summary(self, loc: Location) -> ContentSummary | None:
+        """What ``loc`` holds, in a number of requests that does not grow with its size;
+        ``None`` if it does not exist."""
+
+    @abc.abstractmethod
+    def modified(self, loc: Location) -> float | None:
+        """Modification time of a file or folder (seconds since the epoch); ``None`` if absent."""
+
+    def for_thread(self) -> Storage:
+        """A storage to use from another thread of this process (a heartbeat): the same
+        object where it holds no connection; one of its own otherwise."""
+        return self
 
     def read_tail(self, loc: Location, nbytes: int) -> bytes:
         """The last ``nbytes`` of a file (all of it if shorter): never fewer bytes than
@@ -107,6 +133,40 @@ class LocalStorage(Storage):
         try:
             with open(loc.path, "rb") as fh:
                 return fh.read()
+        except OSError as exc:
+            raise _local_error(exc, "read", loc) from None
+
+    def content_summary(self, loc: Location) -> ContentSummary | None:
+        """One walk of the tree: sizes, counts and the newest modification time."""
+        try:
+            top = os.stat(loc.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _local_error(exc, "read", loc) from None
+        if not os.path.isdir(loc.path):
+            return ContentSummary(top.st_size, 1, 0, top.st_mtime)
+        length, files, folders, newest = 0, 0, 1, top.st_mtime
+
+        def walk_error(exc: OSError) -> None:
+            raise _local_error(exc, "read", loc)
+
+        for root, dirs, names in os.walk(loc.path, onerror=walk_error):
+            for name in dirs:
+                folders += 1
+                newest = max(newest, os.stat(os.path.join(root, name)).st_mtime)
+            for name in names:
+                st = os.stat(os.path.join(root, name))
+                files += 1
+                length += st.st_size
+                newest = max(newest, st.st_mtime)
+        return ContentSummary(length, files, folders, newest)
+
+    def modified(self, loc: Location) -> float | None:
+        try:
+            return os.stat(loc.path).st_mtime
+        except FileNotFoundError:
+            return None
         except OSError as exc:
             raise _local_error(exc, "read", loc) from None
 

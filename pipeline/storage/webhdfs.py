@@ -44,7 +44,7 @@ from hdfs.util import HdfsError
 
 from pipeline.cluster.hadoop_conf import hadoop_user, load_site
 from pipeline.errors import ConfigError, StorageError, StoragePermissionDenied, StorageUnavailable, one_line
-from pipeline.storage.base import Entry, Storage
+from pipeline.storage.base import ContentSummary, Entry, Storage
 from pipeline.storage.locations import Location
 
 DEFAULT_HTTP_PORT = 9870
@@ -616,6 +616,40 @@ class WebHdfsStorage(Storage):
     def exists(self, loc: Location) -> bool:
         """One GETFILESTATUS; a missing path (or one under a file) is ``False``."""
         return self._retrying(lambda: self._status(loc)) is not None
+
+    def modified(self, loc: Location) -> float | None:
+        """One GETFILESTATUS: its ``modificationTime`` in seconds."""
+        status = self._retrying(lambda: self._status(loc))
+        return None if status is None else int(status.get("modificationTime") or 0) / 1000.0
+
+    def content_summary(self, loc: Location) -> ContentSummary | None:
+        """GETFILESTATUS (the modification time), then GETCONTENTSUMMARY (length, file and
+        folder counts of the whole tree, counted by the NameNode): two requests whatever
+        the size of the tree."""
+        return self._retrying(lambda: self._summary(loc))
+
+    def _summary(self, loc: Location) -> ContentSummary | None:
+        status = self._status(loc, "read")
+        if status is None:
+            return None
+        res = self._call(self._client._get_content_summary, loc, "read")
+        if not res.ok:
+            remote = RemoteError.from_response(res)
+            if remote.exception in _MISSING:  # removed between the two requests
+                return None
+            raise self._error(remote, "read", loc.uri())
+        summary = self._json(res, "ContentSummary", "read", loc)
+        try:
+            return ContentSummary(length=int(summary["length"]), files=int(summary["fileCount"]),
+                                  folders=int(summary["directoryCount"]),
+                                  modified=int(status.get("modificationTime") or 0) / 1000.0)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._error(exc, "read", loc.uri()) from exc
+
+    def for_thread(self) -> WebHdfsStorage:
+        """A storage with its own HTTP session (a requests session is not for two threads)."""
+        return WebHdfsStorage(self.namenode_urls, user=self.user or None, auth=self.auth, timeout=self.timeout,
+                              read_retries=self.read_retries, retry_backoff=self.retry_backoff)
 
     def list_dir(self, loc: Location) -> list[Entry] | None:
         """One LISTSTATUS."""
