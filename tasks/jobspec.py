@@ -18,6 +18,7 @@ SPEC_FLAG = "--spec"
 EVENT_PREFIX = "FANOUT_EVENT "
 FAIL_LABELS_ENV = "FANOUT_FAIL_LABELS"  # test-only: labels whose job raises after Spark starts
 LABEL_DELAY_ENV = "FANOUT_LABEL_DELAY"  # test-only: seconds each label waits before training
+COMMIT_DELAY_ENV = "FANOUT_COMMIT_DELAY"  # test-only: seconds a label's written artifact waits for its marker
 SPEC_VERSION = 1
 
 

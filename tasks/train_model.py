@@ -27,7 +27,15 @@ from tasks import engines
 from tasks.artifact_writer import ArtifactWriter
 from tasks.balance import plan_balance
 from tasks.engine_specs import resolve_params
-from tasks.jobspec import FAIL_LABELS_ENV, LABEL_DELAY_ENV, SPEC_FLAG, decode_spec, emit_event, fail_labels
+from tasks.jobspec import (
+    COMMIT_DELAY_ENV,
+    FAIL_LABELS_ENV,
+    LABEL_DELAY_ENV,
+    SPEC_FLAG,
+    decode_spec,
+    emit_event,
+    fail_labels,
+)
 from tasks.label_sample import VALIDATION_COL, JobInputError, check_binary, label_sample, row_counts
 from tasks.layout import FORMAT_VERSION, SPARK_MODEL
 from tasks.ownership import DEFAULT_LEASE_SECONDS
@@ -139,6 +147,7 @@ def _commit(spark: Any, job: LabelJob, params: dict[str, Any], rows: dict[str, A
         if model.spark_model is not None:
             model.spark_model.write().save(f"{writer.temp_uri}/{SPARK_MODEL}")
             writer.record_written(SPARK_MODEL)
+        time.sleep(float(os.environ.get(COMMIT_DELAY_ENV) or 0))  # test switch: a temporary that lives a while
         metadata["job_seconds"] = round(time.perf_counter() - job.started, 3)
         final = writer.commit(metadata, abort_if=lambda: watch_parent is not None and os.getppid() != watch_parent)
     emit_event("artifact", label=job.label, location=final, reused=writer.already_complete, metrics=model.metrics,

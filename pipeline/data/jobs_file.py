@@ -103,9 +103,9 @@ def validate_jobs(entries: Sequence[Any], source: str) -> list[ScriptJob]:
             raise ConfigError(f"{where} writes {output!r}, as job {outputs[key]!r} does: give each job its own output")
         outputs[key] = name
         jobs.append(ScriptJob(name=name, args=tuple(args), output=output, inputs=tuple(inputs)))
-    outputs = [(f"job {j.name!r}'s output", output_location(j)) for j in jobs]
+    outputs = [(f"the output of job {j.name!r}", output_location(j)) for j in jobs]
     overlap = first_overlap(outputs) or first_overlap_across(
-        outputs, [(f"job {j.name!r}'s input", parse_location(i)) for j in jobs for i in j.inputs])
+        outputs, [(f"an input of job {j.name!r}", parse_location(i)) for j in jobs for i in j.inputs])
     if overlap:
         raise ConfigError(f"{source}: {overlap[0]} and {overlap[1]} overlap (one lies inside the other): jobs run side "
                           f"by side in no order, so give each output a folder of its own, apart from every input")

@@ -196,6 +196,7 @@ class OwnedOutput:
         if self.output().exists():
             return False
         storage.write_bytes(self.claim_location, encode_record(self._claim_record(lease)))
+        resources.callback(self._release_output, storage)
         beat_storage = storage.for_thread()
         resources.enter_context(Heartbeat(
             lambda: beat_storage.write_bytes(self.claim_location, encode_record(self._claim_record(lease))), lease / 4,
@@ -212,6 +213,23 @@ class OwnedOutput:
             logger.warning("%s: removed %s, an earlier output of this job (%s), before writing it anew", self.title,
                            self.out, "its inputs changed" if earlier is None else "left incomplete by a failed attempt")
         return True
+
+    def _release_output(self, storage: Storage) -> None:
+        """When the job is over: drop our claim and, if the job did not publish, what it
+        wrote (its temporary, or the partial output a script writing ``out`` itself left:
+        nothing else was there when we claimed it). Kept while the application may still
+        run on YARN (left running on a stop): a later run re-attaches to it."""
+        if getattr(self, "left_running", False):
+            return
+        try:
+            storage.remove_tree(self.temp_location)
+            if not self.commit_by_rename and storage.exists(self.out_location) \
+                    and read_made_record(storage, self.out_location) is None:
+                storage.remove_tree(self.out_location)
+                logger.info("%s: removed the partial output %s of this failed job", self.title, self.out)
+            storage.remove_tree(self.claim_location)
+        except FanoutError as exc:  # a later run cleans up once this process is gone
+            logger.warning("%s: could not clean up after the job: %s", self.title, exc)
 
     def _claim_record(self, lease: float) -> dict[str, Any]:
         return owner_record(lease, job=self.title, output=self.out_location.uri())
@@ -237,14 +255,11 @@ class OwnedOutput:
         output of the same inputs won (ours is dropped)."""
         storage = storage_for(self.out_location)
         record = encode_record(made_record(self.marker_kind, self.identity, job=self.title, inputs=self.output_identity()))
-        try:
-            if not self.commit_by_rename:
-                storage.write_bytes(self.out_location.join(MADE_FILE), record)
-                return True
-            storage.write_bytes(self.temp_location.join(MADE_FILE), record)
-            return self._rename_into_place(storage)
-        finally:
-            storage.remove_tree(self.claim_location)
+        if not self.commit_by_rename:
+            storage.write_bytes(self.out_location.join(MADE_FILE), record)
+            return True
+        storage.write_bytes(self.temp_location.join(MADE_FILE), record)
+        return self._rename_into_place(storage)
 
     def _rename_into_place(self, storage: Storage) -> bool:
         if storage.exists(self.out_location):

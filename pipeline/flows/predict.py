@@ -141,10 +141,10 @@ class Predict(OwnedOutput, SparkJob):
             other = overlap[0] if overlap[1] == "--out" else overlap[1]
             raise ConfigError(f"--out {self.out} and {other} overlap (one lies inside the other): write the scores "
                               f"to a folder of their own")
+        self.refuse_foreign_output()
         _ = self.chosen
         if self.on_yarn and self.out_location.is_local:
             raise ConfigError(f"--out {self.out} is a local path but the job runs on YARN nodes: use an hdfs:// path")
-        self.refuse_foreign_output()
 
     def app_options(self) -> list[str]:
         spec = {"data": parse_location(self.data).uri(), "out": self.out_location.uri(), "temp": self.temp_location.uri(),

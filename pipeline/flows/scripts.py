@@ -107,7 +107,7 @@ def job_states(tasks: Sequence[RunScript]) -> tuple[set[str], list[str]]:
                 if record.get("identity") == task.identity:
                     done.add(task.job)
             elif task.claim_location.name not in names:
-                foreign.append(task.out)
+                foreign.append(str(task.out_location))
     return done, foreign
 
 

@@ -525,6 +525,7 @@ class SparkJob(RunParameters, SparkSubmitTask):
                     self._killed = self._application_id
                 return
             if not yarn_settings().kill_on_interrupt:
+                self.left_running = True  # its outputs stay claimed: a later run re-attaches
                 logger.warning("%s: leaving YARN application %s running ([yarn] kill_on_interrupt=false)",
                                self.title, self._application_id or f"tagged {self.tag}")
                 return
