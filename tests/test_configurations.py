@@ -75,3 +75,16 @@ def test_other_params_train_beside_and_a_rerun_of_either_runs_nothing(tmp_path):
         again = run_luigi([*common, "--params", params], cwd=tmp_path)
         assert again.returncode == 0 and "1 complete, 0 to train" in again.stderr + again.stdout
     assert sorted((tmp_path / "logs").rglob("*-spark-submit.log")) == logs_before
+
+    # The data rebuilt in place (more rows, another seed): a new configuration trains on it.
+    pq.write_table(make_demo_frame(rows=600, features=3, labels=1, seed=6), tmp_path / "d.parquet")
+    rebuilt = run_luigi([*common, "--params", few], cwd=tmp_path)
+    assert rebuilt.returncode == 0 and "0 complete, 1 to train" in rebuilt.stderr + rebuilt.stdout, rebuilt.stderr[-3000:]
+    configs = {c.name for c in (tmp_path / "models").iterdir()}
+    [new] = configs - set(trained.values())
+    fingerprint = json.loads((tmp_path / "models" / new / CONFIG_FILE).read_text())["data_fingerprint"]
+    assert fingerprint["bytes"] == (tmp_path / "d.parquet").stat().st_size
+    meta = load_artifact(str(tmp_path / "models"), "label_00", config=new)["metadata"]
+    assert meta["rows"]["total"] == 600 and meta["config"] == new
+    old = load_artifact(str(tmp_path / "models"), "label_00", config=trained[5])["metadata"]
+    assert old["rows"]["total"] == 400  # the model of the old data stays, beside the new one

@@ -48,3 +48,19 @@ def test_predict_columns_equal_each_boosters_own_predictions(tmp_path):
         assert scores[label].std() > 0.05  # real, varying scores
     used = json.loads((out / "_models.json").read_text())
     assert sorted(m["label"] for m in used) == LABELS and {m["config"] for m in used} == {config}
+
+    # The same inputs again: nothing runs. Other data into the same --out: scored anew, replaced.
+    predict = ["Predict", "--local-scheduler", "--models", "models", "--config", config, "--key", '["row_id"]',
+               "--out", "scores/all labels"]
+    again = run_luigi([*predict, "--data", str(data)], cwd=tmp_path, timeout=560)
+    assert again.returncode == 0 and len(spark_logs(tmp_path)) == 1, (again.stdout + again.stderr)[-3000:]
+    other = tmp_path / "other.parquet"
+    pq.write_table(table.slice(0, 100), other)
+    rescored = run_luigi([*predict, "--data", str(other)], cwd=tmp_path, timeout=560)
+    assert rescored.returncode == 0, (rescored.stdout + rescored.stderr)[-3000:]
+    assert pq.read_table(out).num_rows == 100 and len(spark_logs(tmp_path)) == 2
+    assert sorted(p.name for p in out.parent.iterdir()) == ["all labels"]  # the old scores are gone, nothing aside
+
+
+def spark_logs(work):
+    return sorted((work / "logs" / "predict").rglob("*-spark-submit.log"))
