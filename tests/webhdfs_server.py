@@ -316,7 +316,16 @@ class WebHdfsServer:
         return head + [("Transfer-Encoding", "chunked")], framed
 
     def _datanode_head(self, answer: Answer) -> tuple[list[tuple[str, str]], bytes]:
-        """The recorded DataNode header set: ``Content-Length`` and ``Connection: close``."""
+        """The recorded DataNode header set: ``Content-Length`` and ``Connection: close``
+        (a 201 Created and a 400 in the order of the secured cluster's kerberos/http/08 and 09)."""
+        if answer.status == 201:
+            head = list(answer.headers.items()) + [("Content-Length", str(len(answer.body))),
+                                                   ("Access-Control-Allow-Origin", "*"), ("Connection", "close")]
+            return head, answer.body
+        if answer.status == 400:
+            head = [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(answer.body))),
+                    ("Connection", "close")]
+            return head, answer.body
         head = [("Access-Control-Allow-Methods", "GET"), ("Access-Control-Allow-Origin", "*")] if answer.status == 200 else []
         head += list(answer.headers.items())
         if answer.content_type:
