@@ -13,7 +13,8 @@ for the session, never at the machine's ``/etc/krb5.conf``; ``KRB5CCNAME`` point
 empty cache so no test meets the user's own ticket.
 
 The tests skip, saying why, only where the packages are missing (``krb5-kdc``,
-``krb5-user`` and, for python-gssapi, ``libkrb5-dev``: ``.ci/run`` installs them).
+``krb5-user`` and, for python-gssapi (the kerberos extra), ``libkrb5-dev``: ``.ci/run``
+installs them).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def missing_requirement() -> str | None:
         try:
             __import__(module)
         except ImportError:
-            return f"Python package {package} missing: pip install -e '.[test]' (gssapi builds against libkrb5-dev)"
+            return (f"Python package {package} missing: pip install -e '.[test,kerberos]' (python-gssapi builds "
+                    "against libkrb5-dev; .ci/run installs it)")
     return None
 
 
