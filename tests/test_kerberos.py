@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import luigi
@@ -37,6 +38,7 @@ from pipeline.errors import (
 from pipeline.runner import controller
 from pipeline.storage.locations import parse_location
 from pipeline.storage.webhdfs import WebHdfsStorage
+from tests.conftest import REPO
 from tests.kdc import REALM
 from tests.recordings import decode_delegation_token, recording
 from tests.replay import RM_HEADERS, ReplayServer, Reply
@@ -276,7 +278,7 @@ def test_clock_skew_says_synchronise_the_clock(namenode, kdc, tmp_path):
     faketime = shutil.which("faketime")
     if faketime is None:
         pytest.skip("faketime missing: apt-get install faketime (.ci/run does)")
-    env = {**os.environ, "KRB5CCNAME": kdc.kinit("alice", tmp_path / "cc"), "PYTHONPATH": os.getcwd()}
+    env = {**os.environ, "KRB5CCNAME": kdc.kinit("alice", tmp_path / "cc"), "PYTHONPATH": str(REPO)}
     argv = [faketime, "-f", "+10m", sys.executable, "-c", _SKEWED_CLIENT, namenode.url_as("localhost"),
             str(_loc(namenode, "/user"))]
     done = subprocess.run(argv,
@@ -341,7 +343,8 @@ def test_the_controller_checks_the_ticket_once_before_scheduling(kerberized_conf
         controller.check_kerberos()
 
 
-def test_without_kerberos_settings_nothing_is_checked(no_ticket):
+def test_without_kerberos_settings_nothing_is_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'none'}")
     assert controller.kerberos_needed() is False
     assert controller.check_kerberos() is None
 
@@ -354,3 +357,26 @@ def test_a_plain_requests_session_shows_what_spnego_adds(namenode, ticket):
     assert [k for k in res.headers] == recorded.header_names()
     assert json.loads(_storage(namenode)._session.get(
         f"{namenode.url_as('localhost')}/webhdfs/v1/user?op=LISTSTATUS", timeout=10).content)["FileStatuses"]
+
+
+def test_threads_sharing_a_storage_each_finish_their_own_spnego_round(kdc, ticket):
+    """requests-gssapi keeps its GSSAPI context per host on the auth object: threads starting
+    SPNEGO at once would step each other's contexts. Ours are per thread."""
+    gate = SpnegoGate(kdc.keytab("http"), "namenode")
+    with WebHdfsServer(spnego=gate, delay_s=0.05) as nn:
+        store = _storage(nn)
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                assert store.exists(_loc(nn, "/"))
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert not errors, errors
+    assert sum(1 for how, status in gate.hows() if "token" in how and status == 200) >= 2, "rounds overlapped"

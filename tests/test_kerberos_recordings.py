@@ -432,3 +432,12 @@ def test_our_client_asks_like_the_recorded_python_clients(servers):
     recorded = recording("21").exchanges
     assert [list(r.headers) for r in rm.requests] == [[k for k, _ in e.request.headers] for e in recorded]
     assert rm.spnego.hows() == [("none", 401), ("token", 200)]
+
+
+@pytest.mark.parametrize("text", [
+    "org.apache.hadoop.fs.ChecksumException: Checksum failed at block 3",  # HDFS's, not a keytab's
+    "java.io.FileNotFoundException: File does not exist: /user/alice/x",
+    "",
+])  # fmt: skip
+def test_texts_that_are_not_about_kerberos(text):
+    assert kerberos.classify(text) is None

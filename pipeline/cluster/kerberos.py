@@ -98,7 +98,8 @@ def classify(text: str, *, host: str = "", refused_by_server: bool = False) -> K
             f"the keytab holds no key for {keys.group(1)}: check the principal and keytab ([yarn] principal and "
             "keytab) with klist -kt <keytab>"
         )
-    if re.search(r"Password incorrect|Checksum failed|Specified version of key is not available|Preauthentication failed", flat):
+    if re.search(r"Password incorrect|Checksum failed|Specified version of key is not available|Preauthentication failed",
+                 flat) and re.search(r"kinit|GSS|Krb|Kerberos|krb5|KDC", flat):  # "Checksum failed" alone may be HDFS's
         return KerberosError(
             "the KDC refused the key (a wrong password, or a keytab outdated by a later ktadd without -norandkey): "
             "get a fresh keytab or kinit with the current password, then rerun"
