@@ -59,3 +59,27 @@ class StorageUnavailable(StorageError):
 
 class StoragePermissionDenied(StorageError):
     """The storage refused the operation for lack of permission."""
+
+
+class KerberosError(FanoutError):
+    """No usable Kerberos credentials, or the KDC or a server refused them."""
+
+
+class NoTicket(KerberosError):
+    """There is no Kerberos ticket (no ticket cache, an empty one, or no keytab key)."""
+
+
+class TicketExpired(KerberosError):
+    """The Kerberos ticket has expired: ``kinit`` again (``kinit -R`` while renewable)."""
+
+
+class ClockSkew(KerberosError):
+    """This machine's clock and the KDC's or the server's differ by more than Kerberos allows."""
+
+
+class UnknownServicePrincipal(KerberosError):
+    """The KDC has no principal for the service as the client named it (``HTTP/<host>``)."""
+
+    def __init__(self, message: str, host: str = "") -> None:
+        super().__init__(message)
+        self.host = host

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+pytest_plugins = ["tests.kdc"]  # the test KDC's fixtures: kdc, ticket, no_ticket
 ODD_LABEL = 'churn 30d/EU "vip" ü $(touch pwned) `id`'
 
 

@@ -16,6 +16,10 @@ Realism, as the recordings show the ResourceManager's Jetty answering:
   the next for the following calls, and so on (an application going ACCEPTED → RUNNING →
   finished across polls); :func:`rm_app_reply` checks that a body is the report of the
   application id the route stands for.
+* Kerberos: given a :class:`tests.spnego.SpnegoGate` (``spnego=``), every request first goes
+  through it, as through the secured RM's SPNEGO filter: refusals are its recorded 401/403,
+  an authenticated answer gets its ``WWW-Authenticate`` and cookie where the RM put them,
+  and ``Request.principal`` names the ticket's owner for routes that care (a kill).
 """
 
 from __future__ import annotations
@@ -27,7 +31,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    from tests.spnego import SpnegoGate
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -70,6 +78,15 @@ def split_http_fixture(raw: bytes) -> tuple[int, bytes]:
 RM_HEADERS: Headers = parse_http_fixture(fixture_bytes("yarn/rm-rest-app-unknown-id.txt"))[1]
 # Jetty's default output buffer: a chunked answer goes out in pieces of at most this size.
 CHUNK_SIZE = 32 * 1024
+
+
+def add_auth_headers(headers: Headers, added: Headers) -> Headers:
+    """``headers`` with the gate's ``WWW-Authenticate``/``Set-Cookie`` where the recorded
+    daemons put them: right after ``X-XSS-Protection``."""
+    if not added:
+        return list(headers)
+    at = next((i + 1 for i, (k, _) in enumerate(headers) if k.lower() == "x-xss-protection"), len(headers))
+    return list(headers[:at]) + list(added) + list(headers[at:])
 
 
 @dataclass
@@ -145,6 +162,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     client: tuple[str, int] = ("", 0)  # the client's address: one port per connection
+    principal: str | None = None  # who SPNEGO authenticated (servers with a SpnegoGate)
 
     @property
     def params(self) -> dict[str, str]:
@@ -217,8 +235,9 @@ class ReplayServer:
     must match exactly. Unmatched requests get a 599 so a test sees the gap at once.
     """
 
-    def __init__(self, delay_s: float = 0.0) -> None:
+    def __init__(self, delay_s: float = 0.0, spnego: SpnegoGate | None = None) -> None:
         self.delay_s = delay_s
+        self.spnego = spnego
         self.requests: list[Request] = []
         self._routes: dict[tuple[str, str, str | None], Route | Reply] = {}
         self._lock = threading.Lock()
@@ -240,8 +259,20 @@ class ReplayServer:
                     server.requests.append(req)
                 if server.delay_s:
                     time.sleep(server.delay_s)
+                added: Headers = []
+                if server.spnego is not None:
+                    verdict = server.spnego.check(req.method, req.path, req.headers, req.client)
+                    if not verdict.ok:
+                        self.send_response_only(verdict.status, verdict.reason)
+                        for k, v in verdict.headers:
+                            self.send_header(k, v)
+                        self.end_headers()
+                        self.wfile.write(verdict.body)
+                        return
+                    req.principal, added = verdict.principal, verdict.headers
                 reply = server._match(req)
                 headers = reply.header_list()
+                headers = add_auth_headers(headers, added)
                 chunked = any(k.lower() == "transfer-encoding" and v.lower() == "chunked" for k, v in headers)
                 self.send_response_only(reply.status)  # no Server header: the RM sent none
                 if not any(k.lower() == "date" for k, _ in headers):
@@ -273,6 +304,10 @@ class ReplayServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def url_as(self, host: str) -> str:
+        """The base URL naming this server ``host`` (``localhost``: the test KDC's HTTP principal)."""
+        return f"http://{host}:{self.port}"
 
     def route(self, method: str, path: str, reply: Reply | Route, query: str | None = None) -> None:
         self._routes[(method.upper(), path, query)] = reply

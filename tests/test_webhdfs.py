@@ -16,6 +16,7 @@ import luigi
 import pytest
 import requests
 
+from pipeline.cluster import kerberos
 from pipeline.cluster.hadoop_conf import parse_site_xml
 from pipeline.errors import ConfigError, StorageError, StoragePermissionDenied, StorageUnavailable
 from pipeline.storage import Entry, storage_for
@@ -241,11 +242,12 @@ def test_user_defaults_to_hadoop_user_name(monkeypatch, nn: WebHdfsServer) -> No
     assert storage.user == "dave" and nn.node("/f").owner == "dave"
 
 
-def test_kerberos_without_requests_kerberos_says_what_to_install(monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "requests_kerberos", None)  # makes the import fail
-    monkeypatch.delitem(sys.modules, "hdfs.ext.kerberos", raising=False)
-    with pytest.raises(ConfigError, match="requests-kerberos"):
+def test_kerberos_without_requests_gssapi_says_what_to_install(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "requests_gssapi", None)  # makes the import fail
+    kerberos._auth_class.cache_clear()
+    with pytest.raises(ConfigError, match=r"kerberos extra.*requests-gssapi.*libkrb5-dev"):
         WebHdfsStorage(["http://nn:9870"], auth="kerberos")
+    kerberos._auth_class.cache_clear()
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from pathlib import Path
 import luigi
 import pytest
 
+from pipeline.cluster import kerberos
 from pipeline.cluster.yarn import (
     ApplicationNotFound,
     YarnApplicationFailed,
@@ -243,9 +244,11 @@ def test_rest_needs_a_url_and_a_timeout():
 
 
 def test_kerberos_auth_without_the_package(monkeypatch):
-    monkeypatch.setitem(sys.modules, "requests_kerberos", None)  # import fails
-    with pytest.raises(ConfigError, match="requests-kerberos"):
+    monkeypatch.setitem(sys.modules, "requests_gssapi", None)  # import fails
+    kerberos._auth_class.cache_clear()
+    with pytest.raises(ConfigError, match="requests-gssapi"):
         kerberos_auth()
+    kerberos._auth_class.cache_clear()
 
 
 # --------------------------------------------------------------------------- config

@@ -281,6 +281,20 @@ def test_failed_application_fetches_logs_and_names_them(cluster, monkeypatch):
     assert FAILED in result.error and "\n" not in result.error
 
 
+def test_spark_submit_without_a_kerberos_ticket_fails_in_one_line_that_says_kinit(cluster, monkeypatch):
+    # the recorded stderr of spark-submit on the secured cluster without a ticket (kerberos/cli/12)
+    _fake(monkeypatch, "../kerberos/cli/12-spark-submit-no-ticket.stderr-full", 1)
+    task = _task(cluster)
+    ok, _ = build(task)
+    assert not ok
+    result = _result(cluster, task)
+    assert result.status == "failed" and "\n" not in result.error
+    assert "spark-submit exited 1 before YARN accepted an application: no valid Kerberos ticket" in result.error
+    assert "run kinit" in result.error
+    # only the reattach lookup before the submission: no tag query after it (no ticket, no answer)
+    assert len(cluster["rm"].requests_to(APPS)) == 1
+
+
 def test_detached_submission_is_followed_from_accepted_through_running_to_succeeded(cluster, monkeypatch):
     # the default: spark.yarn.submit.waitAppCompletion=false, spark-submit returns at ACCEPTED
     luigi.configuration.get_config().remove_option("yarn", "wait_app_completion")

@@ -17,6 +17,12 @@ order are those of the recordings (the ``webhdfs/*.json`` fixtures hold the same
 re-indented). Error statuses follow the WebHDFS documentation's table (404
 FileNotFoundException, 403 other IOExceptions, 400 IllegalArgumentException).
 
+Kerberos: given a :class:`tests.spnego.SpnegoGate` (``spnego=``), the NameNode demands SPNEGO
+as the recorded secured cluster did (``tests/fixtures/kerberos/http``): the gate answers
+401/403 itself, an authenticated answer carries its ``WWW-Authenticate`` and cookie, the user
+is the ticket's (not ``user.name``), and OPEN/CREATE redirect with a fresh ``delegation=``
+token (recorded parameter order) that the DataNode then requires (400 without, as in 09).
+
 Switches: ``safe_mode`` (writes get SafeModeException), ``standby`` (every NameNode call
 gets StandbyException), ``denied`` (path prefixes that get AccessControlException),
 ``delay_s`` (sleep before each answer) and :meth:`WebHdfsServer.fail` (lose or cut the
@@ -34,10 +40,17 @@ import os
 import posixpath
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from tests.recordings import DelegationToken, decode_delegation_token, encode_delegation_token
+
+if TYPE_CHECKING:
+    from tests.spnego import SpnegoGate
 
 PREFIX = "/webhdfs/v1"
 FILE_BLOCK_SIZE = 134217728
@@ -52,6 +65,7 @@ _JAVA_CLASS = {
     "AccessControlException": "org.apache.hadoop.security.AccessControlException",
     "FileAlreadyExistsException": "org.apache.hadoop.fs.FileAlreadyExistsException",
     "FileNotFoundException": "java.io.FileNotFoundException",
+    "HadoopIllegalArgumentException": "org.apache.hadoop.HadoopIllegalArgumentException",
     "IllegalArgumentException": "java.lang.IllegalArgumentException",
     "IOException": "java.io.IOException",
     "ParentNotDirectoryException": "org.apache.hadoop.fs.ParentNotDirectoryException",
@@ -60,7 +74,10 @@ _JAVA_CLASS = {
     "StandbyException": "org.apache.hadoop.ipc.StandbyException",
 }
 # The WebHDFS documentation's exception -> HTTP status table; other IOExceptions are 403.
-_HTTP_STATUS = {"IllegalArgumentException": 400, "SecurityException": 401, "FileNotFoundException": 404}
+_HTTP_STATUS = {"IllegalArgumentException": 400, "HadoopIllegalArgumentException": 400, "SecurityException": 401,
+                "FileNotFoundException": 404}
+DELEGATION_KIND = "WEBHDFS delegation"
+DELEGATION_MAX_MS = 7 * 24 * 3600 * 1000  # the recorded tokens' max date: issue + 7 days
 
 
 def _now_ms() -> int:
@@ -168,8 +185,10 @@ def boolean_answer(value: bool) -> Answer:
 class WebHdfsServer:
     """``with WebHdfsServer() as nn: WebHdfsStorage([nn.url], user="alice")``."""
 
-    def __init__(self, delay_s: float = 0.0) -> None:
+    def __init__(self, delay_s: float = 0.0, spnego: SpnegoGate | None = None) -> None:
         self.delay_s = delay_s
+        self.spnego = spnego
+        self.delegation_tokens: list[str] = []  # issued on redirects (Kerberos only)
         self.safe_mode = False
         self.standby = False
         self.denied: set[str] = set()
@@ -200,7 +219,19 @@ class WebHdfsServer:
                 body = self._read_body()
                 if server.delay_s:
                     time.sleep(server.delay_s)
-                answer = server.handle(self.command, self.path, body, datanode=datanode)
+                verdict = None
+                if server.spnego is not None and not datanode:
+                    verdict = server.spnego.check(self.command, urlsplit(self.path).path, dict(self.headers),
+                                                  tuple(self.client_address[:2]))
+                    if not verdict.ok:  # the filter answers before WebHDFS sees the request
+                        self.send_response_only(verdict.status, verdict.reason)
+                        for name, value in verdict.headers:
+                            self.send_header(name, value)
+                        self.end_headers()
+                        self.wfile.write(verdict.body)
+                        return
+                answer = server.handle(self.command, self.path, body, datanode=datanode,
+                                       auth_user=verdict.user if verdict else None)
                 op = dict(parse_qsl(urlsplit(self.path).query)).get("op", "").upper()
                 fault = server._take_fault(op, datanode)
                 if fault == "cut" and not answer.body:
@@ -211,7 +242,8 @@ class WebHdfsServer:
                 if fault == "short":  # framing says complete, but half the body is missing
                     answer.body = answer.body[: len(answer.body) // 2]
                 head, framed = (
-                    server._datanode_head(answer) if datanode else server._namenode_head(answer, self._user())
+                    server._datanode_head(answer) if datanode
+                    else server._namenode_head(answer, self._user(), verdict.headers if verdict else ())
                 )
                 self.send_response_only(answer.status)  # no Server header: the recorded answers have none
                 for name, value in head:
@@ -253,9 +285,12 @@ class WebHdfsServer:
         signature = base64.b64encode(hmac.new(self._cookie_secret, token.encode(), hashlib.sha256).digest()).decode()
         return f'hadoop.auth="{token}&s={signature}"; Path=/; HttpOnly'
 
-    def _namenode_head(self, answer: Answer, user: str | None) -> tuple[list[tuple[str, str]], bytes]:
+    def _namenode_head(
+        self, answer: Answer, user: str | None, auth_headers: Sequence[tuple[str, str]] = ()
+    ) -> tuple[list[tuple[str, str]], bytes]:
         """The recorded NameNode header set, in order; a body goes out chunked, a redirect
-        with ``Content-Length: 0``."""
+        with ``Content-Length: 0``. ``auth_headers``: a SPNEGO round's ``WWW-Authenticate``
+        and cookie, in the place the secured NameNode put them."""
         date = self._http_date()
         head = [
             ("Date", date),
@@ -267,7 +302,9 @@ class WebHdfsServer:
             ("X-FRAME-OPTIONS", "SAMEORIGIN"),
             ("X-XSS-Protection", "1; mode=block"),
         ]
-        if user:  # simple auth: the NameNode signs a token for the user it was told
+        if auth_headers:
+            head += list(auth_headers)
+        elif user and self.spnego is None:  # simple auth: the NameNode signs a token for the user it was told
             head.append(("Set-Cookie", self._auth_cookie(user)))
         head += list(answer.headers.items())
         if answer.content_type:
@@ -279,7 +316,16 @@ class WebHdfsServer:
         return head + [("Transfer-Encoding", "chunked")], framed
 
     def _datanode_head(self, answer: Answer) -> tuple[list[tuple[str, str]], bytes]:
-        """The recorded DataNode header set: ``Content-Length`` and ``Connection: close``."""
+        """The recorded DataNode header set: ``Content-Length`` and ``Connection: close``
+        (a 201 Created and a 400 in the order of the secured cluster's kerberos/http/08 and 09)."""
+        if answer.status == 201:
+            head = list(answer.headers.items()) + [("Content-Length", str(len(answer.body))),
+                                                   ("Access-Control-Allow-Origin", "*"), ("Connection", "close")]
+            return head, answer.body
+        if answer.status == 400:
+            head = [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(answer.body))),
+                    ("Connection", "close")]
+            return head, answer.body
         head = [("Access-Control-Allow-Methods", "GET"), ("Access-Control-Allow-Origin", "*")] if answer.status == 200 else []
         head += list(answer.headers.items())
         if answer.content_type:
@@ -297,6 +343,10 @@ class WebHdfsServer:
     def url(self) -> str:
         """The NameNode's HTTP address."""
         return f"http://127.0.0.1:{self.port}"
+
+    def url_as(self, host: str) -> str:
+        """The NameNode's HTTP address naming it ``host`` (``localhost``: the test KDC's HTTP principal)."""
+        return f"http://{host}:{self.port}"
 
     @property
     def datanode_port(self) -> int:
@@ -384,8 +434,11 @@ class WebHdfsServer:
 
     # -- protocol --------------------------------------------------------------------
 
-    def handle(self, method: str, raw_path: str, body: bytes, *, datanode: bool = False) -> Answer:
-        """Answer one HTTP request as the NameNode (or the DataNode); also usable without sockets."""
+    def handle(
+        self, method: str, raw_path: str, body: bytes, *, datanode: bool = False, auth_user: str | None = None
+    ) -> Answer:
+        """Answer one HTTP request as the NameNode (or the DataNode); also usable without sockets.
+        ``auth_user``: the user SPNEGO authenticated (then ``user.name`` is not looked at)."""
         parts = urlsplit(raw_path)
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         op = params.get("op", "").upper()
@@ -397,7 +450,7 @@ class WebHdfsServer:
             self.requests.append(LoggedRequest(method, op, path, params, len(body), datanode))
         if not parts.path.startswith(PREFIX):
             return Answer(404, f"no WebHDFS resource at {parts.path}\n".encode(), "text/plain")
-        user = params.get("user.name") or DEFAULT_WEB_USER
+        user = auth_user or params.get("user.name") or DEFAULT_WEB_USER
         try:
             with self._lock:
                 return self._dispatch(method, op, path, params, body, user, datanode)
@@ -408,6 +461,8 @@ class WebHdfsServer:
         self, method: str, op: str, path: str, params: dict[str, str], body: bytes, user: str, datanode: bool
     ) -> Answer:
         if datanode:
+            if self.spnego is not None:  # the DataNode authenticates by the delegation token alone
+                user = self._delegation_owner(params.get("delegation"))
             if method == "PUT" and op == "CREATE":
                 return self._datanode_create(path, params, body, user)
             if method == "GET" and op == "OPEN":
@@ -539,11 +594,33 @@ class WebHdfsServer:
             "type": "DIRECTORY" if node.is_dir else "FILE",
         }
 
-    def _datanode_location(self, path: str, params: dict[str, str], extra: dict[str, str]) -> str:
-        """The redirect target on the DataNode, query in the recorded order (op, user.name,
-        namenoderpcaddress, then the operation's own parameters)."""
+    def _delegation_owner(self, token: str | None) -> str:
+        if not token:
+            raise RemoteError("HadoopIllegalArgumentException", "Invalid argument, newValue is null")
+        if token not in self.delegation_tokens:
+            raise RemoteError("SecurityException", "Failed to obtain user group information: token not issued here")
+        return decode_delegation_token(token).owner
+
+    def _issue_delegation_token(self, user: str) -> str:
+        """A fresh ``WEBHDFS delegation`` token for ``user``, as the NameNode puts in every
+        redirect (sequence number + 1 each time)."""
+        now = _now_ms()
+        token = encode_delegation_token(DelegationToken(
+            owner=user, renewer=user, real_user="", issue_ms=now, max_ms=now + DELEGATION_MAX_MS,
+            sequence=len(self.delegation_tokens) + 1, master_key_id=2,
+            password=hmac.new(self._cookie_secret, f"{user}{now}".encode(), hashlib.sha1).digest(),
+            kind=DELEGATION_KIND, service=NAMENODE_RPC,
+        ))
+        self.delegation_tokens.append(token)
+        return token
+
+    def _datanode_location(self, path: str, params: dict[str, str], extra: dict[str, str], user: str = "") -> str:
+        """The redirect target on the DataNode, query in the recorded order (op, user.name or
+        with Kerberos delegation, namenoderpcaddress, then the operation's own parameters)."""
         query = {"op": params.get("op", "").upper()}
-        if "user.name" in params:
+        if self.spnego is not None:
+            query["delegation"] = self._issue_delegation_token(user)
+        elif "user.name" in params:
             query["user.name"] = params["user.name"]
         query[DATANODE_MARKER] = NAMENODE_RPC
         query.update(extra)
@@ -606,7 +683,7 @@ class WebHdfsServer:
             raise RemoteError("FileNotFoundException", f"Path is not a file: {path}")
         extra = {"length": params["length"]} if params.get("length") else {}
         extra["offset"] = params.get("offset") or "0"
-        location = self._datanode_location(path, params, extra)
+        location = self._datanode_location(path, params, extra, user)
         return Answer(307, b"", "application/octet-stream", {"Location": location})
 
     def _datanode_open(self, path: str, params: dict[str, str]) -> Answer:
@@ -632,7 +709,7 @@ class WebHdfsServer:
     def _create(self, path: str, params: dict[str, str], user: str) -> Answer:
         self._create_checks(path, params, user)
         extra = {"createflag": "", "createparent": "true", "overwrite": params.get("overwrite", "false").lower()}
-        location = self._datanode_location(path, params, extra)
+        location = self._datanode_location(path, params, extra, user)
         return Answer(307, b"", "application/octet-stream", {"Location": location})
 
     def _datanode_create(self, path: str, params: dict[str, str], body: bytes, user: str) -> Answer:

@@ -19,7 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.errors import ConfigError, FanoutError, one_line
+from pipeline.cluster.kerberos import classify as kerberos_problem
+from pipeline.errors import ConfigError, FanoutError, KerberosError, one_line
 
 # --------------------------------------------------------------------------- vocabulary
 
@@ -94,6 +95,27 @@ class YarnApplicationKilled(YarnError):
             + (f" ({report.name})" if report.name else "")
             + f" was killed: {diag}; if that was not intended, ask the queue's admin why, then rerun"
         )
+
+
+_KILL_REFUSED_RES = (
+    # the RM's REST answer (HTTP 403, plain text under a JSON content type)
+    re.compile(r"Unauthorized attempt to kill appid (?P<app>application_\d+_\d+) by remote user (?P<user>\S+)"),
+    # the yarn CLI's AccessControlException
+    re.compile(r"User (?P<user>\S+) cannot perform operation MODIFY_APP on (?P<app>application_\d+_\d+)"),
+)
+
+
+def kill_refusal(text: str) -> YarnPermissionDenied | None:
+    """The one-line error for a kill the RM refused to this user (REST or CLI text), else ``None``."""
+    for pattern in _KILL_REFUSED_RES:
+        found = pattern.search(text or "")
+        if found:
+            app, user = found.group("app"), found.group("user")
+            return YarnPermissionDenied(
+                f"{user} may not kill {app}: only its owner, a YARN admin (yarn.admin.acl) or an administrator of "
+                f"its queue may; ask one of them to run yarn application -kill {app}, or let it finish"
+            )
+    return None
 
 
 def _short(text: str | None) -> str:
@@ -457,6 +479,8 @@ class SubmitOutputParser:
         """ApplicationMaster attempts seen (each entry into ACCEPTED); 2 means YARN retried."""
         self.exception: str | None = None
         """The ``Exception in thread "main"`` text, when spark-submit ended with one."""
+        self.kerberos_problem: KerberosError | None = None
+        """What was wrong with Kerberos when that exception says so (no ticket, clock skew, ...)."""
         self.failed = False
         self.killed = False
         self._in_block = False
@@ -552,6 +576,7 @@ class SubmitOutputParser:
         main_exc = _MAIN_EXC_RE.match(line)
         if main_exc:
             self.exception = main_exc.group(1).strip()
+            self.kerberos_problem = kerberos_problem(self.exception)
             if _KILLED_RE.search(line):
                 self.killed = True
             elif _FAILED_STATUS_RE.search(line):

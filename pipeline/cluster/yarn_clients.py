@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import luigi
 import requests
 
+from pipeline.cluster import kerberos
 from pipeline.cluster.hadoop_conf import hadoop_user, load_site
 from pipeline.cluster.yarn import (
     APP_ID_RE,
@@ -30,6 +31,7 @@ from pipeline.cluster.yarn import (
     YarnError,
     YarnPermissionDenied,
     YarnUnavailable,
+    kill_refusal,
     next_poll_delay,
     parse_application_list,
     parse_application_status,
@@ -59,7 +61,9 @@ class yarn(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg sectio
     request_timeout = luigi.FloatParameter(default=10.0, description="seconds for one RM REST request")
     cli_timeout = luigi.FloatParameter(default=120.0, description="seconds for one yarn CLI command (starts a JVM)")
     auth = luigi.ChoiceParameter(
-        choices=["none", "kerberos"], default="none", description="kerberos: SPNEGO via requests-kerberos (kinit first)"
+        choices=["none", "kerberos"], default="none",
+        description="kerberos: SPNEGO via requests-gssapi with the kinit ticket (or principal and keytab); the "
+        "controller checks the ticket before it schedules any job"
     )
     max_app_attempts = luigi.IntParameter(
         default=1, description="spark.yarn.maxAppAttempts; YARN's default 2 runs a failing job twice"
@@ -107,15 +111,10 @@ def kerberos_arguments(cfg: yarn) -> list[str]:
 # --------------------------------------------------------------------------- REST
 
 
-def kerberos_auth() -> Any:
-    """A SPNEGO auth object for ``requests`` (needs ``requests-kerberos`` and a ticket)."""
-    try:
-        from requests_kerberos import OPTIONAL, HTTPKerberosAuth
-    except ImportError:
-        raise ConfigError(
-            "[yarn] auth=kerberos needs the requests-kerberos package: pip install 'spark-fanout[kerberos]'"
-        ) from None
-    return HTTPKerberosAuth(mutual_authentication=OPTIONAL)
+def kerberos_auth(principal: str = "", keytab: str = "") -> Any:
+    """A SPNEGO auth object for ``requests`` (the kerberos extra): the kinit ticket, or a
+    login from ``keytab`` when ``principal`` and ``keytab`` are given."""
+    return kerberos.spnego_auth(principal, keytab)
 
 
 def rm_base_urls(explicit: str = "", conf_dir: str | os.PathLike | None = None) -> list[str]:
@@ -251,12 +250,7 @@ class ResourceManagerRest:
     def _decode(self, method: str, url: str, resp: requests.Response) -> dict[str, Any]:
         status = resp.status_code
         if status in (401, 403):
-            hint = (
-                "kinit and set [yarn] auth=kerberos"
-                if status == 401
-                else "ask for the queue ACL, or kill with `yarn application -kill` ([yarn] client=cli)"
-            )
-            raise YarnPermissionDenied(f"ResourceManager refused {method} {url} (HTTP {status}): {hint}")
+            raise self._refused(method, url, resp)
         if status == 404:
             remote = _remote_exception(resp)
             if remote and remote[0] == "NotFoundException":
@@ -280,6 +274,31 @@ class ResourceManagerRest:
         if not isinstance(doc, dict):
             raise YarnError(f"{method} {url} answered JSON that is not an object: check [yarn] rm_address")
         return doc
+
+
+    def _refused(self, method: str, url: str, resp: requests.Response) -> YarnPermissionDenied:
+        """The one-line error for a 401 or 403: a Kerberos problem, a kill the user may not
+        make, or a missing ACL."""
+        status = resp.status_code
+        if self.auth is not None:
+            problem = kerberos.refusal(resp, self.auth)
+            if problem is not None:
+                error = YarnPermissionDenied(f"ResourceManager refused {method} {url} (HTTP {status}): {problem}")
+                error.__cause__ = problem
+                return error
+        if status == 401:
+            offered = "negotiate" in resp.headers.get("WWW-Authenticate", "").lower()
+            hint = "it asks for Kerberos (SPNEGO): " if offered else ""
+            return YarnPermissionDenied(
+                f"ResourceManager refused {method} {url} (HTTP 401): {hint}kinit and set [yarn] auth=kerberos"
+            )
+        refused_kill = kill_refusal(resp.text)
+        if refused_kill is not None:
+            return refused_kill
+        return YarnPermissionDenied(
+            f"ResourceManager refused {method} {url} (HTTP {status}): ask for the queue ACL, or kill with "
+            "`yarn application -kill` ([yarn] client=cli)"
+        )
 
 
 def _remote_exception(resp: requests.Response) -> tuple[str, str] | None:
@@ -365,6 +384,12 @@ class YarnCli:
                 "(the yarn CLI retries a dead RM for minutes)"
             ) from None
         out = done.stdout.decode("utf-8", errors="replace")
+        problem = kerberos.classify(out)
+        if problem is not None:
+            raise YarnPermissionDenied(f"`{' '.join(argv)}` was refused: {problem}") from problem
+        refused_kill = kill_refusal(out)
+        if refused_kill is not None:
+            raise refused_kill
         if "AccessControlException" in out or "Permission denied" in out:
             raise YarnPermissionDenied(f"`{' '.join(argv)}` was refused: {_tail(out)}; kinit or ask for the queue ACL")
         return done.returncode, out
@@ -389,7 +414,7 @@ def client_from_config(cfg: yarn | None = None) -> ResourceManagerRest | YarnCli
     cfg = cfg or yarn()
     if cfg.client == "cli":
         return YarnCli(cfg.yarn_bin, timeout=cfg.cli_timeout)
-    auth = kerberos_auth() if cfg.auth == "kerberos" else None
+    auth = kerberos_auth(*kerberos.configured_login(cfg.principal, cfg.keytab)) if cfg.auth == "kerberos" else None
     # Pseudo ("simple") HTTP auth needs a user name for state changes such as kill.
     user = None if auth is not None else hadoop_user()
     return ResourceManagerRest(rm_base_urls(cfg.rm_address), timeout=cfg.request_timeout, auth=auth, user=user)

@@ -449,14 +449,15 @@ class SparkJob(RunParameters, SparkSubmitTask):
                     raise JobTimedOut(f"{self.title}: job ran past its time limit") from None
         if parser is not None and (report := parser.close()) is not None:
             self._on_report(report)
-        reason = self._job_error or (parser.exception if parser else None) or _last_error_line(job.tail)
+        kerberos_problem = parser.kerberos_problem if parser else None  # no ticket: the RM need not be asked
+        reason = self._job_error or str(kerberos_problem or "") or (parser.exception if parser else None) or _last_error_line(job.tail)
         if rc != 0 and self.driver_local:
             # The driver ran here, so its exit code counts (in YARN client mode the
             # application may be called SUCCEEDED though the driver failed).
             raise JobFailed(f"{self.title}: {reason or f'spark-submit exited with code {rc}'} (log: {log_path})")
         if not self.on_yarn:
             return None
-        app_id = self._application_id or self._find_by_tag()
+        app_id = self._application_id or (None if kerberos_problem else self._find_by_tag())
         if app_id is None:
             raise JobFailed(
                 f"{self.title}: spark-submit exited {rc} before YARN accepted an application: "

@@ -31,7 +31,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -42,6 +42,7 @@ from hdfs import InsecureClient
 from hdfs.client import Client
 from hdfs.util import HdfsError
 
+from pipeline.cluster import kerberos
 from pipeline.cluster.hadoop_conf import hadoop_user, load_site
 from pipeline.errors import ConfigError, StorageError, StoragePermissionDenied, StorageUnavailable, one_line
 from pipeline.storage.base import ContentSummary, Entry, Storage
@@ -80,7 +81,7 @@ class webhdfs(luigi.Config):  # noqa: N801 - luigi names the config section afte
         choices=AUTH_MODES,
         var_type=str,
         description="insecure (user.name, clusters without Kerberos) or kerberos (SPNEGO with the ticket from "
-        "kinit; needs the requests-kerberos package).",
+        "kinit, or from [yarn] principal and keytab; needs the kerberos extra).",
     )
     timeout = luigi.FloatParameter(
         default=10.0,
@@ -419,25 +420,23 @@ class _CountingSession(requests.Session):
         return super().send(request, **kwargs)
 
 
-def _kerberos_client_class() -> type[Client]:
-    try:
-        from hdfs.ext.kerberos import KerberosClient  # imported lazily: needs requests-kerberos
-    except ImportError:
-        raise ConfigError(
-            "[webhdfs] auth = kerberos needs the requests-kerberos package: pip install 'spark-fanout[kerberos]' "
-            "(or pip install requests-kerberos), then kinit"
-        ) from None
-    return KerberosClient
-
-
 @dataclass
 class _Connection:
-    """One process's HTTP state: the session (connection pool, cookies, locks) and the
-    ``hdfs`` client that sends through it."""
+    """One process's HTTP state: the session (connection pool, cookies, locks), the
+    ``hdfs`` client that sends through it and, with Kerberos, the last answer each thread
+    got refused (401/403), for :func:`pipeline.cluster.kerberos.refusal` to explain."""
 
     pid: int
     session: _CountingSession
     client: Client
+    refused: threading.local = field(default_factory=threading.local)
+
+    def remember_refusal(self, response: requests.Response, **_kwargs: Any) -> requests.Response:
+        """Session response hook: runs after the SPNEGO hook, so it sees the final answer.
+        (The ``hdfs`` client turns a 401 into an error without the response.)"""
+        if response.status_code in (401, 403):
+            self.refused.response = response
+        return response
 
 
 _MISSING = ("FileNotFoundException", "ParentNotDirectoryException")
@@ -466,6 +465,8 @@ class WebHdfsStorage(Storage):
         timeout: float = 10.0,
         read_retries: int = DEFAULT_READ_RETRIES,
         retry_backoff: float = DEFAULT_RETRY_BACKOFF_S,
+        principal: str = "",
+        keytab: str = "",
     ) -> None:
         if not namenode_urls:
             raise ConfigError("no NameNode address: set [webhdfs] namenode_url or HADOOP_CONF_DIR")
@@ -480,6 +481,8 @@ class WebHdfsStorage(Storage):
         self.auth = auth
         self.read_retries = read_retries
         self.retry_backoff = float(retry_backoff)
+        self.principal = principal
+        self._keytab = keytab  # never in repr() or a message
         if auth == "insecure":
             self.user = user or hadoop_user()
         elif auth == "kerberos":
@@ -489,7 +492,8 @@ class WebHdfsStorage(Storage):
         self._connection: _Connection | None = self._connect(self.namenode_urls)
 
     def __repr__(self) -> str:
-        return f"WebHdfsStorage({list(self.namenode_urls)!r}, auth={self.auth!r}, user={self.user!r})"
+        who = f", principal={self.principal!r}" if self.principal else ""
+        return f"WebHdfsStorage({list(self.namenode_urls)!r}, auth={self.auth!r}, user={self.user!r}{who})"
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (spawn or forkserver start methods) without HTTP state: it is rebuilt
@@ -504,10 +508,15 @@ class WebHdfsStorage(Storage):
         session = _CountingSession()
         url = ";".join(urls)
         if self.auth == "kerberos":
-            client: Client = _kerberos_client_class()(url, timeout=self.timeout, session=session)
+            # SPNEGO on a plain client: no user.name; the cookie jar keeps hadoop.auth
+            session.auth = kerberos.spnego_auth(self.principal, self._keytab)
+            client: Client = Client(url, timeout=self.timeout, session=session)
         else:
             client = InsecureClient(url, user=self.user, timeout=self.timeout, session=session)
-        return _Connection(os.getpid(), session, client)
+        conn = _Connection(os.getpid(), session, client)
+        if self.auth == "kerberos":
+            session.hooks["response"].append(conn.remember_refusal)
+        return conn
 
     @property
     def _here(self) -> _Connection:
@@ -580,11 +589,26 @@ class WebHdfsStorage(Storage):
         """One WebHDFS call through the ``hdfs`` client (its HA failover included). Answers,
         error answers too, come back; transport failures are raised translated."""
         target = target or loc.uri()
+        conn = self._here
+        conn.refused.response = None
         try:
-            return handler(loc.path, strict=False, **params)
+            res = handler(loc.path, strict=False, **params)
         # KeyError/TypeError: hdfs' error parser met a JSON error body that is no RemoteException
         except (requests.exceptions.RequestException, HdfsError, KeyError, TypeError) as exc:
+            self._raise_kerberos_refusal(conn, action, target)
             raise self._error(exc, action, target) from exc
+        self._raise_kerberos_refusal(conn, action, target)
+        return res
+
+    def _raise_kerberos_refusal(self, conn: _Connection, action: str, target: str) -> None:
+        """With Kerberos, a 401 or a GSSAPI 403 in this call is explained in one line: no
+        ticket, expired, clock skew, no principal for the host name used..."""
+        refused = getattr(conn.refused, "response", None)
+        if self.auth != "kerberos" or refused is None:
+            return
+        problem = kerberos.refusal(refused, conn.session.auth)
+        if problem is not None:
+            raise StoragePermissionDenied(f"HDFS refused to {action} {target}: {problem}") from problem
 
     def _json(self, res: requests.Response, key: str, action: str, loc: Location) -> Any:
         try:
@@ -824,6 +848,7 @@ def webhdfs_storage(loc: Location) -> WebHdfsStorage:
     a fork that skips Python's hooks still never hands a child the parent's instance.
     """
     cfg = webhdfs()
+    login = kerberos.configured_login() if cfg.auth == "kerberos" else ("", "")  # [yarn] principal and keytab
     key = (
         os.getpid(),
         loc.scheme,
@@ -831,6 +856,7 @@ def webhdfs_storage(loc: Location) -> WebHdfsStorage:
         cfg.namenode_url,
         cfg.user,
         cfg.auth,
+        login,
         float(cfg.timeout),
         int(cfg.read_retries),
         os.environ.get("HADOOP_CONF_DIR"),
@@ -847,6 +873,8 @@ def webhdfs_storage(loc: Location) -> WebHdfsStorage:
                 auth=cfg.auth,
                 timeout=float(cfg.timeout),
                 read_retries=int(cfg.read_retries),
+                principal=login[0],
+                keytab=login[1],
             )
             _CACHE[key] = found
         return found

@@ -1,0 +1,355 @@
+"""Kerberos for the controller: SPNEGO for its HTTP clients, one-line diagnoses, the up-front check.
+
+Hadoop's web services (WebHDFS on the NameNode, the ResourceManager's REST API) speak SPNEGO:
+a request without credentials gets ``401`` and ``WWW-Authenticate: Negotiate``; the client
+sends it again with a GSSAPI token for ``HTTP/<host as the URL names it>``; the answer sets a
+signed ``hadoop.auth`` cookie that later requests send instead of a token. A cookie the
+server no longer takes (expired, or another daemon's: the NameNode's ``t=kerberos`` cookie
+at the RM, which wants ``t=kerberos-dt``) is answered ``401`` + ``Negotiate`` again, and a
+fresh SPNEGO round follows. :func:`spnego_auth` gives the ``requests`` auth doing all that
+(requests-gssapi, see README "Kerberos" for why that library).
+
+When it fails, the libraries return the bare 401 (they never raise), so :func:`refusal`
+says why in one line (no ticket, expired ticket, clock skew, no principal for the host
+name used, ...) as a typed :class:`~pipeline.errors.KerberosError`; :func:`classify` does
+the same for the texts of MIT tools and Hadoop's Java clients (``spark-submit``, ``yarn``).
+:func:`check_credentials` is the controller's check before it schedules any job.
+
+Secrets: SPNEGO tokens, cookies, delegation tokens and the keytab path never reach a log.
+requests-gssapi logs every token at DEBUG and a traceback per failed exchange at ERROR, so
+its logger is silenced (each failure is reported once, by us); urllib3's DEBUG lines name
+every URL, and WebHDFS's DataNode redirects carry ``delegation=`` tokens in theirs, so
+those are masked. ``KRB5_TRACE=/dev/stderr`` shows what the Kerberos library does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+import luigi
+
+from pipeline.errors import (
+    ClockSkew,
+    ConfigError,
+    KerberosError,
+    NoTicket,
+    TicketExpired,
+    UnknownServicePrincipal,
+    one_line,
+)
+
+MASK = "******"
+EXPIRED = (
+    "your Kerberos ticket has expired: run kinit again (kinit -R renews it while it is renewable; klist -s exits 1 "
+    "once it has expired), then rerun"
+)
+KINIT_HINT = "run kinit (or kinit -kt <keytab> <principal>), or set [yarn] principal and keytab, then rerun"
+_MEMORY_CCACHE = "MEMORY:spark-fanout-{pid}"  # keytab logins stay in this process's memory
+_SECRET_RE = re.compile(
+    r"(?i)((?:[?&](?:delegation|token)=)|(?:Negotiate\s+)|(?:hadoop\.auth=\"?))([^\s&\"',;]+)"
+)
+
+
+# --------------------------------------------------------------------------- classification (pure)
+
+
+def classify(text: str, *, host: str = "", refused_by_server: bool = False) -> KerberosError | None:
+    """The Kerberos problem a GSSAPI, MIT tool or Hadoop Java error text describes, as a
+    typed one-line error naming what to do; ``None`` when ``text`` is about something else.
+
+    ``host`` is the server's host name as the client named it (``HTTP/<host>`` is the
+    principal asked for); ``refused_by_server`` says the text came from the server (an
+    HTTP 403 reason) rather than from this machine's Kerberos library or the KDC.
+    """
+    flat = one_line(text)
+    service = f"HTTP/{host}" if host else "the service"
+    if "Clock skew too great" in flat:
+        who = f"{host} refused the Kerberos ticket: its clock" if refused_by_server else "the KDC refused: its clock"
+        return ClockSkew(
+            f"{who} and this machine's differ by more than Kerberos allows (5 minutes by default): "
+            "synchronise the clocks (chrony or ntpd), then rerun"
+        )
+    missing = re.search(r"Server (\S+?) not found in Kerberos database", flat)
+    if missing:
+        principal = missing.group(1)
+        named = host or principal.partition("/")[2].partition("@")[0]
+        return UnknownServicePrincipal(
+            f"the KDC has no principal {principal}: the client named the server {named!r} and Kerberos asks for "
+            f"HTTP/<that name>; use the host name the cluster's HTTP principal is for (often the fully qualified "
+            f"name) in [webhdfs] namenode_url or [yarn] rm_address, or ask the Kerberos admin to add {principal}",
+            host=named,
+        )
+    if re.search(r"Ticket expired|credential has expired|TKT_EXPIRED", flat):
+        return TicketExpired(EXPIRED)
+    if "Client cannot authenticate via:[TOKEN, KERBEROS]" in flat:
+        return NoTicket(f"no valid Kerberos ticket (none, or an expired one the JVM could not renew): {KINIT_HINT}")
+    if re.search(r"No credentials cache found|No Kerberos credentials available|No credentials were supplied", flat):
+        return NoTicket(f"no Kerberos ticket: {KINIT_HINT}")
+    keys = re.search(r"Keytab contains no suitable keys for (\S+)", flat)
+    if keys:
+        return KerberosError(
+            f"the keytab holds no key for {keys.group(1)}: check the principal and keytab ([yarn] principal and "
+            "keytab) with klist -kt <keytab>"
+        )
+    if re.search(r"Password incorrect|Checksum failed|Specified version of key is not available|Preauthentication failed",
+                 flat) and re.search(r"kinit|GSS|Krb|Kerberos|krb5|KDC", flat):  # "Checksum failed" alone may be HDFS's
+        return KerberosError(
+            "the KDC refused the key (a wrong password, or a keytab outdated by a later ktadd without -norandkey): "
+            "get a fresh keytab or kinit with the current password, then rerun"
+        )
+    kdc = re.search(r"Cannot contact any KDC for realm '([^']*)'", flat)
+    if kdc:
+        return KerberosError(
+            f"no KDC of realm {kdc.group(1)} answered: check the [realms] section of krb5.conf (KRB5_CONFIG) and "
+            "that the KDC is reachable from this machine"
+        )
+    if re.search(r"Can't get Kerberos realm|Cannot locate default realm", flat):
+        return KerberosError(
+            "a JVM found no Kerberos configuration (no default realm): give every JVM krb5.conf with "
+            "-Djava.security.krb5.conf=<path> (for YARN containers in spark.driver.defaultJavaOptions and "
+            "spark.executor.defaultJavaOptions)"
+        )
+    if "Failed to find any Kerberos credentials" in flat:
+        return KerberosError(
+            f"{host or 'the server'} has no key for {service}, the principal this client asked for: name the server "
+            "by the host name in its HTTP principal (as in the cluster's configuration)"
+        )
+    return None
+
+
+def mask_tokens(text: str) -> str:
+    """``text`` with SPNEGO tokens, ``hadoop.auth`` cookies and ``delegation=``/``token=``
+    values replaced by a mask."""
+    return _SECRET_RE.sub(lambda m: m.group(1) + MASK, text)
+
+
+class _MaskTokens(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_tokens(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+@lru_cache(maxsize=1)
+def _guard_library_logs() -> None:
+    """Silence requests-gssapi (it logs tokens) and mask tokens in urllib3's URL lines."""
+    logging.getLogger("requests_gssapi").setLevel(logging.CRITICAL)
+    logging.getLogger("urllib3.connectionpool").addFilter(_MaskTokens())
+
+
+# --------------------------------------------------------------------------- SPNEGO auth
+
+
+def _gssapi() -> Any:
+    try:
+        import gssapi
+        import requests_gssapi  # noqa: F401 - checked here so the message names both
+    except ImportError:
+        raise ConfigError(
+            "auth = kerberos needs the kerberos extra: pip install 'spark-fanout[kerberos]' (requests-gssapi; "
+            "building it needs the MIT Kerberos headers, e.g. apt-get install libkrb5-dev)"
+        ) from None
+    return gssapi
+
+
+def _keytab_credentials(gssapi: Any, principal: str, keytab: str) -> Any:
+    """Initiator credentials for ``principal`` from ``keytab``, kept in this process's memory
+    (no ticket cache on disk, the user's own untouched). Reading the lifetime makes the
+    Kerberos library fetch the ticket now, so a wrong key fails here."""
+    name = gssapi.Name(principal, gssapi.NameType.kerberos_principal)
+    store = {"client_keytab": keytab, "ccache": _MEMORY_CCACHE.format(pid=os.getpid())}
+    creds = gssapi.Credentials(name=name, usage="initiate", store=store)
+    _ = creds.lifetime
+    return creds
+
+
+@lru_cache(maxsize=1)
+def _auth_class() -> type:
+    gssapi = _gssapi()
+    from requests_gssapi import OPTIONAL, HTTPSPNEGOAuth
+    from requests_gssapi.exceptions import SPNEGOExchangeError
+
+    class SpnegoAuth(HTTPSPNEGOAuth):
+        """requests-gssapi's SPNEGO auth with its state per process and per thread.
+
+        The library keeps one GSSAPI context per host and the body position on the auth
+        object: two threads (or a parent and a forked child) would step each other's
+        contexts. Here each thread of each process has its own, keytab credentials are
+        acquired again in a forked child, and the last GSSAPI failure per host is kept
+        for :func:`refusal` (the library swallows it and returns the 401).
+        Mutual authentication is OPTIONAL: the server's AP-REP is checked when an answer
+        carries one, while answers to cookie-only requests carry none.
+        """
+
+        def __init__(self, principal: str = "", keytab: str = "") -> None:
+            self.principal = principal
+            self._keytab = keytab  # never logged: repr() leaves it out
+            self._pid = os.getpid()
+            self._local = threading.local()
+            self._creds_lock = threading.Lock()
+            self._keytab_creds: Any = None
+            super().__init__(mutual_authentication=OPTIONAL, delegate=False, opportunistic_auth=False)
+
+        def __repr__(self) -> str:
+            return f"SpnegoAuth(principal={self.principal or 'from the ticket cache'!r})"
+
+        def _state(self) -> Any:
+            if self._pid != os.getpid():  # forked: nothing of the parent's is used here
+                self._pid, self._local, self._keytab_creds = os.getpid(), threading.local(), None
+                self._creds_lock = threading.Lock()
+            local = self._local
+            if not hasattr(local, "context"):
+                local.context, local.pos, local.failures = {}, None, {}
+            return local
+
+        context = property(lambda self: self._state().context, lambda self, v: setattr(self._state(), "context", v))
+        pos = property(lambda self: self._state().pos, lambda self, v: setattr(self._state(), "pos", v))
+
+        @property
+        def creds(self) -> Any:
+            if not self._keytab:
+                return None  # the default ticket cache (kinit, KRB5CCNAME)
+            self._state()
+            with self._creds_lock:
+                if self._keytab_creds is None:
+                    self._keytab_creds = _keytab_credentials(gssapi, self.principal, self._keytab)
+                return self._keytab_creds
+
+        @creds.setter
+        def creds(self, _value: Any) -> None:  # the base class sets None; ours are computed
+            pass
+
+        def generate_request_header(self, response: Any, host: str, is_preemptive: bool = False) -> str:
+            failures = self._state().failures
+            try:
+                header = super().generate_request_header(response, host, is_preemptive)
+            except SPNEGOExchangeError as exc:
+                failures[host] = str(exc)
+                raise
+            failures.pop(host, None)
+            return header
+
+        def last_failure(self, host: str) -> str | None:
+            """Why this thread could not make a token for ``host`` last time, if it could not."""
+            return self._state().failures.get(host)
+
+    return SpnegoAuth
+
+
+def spnego_auth(principal: str = "", keytab: str = "") -> Any:
+    """A ``requests`` auth doing SPNEGO with the ticket from ``kinit`` (``KRB5CCNAME``), or,
+    given ``principal`` and ``keytab``, with credentials from that keytab. Raises
+    :class:`ConfigError` when requests-gssapi is not installed."""
+    if bool(principal) != bool(keytab):
+        raise ConfigError("[yarn] principal and keytab go together: set both, or neither to use your kinit ticket")
+    cls = _auth_class()
+    _guard_library_logs()
+    return cls(principal, keytab)
+
+
+def configured_login(principal: str | None = None, keytab: str | None = None) -> tuple[str, str]:
+    """``(principal, keytab)`` the run logs in with (see :func:`keytab_login`), from luigi.cfg
+    (``principal``/``keytab`` given: instead of ``[yarn]``'s)."""
+    config = luigi.configuration.get_config()
+    principal = config.get("yarn", "principal", "") if principal is None else principal
+    keytab = config.get("yarn", "keytab", "") if keytab is None else keytab
+    spark_conf = config.get("spark", "conf", "") or ""
+    pairs = dict(item.strip().split("=", 1) for item in spark_conf.split("|") if "=" in item)
+    return keytab_login(principal or "", keytab or "", pairs)
+
+
+def keytab_login(principal: str, keytab: str, spark_conf: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The keytab login the run uses: ``[yarn] principal``/``keytab``, else Spark's own
+    ``spark.kerberos.principal``/``spark.kerberos.keytab`` in ``[spark] conf``; ``("", "")``
+    for the ticket cache."""
+    if principal or keytab:
+        return principal, keytab
+    conf = spark_conf or {}
+    for prefix in ("spark.kerberos.", "spark.yarn."):
+        found = conf.get(prefix + "principal", ""), conf.get(prefix + "keytab", "")
+        if any(found):
+            return found
+    return "", ""
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def refusal(response: Any, auth: Any) -> KerberosError | None:
+    """Why a server refused a request sent with SPNEGO ``auth`` (a ``requests`` response
+    with status 401 or 403), as a typed one-line error; ``None`` when the refusal is not
+    about authentication (a 403 for lack of permission, say)."""
+    status = int(getattr(response, "status_code", 0) or 0)
+    reason = str(getattr(response, "reason", "") or "")
+    host = urlsplit(str(getattr(response, "url", "") or "")).hostname or ""
+    if status == 403 and "GSSException" in reason:
+        return classify(reason, host=host, refused_by_server=True) or KerberosError(
+            f"{host} refused the Kerberos token ({one_line(reason, 200)}): see its log; check that its HTTP "
+            "principal and keytab match the host name used"
+        )
+    if status != 401:
+        return None
+    offered = "negotiate" in str(response.headers.get("WWW-Authenticate", "")).lower()
+    if not offered:
+        return KerberosError(
+            f"{host} answered HTTP 401 without offering Kerberos (no WWW-Authenticate: Negotiate): it does not use "
+            "SPNEGO; set auth = none/insecure for it, or check the address"
+        )
+    failure = auth.last_failure(host) if hasattr(auth, "last_failure") else None
+    if failure:
+        return classify(failure, host=host) or KerberosError(
+            f"no Kerberos token for HTTP/{host} ({one_line(failure, 300)}): {KINIT_HINT}"
+        )
+    who = getattr(auth, "principal", "") or "your ticket"
+    return KerberosError(
+        f"{host} refused the Kerberos token of {who} (HTTP 401 {reason}): its HTTP principal or keytab does not "
+        "match, or your realm is not trusted there: see the server's log"
+    )
+
+
+# --------------------------------------------------------------------------- the up-front check
+
+
+def check_credentials(principal: str = "", keytab: str = "") -> str:
+    """Check that Kerberos credentials are usable before any job is scheduled: the ticket
+    cache's TGT (not expired), or a ticket from ``keytab`` for ``principal``. Returns the
+    client principal; raises a typed :class:`KerberosError` (or :class:`ConfigError` for a
+    keytab that is not there) whose one line says what to do."""
+    gssapi = _gssapi()
+    if principal or keytab:
+        if not (principal and keytab):
+            raise ConfigError("[yarn] principal and keytab go together: set both, or neither to use your kinit ticket")
+        if not os.path.isfile(keytab) or not os.access(keytab, os.R_OK):
+            raise ConfigError(f"[yarn] keytab for {principal} is not a readable file: fix the path (it is not shown)")
+        try:
+            creds = _keytab_credentials(gssapi, principal, keytab)
+        except gssapi.exceptions.GSSError as exc:
+            problem = classify(exc.gen_message())
+            detail = problem if problem is not None and not isinstance(problem, NoTicket) else one_line(
+                exc.gen_message(), 200
+            )
+            raise KerberosError(
+                f"cannot get a Kerberos ticket for {principal} from [yarn] keytab ({detail}): check them with "
+                f"kinit -kt <keytab> {principal}"
+            ) from None
+        return str(creds.name)
+    try:
+        creds = gssapi.Credentials(usage="initiate")
+        lifetime = creds.lifetime
+    except gssapi.exceptions.ExpiredCredentialsError:
+        lifetime = 0
+    except gssapi.exceptions.GSSError as exc:
+        message = exc.gen_message()
+        raise classify(message) or NoTicket(f"no usable Kerberos ticket ({one_line(message, 200)}): {KINIT_HINT}") from None
+    if not lifetime:
+        raise TicketExpired(EXPIRED)
+    return str(creds.name)
