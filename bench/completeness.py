@@ -46,6 +46,7 @@ import pipeline.data.datasets as datasets  # noqa: E402
 import pipeline.data.outputs as outputs  # noqa: E402
 from pipeline.data.labels import label_slug  # noqa: E402
 from pipeline.flows.demo import make_demo_frame  # noqa: E402
+import pipeline.flows.train as train  # noqa: E402
 from pipeline.flows.train import TrainAll, TrainModel  # noqa: E402
 from pipeline.storage import Storage, storage_for  # noqa: E402
 from pipeline.storage.locations import Location, parse_location  # noqa: E402
@@ -86,6 +87,12 @@ class Counting(Storage):
 
     def remove_tree(self, loc):  # noqa: ANN001, ANN201
         return self._count().remove_tree(loc)
+
+    def content_summary(self, loc):  # noqa: ANN001, ANN201
+        return self._count().content_summary(loc)
+
+    def modified(self, loc):  # noqa: ANN001, ANN201
+        return self._count().modified(loc)
 
 
 class PerLabelTrainAll(TrainAll):
@@ -236,7 +243,7 @@ def measure_local(cls: type[TrainAll], data: str, models: str, labels: list[str]
                   workers: int) -> tuple[float, float | None, int]:
     """:func:`measure` with every storage call of the controller process counted."""
     counter = Counting(storage_for(parse_location(models)))
-    patched = (artifacts, datasets, outputs)
+    patched = (artifacts, datasets, outputs, train)
     real = [m.storage_for for m in patched]
     for module in patched:
         module.storage_for = lambda loc, _c=counter: _c

@@ -88,11 +88,16 @@ def artifact_location(root: Location, label: str) -> Location:
 
 def ensure_config_file(config_root: Location, config: Mapping[str, Any], storage: Storage | None = None) -> None:
     """Write ``config.json`` into the configuration's folder unless it is there (its
-    content is fixed by the folder's name, so concurrent writers write the same bytes)."""
+    content is fixed by the folder's name, so concurrent writers write the same bytes);
+    a folder that holds other things but no ``config.json`` is refused."""
     storage = storage or storage_for(config_root)
     target = config_root.join(CONFIG_FILE)
-    if not storage.exists(target):
-        storage.write_bytes(target, json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    if storage.exists(target):
+        return
+    refusal = foreign_configuration(config_root, storage.list_dir(config_root))
+    if refusal is not None:  # never claim a folder of someone else's as a configuration
+        raise refusal
+    storage.write_bytes(target, json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8"))
 
 
 def configurations(models: Location, storage: Storage | None = None) -> list[str]:

@@ -25,6 +25,7 @@ have carried it out before the connection broke.
 
 from __future__ import annotations
 
+import copy
 import os
 import posixpath
 import re
@@ -672,8 +673,9 @@ class WebHdfsStorage(Storage):
 
     def for_thread(self) -> WebHdfsStorage:
         """A storage with its own HTTP session (a requests session is not for two threads)."""
-        return WebHdfsStorage(self.namenode_urls, user=self.user or None, auth=self.auth, timeout=self.timeout,
-                              read_retries=self.read_retries, retry_backoff=self.retry_backoff)
+        clone = copy.copy(self)  # every setting, the Kerberos login included
+        clone._connection = None  # built on its first request, in the thread that uses it
+        return clone
 
     def list_dir(self, loc: Location) -> list[Entry] | None:
         """One LISTSTATUS."""
