@@ -44,9 +44,9 @@ from luigi.execution_summary import LuigiStatusCode  # noqa: E402
 import pipeline.data.artifacts as artifacts  # noqa: E402
 import pipeline.data.datasets as datasets  # noqa: E402
 import pipeline.data.outputs as outputs  # noqa: E402
+import pipeline.flows.train as train  # noqa: E402
 from pipeline.data.labels import label_slug  # noqa: E402
 from pipeline.flows.demo import make_demo_frame  # noqa: E402
-import pipeline.flows.train as train  # noqa: E402
 from pipeline.flows.train import TrainAll, TrainModel  # noqa: E402
 from pipeline.storage import Storage, storage_for  # noqa: E402
 from pipeline.storage.locations import Location, parse_location  # noqa: E402

@@ -32,5 +32,11 @@ def is_temp_of(name: str, slug: str) -> bool:
     return re.fullmatch(rf"{re.escape(TMP_PREFIX + slug)}-\d+-[0-9a-f]{{10}}", name) is not None
 
 
+def temp_pid(name: str) -> int | None:
+    """The writer's process id in a temporary folder's name (``.tmp-<slug>-<pid>-<hex>``)."""
+    found = re.fullmatch(rf"{re.escape(TMP_PREFIX)}.+-(\d+)-[0-9a-f]{{10}}", name)
+    return int(found.group(1)) if found else None
+
+
 def is_final_name(name: str) -> bool:
     return not name.startswith(".") and not name.startswith("_")

@@ -90,8 +90,8 @@ def test_owner_gone(record, fallback, gone):
     assert owner_gone(record, now=1000.0, lease_seconds=600, here="here", alive=_alive, fallback_time=fallback) is gone
 
 
-def _temp(root: Path, slug: str, record: dict | None) -> Path:
-    folder = root / temp_name(slug, temp_token(4242, "0123456789"[: 10]))
+def _temp(root: Path, slug: str, record: dict | None, pid: int = 4242) -> Path:
+    folder = root / temp_name(slug, temp_token(pid, "0123456789"))
     folder.mkdir(parents=True)
     (folder / "model.txt").write_text("half written")
     if record is not None:
@@ -100,17 +100,20 @@ def _temp(root: Path, slug: str, record: dict | None) -> Path:
 
 
 def test_a_live_writers_temporary_is_left_alone_and_a_gone_ones_removed(tmp_path):
-    live = _temp(tmp_path / "a", "label-00-aaaaaaaa", owner_record(600))  # this very process: alive
-    dead = _temp(tmp_path / "b", "label-00-aaaaaaaa", {**owner_record(600), "pid": gone_pid()})
-    remote = _temp(tmp_path / "c", "label-00-aaaaaaaa", {**owner_record(600), "host": "node-7"})
-    silent = _temp(tmp_path / "d", "label-00-aaaaaaaa", None)
-    assert remove_stale_temporaries(parse_location(str(tmp_path / "a")), "label-00-aaaaaaaa") == []
-    assert remove_stale_temporaries(parse_location(str(tmp_path / "b")), "label-00-aaaaaaaa") == [parse_location(str(dead))]
-    assert remove_stale_temporaries(parse_location(str(tmp_path / "c")), "label-00-aaaaaaaa") == []  # heartbeat fresh
-    assert remove_stale_temporaries(parse_location(str(tmp_path / "d")), "label-00-aaaaaaaa") == []  # touched just now
-    os.utime(silent, (time.time() - 3600, time.time() - 3600))
-    assert remove_stale_temporaries(parse_location(str(tmp_path / "d")), "label-00-aaaaaaaa") == [parse_location(str(silent))]
-    assert live.is_dir() and remote.is_dir() and not dead.exists() and not silent.exists()
+    slug = "label-00-aaaaaaaa"
+    live = _temp(tmp_path / "a", slug, owner_record(600))  # this very process: alive
+    dead = _temp(tmp_path / "b", slug, {**owner_record(600), "pid": gone_pid()})
+    remote = _temp(tmp_path / "c", slug, {**owner_record(600), "host": "node-7"})
+    # killed before writing its record: on local files, the pid in the name decides
+    silent_live = _temp(tmp_path / "d", slug, None, pid=os.getpid())
+    silent_dead = _temp(tmp_path / "e", slug, None, pid=gone_pid())
+
+    def removed(folder: str) -> list:
+        return remove_stale_temporaries(parse_location(str(tmp_path / folder)), slug)
+
+    assert removed("a") == [] and removed("c") == [] and removed("d") == []
+    assert removed("b") == [parse_location(str(dead))] and removed("e") == [parse_location(str(silent_dead))]
+    assert live.is_dir() and remote.is_dir() and silent_live.is_dir() and not dead.exists() and not silent_dead.exists()
 
 
 def test_the_writer_claims_its_temporary_keeps_it_fresh_and_signs_the_artifact(tmp_path):

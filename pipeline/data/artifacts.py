@@ -21,10 +21,11 @@ from pipeline.data.outputs import MarkedFolder
 from pipeline.errors import ConfigError
 from pipeline.storage import Entry, Storage, storage_for
 from pipeline.storage.locations import Location
-from tasks.layout import MARKER, METADATA, is_final_name, is_temp_of
+from tasks.layout import MARKER, METADATA, is_final_name, is_temp_of, temp_pid
 from tasks.ownership import (
     DEFAULT_LEASE_SECONDS,
     OWNER_FILE,
+    TOOL,
     describe_owner,
     owner_gone,
     parse_record,
@@ -145,8 +146,12 @@ def foreign_configuration(root: Location, entries: Sequence[Entry] | None) -> Co
 def temporary_is_stale(storage: Storage, temp: Location, record_file: Location, lease_seconds: float) -> bool:
     """Whether the writer of temporary ``temp`` (its owner record in ``record_file``) is
     gone: see :func:`tasks.ownership.owner_gone`. Costs one read, plus one status when
-    there is no record."""
+    there is no record. A local temporary without one (its writer was killed between
+    creating the folder and writing the record) was made on this machine: the process
+    id in its name decides."""
     record = parse_record(storage.read_bytes(record_file)) if storage.exists(record_file) else None
+    if record is None and temp.is_local and temp_pid(temp.name) is not None:
+        record = {"tool": TOOL, "host": this_host(), "pid": temp_pid(temp.name)}
     fallback = storage.modified(temp) if record is None else None
     gone = owner_gone(record, now=time.time(), lease_seconds=lease_seconds, here=this_host(), alive=process_alive,
                       fallback_time=fallback)
