@@ -47,3 +47,29 @@ def test_leaving_without_commit_removes_the_temporary(tmp_path):
         writer.write_bytes("model.txt", b"m")
         raise ValueError("training failed")
     assert list((tmp_path / "root").iterdir()) == []
+
+
+def test_a_folder_without_its_marker_is_not_complete(tmp_path):
+    # What a crashed writer that skipped the rename, or a user's mkdir, leaves: the
+    # folder under the final name, no marker. Completion is the marker, not the folder.
+    from pipeline.data.artifacts import ArtifactTarget, artifact_location
+    from pipeline.data.outputs import SuccessTarget
+    from pipeline.flows.train import TrainModel
+    from pipeline.storage.locations import parse_location
+    from tasks.layout import MARKER
+    from tasks.outputs import SUCCESS
+
+    task = TrainModel(label="label_00", config="lightgbm-0123abcd", data=str(tmp_path / "d"), models=str(tmp_path / "m"))
+    folder = artifact_location(parse_location(str(tmp_path / "m" / "lightgbm-0123abcd")), "label_00")
+    assert task.output().path == folder.path
+    (tmp_path / "m" / "lightgbm-0123abcd" / folder.name).mkdir(parents=True)
+    (tmp_path / "m" / "lightgbm-0123abcd" / folder.name / "model.txt").write_text("m")
+    assert not ArtifactTarget(folder).exists() and not task.complete()
+    (tmp_path / "m" / "lightgbm-0123abcd" / folder.name / MARKER).write_text("")
+    assert ArtifactTarget(folder).exists() and task.complete()
+
+    out = tmp_path / "scores"
+    out.mkdir()
+    assert not SuccessTarget(parse_location(str(out))).exists()
+    (out / SUCCESS).write_text("")
+    assert SuccessTarget(parse_location(str(out))).exists()
