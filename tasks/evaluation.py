@@ -114,10 +114,3 @@ def curves(y_true: Any, scores: Any, max_points: int = CURVE_POINTS) -> dict[str
         "roc": {"fpr": pick(fpr, keep_roc), "tpr": pick(tpr, keep_roc), "threshold": pick(roc_t, keep_roc)},
         "pr": {"recall": pick(recall, keep_pr), "precision": pick(precision, keep_pr), "threshold": pick(pr_t, keep_pr)},
     }
-
-
-def metric_direction(metric: str) -> bool:
-    """True when larger values of ``metric`` are better."""
-    if metric not in HIGHER_IS_BETTER:
-        raise ValueError(f"unknown metric {metric!r}: choose one of {', '.join(RANKABLE)}")
-    return HIGHER_IS_BETTER[metric]
