@@ -25,6 +25,7 @@ from pipeline.flows.train import TrainAll, TrainModel
 from pipeline.progress import KeepingSchedulerFactory, ProgressWatcher, job_rows, result_outcome, wait_for_plan
 from pipeline.runner import results
 from pipeline.storage.locations import parse_location
+from tasks.evaluation import DEFAULT_METRIC
 from tasks.layout import NATIVE_MODEL
 
 _COMPLETE_STATUSES = (TrainModel.success_status, RunScript.success_status, "done earlier")
@@ -180,7 +181,7 @@ def _luigi_run(task: luigi.Task, workers: int, scheduler_host: str | None, sched
 
 def tune(space: str | os.PathLike[str] | Mapping[str, Any], data: str = "data/demo.parquet", models: str = "models",
          labels: list[str] | None = None, *, search: str = "grid", trials: int = 20, parallel_trials: int = 4,
-         metric: str = "auc_roc", workers: int = 2, scheduler_host: str | None = None, scheduler_port: int = 8082,
+         metric: str = DEFAULT_METRIC, workers: int = 2, scheduler_host: str | None = None, scheduler_port: int = 8082,
          log_dir: str = "logs", **training: Any):
     """Run a search (as ``luigi --module pipeline TuneAll``); returns the leaderboard as a
     pandas DataFrame, one row per (trial, label), metrics as columns, ``rank`` 1 = best.
@@ -211,7 +212,7 @@ def tune(space: str | os.PathLike[str] | Mapping[str, Any], data: str = "data/de
 
 
 def sweep(sizes: Sequence[int], data: str = "data/demo.parquet", models: str = "models", labels: list[str] | None = None,
-          *, ranking: str | None = None, tolerance: float = 0.005, metric: str = "auc_roc", workers: int = 2,
+          *, ranking: str | None = None, tolerance: float = 0.005, metric: str = DEFAULT_METRIC, workers: int = 2,
           scheduler_host: str | None = None, scheduler_port: int = 8082, **training: Any):
     """Feature-count sweep (as ``luigi --module pipeline FeatureSweep``); returns metric
     against N, one row per (label, N), ``chosen`` marking each label's smallest N within

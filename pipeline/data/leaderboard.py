@@ -12,11 +12,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tasks.evaluation import HIGHER_IS_BETTER
+from tasks.evaluation import HIGHER_IS_BETTER, METRIC_COLUMNS
 
 LEADERBOARD = "leaderboard"
-METRIC_COLUMNS = ("auc_roc", "average_precision", "log_loss", "brier", "f1", "precision", "recall", "threshold",
-                  "positives_train", "positives_validation", "rows_validation")
 COLUMNS = ("label", "rank", "trial", "engine", "params", *METRIC_COLUMNS, "duration", "config", "artifact")
 
 
