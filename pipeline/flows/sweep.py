@@ -22,10 +22,11 @@ from functools import cached_property
 from typing import Any
 
 import luigi
+from luigi.freezing import recursively_unfreeze
 
 from pipeline.data.artifacts import ArtifactTarget
 from pipeline.errors import ConfigError, FanoutError
-from pipeline.flows.train import TrainModel, _plain
+from pipeline.flows.train import TrainModel
 from pipeline.flows.tune import SearchBase, read_report, write_report
 from pipeline.params import ListParameter
 from pipeline.runner.controller import install_controller_hooks
@@ -100,7 +101,7 @@ class FeatureSweep(SearchBase, luigi.Task):
                 raise ConfigError(f"{self.ranking} is not valid JSON ({exc}): fix it") from None
             ranking = parse_ranking(doc, labels, features, self.ranking)
         about = {"labels": labels, "features": features, "sizes": sorted(set(sizes)), "ranking": ranking,
-                 "engine": self.engine, "params": _plain(self.params), "data": self.data_location.uri(),
+                 "engine": self.engine, "params": recursively_unfreeze(self.params), "data": self.data_location.uri(),
                  "balance_ratio": float(self.balance_ratio), "test_fraction": float(self.test_fraction),
                  "seed": int(self.seed), "metric": self.metric, "tolerance": float(self.tolerance)}
         about["id"] = hashlib.sha256(json.dumps(about, sort_keys=True).encode("utf-8")).hexdigest()[:12]
@@ -130,7 +131,7 @@ class FeatureSweep(SearchBase, luigi.Task):
             chosen = set(rankings[label][:n])
             return [f for f in self.plan["features"] if f in chosen]
 
-        return {(label, n): self.job(label, self.engine, _plain(self.params), top(label, n))
+        return {(label, n): self.job(label, self.engine, recursively_unfreeze(self.params), top(label, n))
                 for label in self.plan["labels"] for n in self.plan["sizes"]}
 
     def run(self) -> Iterator[list[TrainModel]]:
