@@ -13,9 +13,7 @@ the smallest N whose metric is within ``--tolerance`` of the best.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
@@ -25,6 +23,7 @@ import luigi
 from luigi.freezing import recursively_unfreeze
 
 from pipeline.data.artifacts import ArtifactTarget
+from pipeline.data.leaderboard import csv_text
 from pipeline.errors import ConfigError, FanoutError
 from pipeline.flows.train import TrainModel
 from pipeline.flows.tune import SearchBase, read_report, write_report
@@ -181,9 +180,5 @@ class FeatureSweep(SearchBase, luigi.Task):
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]], metric: str) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["label", "n", "metric", "value", "best", "chosen", "config", "artifact"])
-    for r in rows:
-        writer.writerow([r["label"], r["n"], metric, r["value"], r["best"], r["chosen"], r["config"], r["artifact"]])
-    return buf.getvalue()
+    return csv_text(({**r, "metric": metric} for r in rows),
+                    ("label", "n", "metric", "value", "best", "chosen", "config", "artifact"))
