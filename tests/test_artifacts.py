@@ -73,3 +73,28 @@ def test_a_folder_without_its_marker_is_not_complete(tmp_path):
     assert not SuccessTarget(parse_location(str(out))).exists()
     (out / SUCCESS).write_text("")
     assert SuccessTarget(parse_location(str(out))).exists()
+
+
+def test_a_rerun_removes_only_its_own_labels_temporaries(tmp_path):
+    # Another label's temporary may belong to a job running right now (another worker,
+    # another controller): only the temporaries of the labels about to run are stale.
+    from pipeline.data.artifacts import remove_stale_temporaries
+    from pipeline.storage.locations import parse_location
+
+    root = tmp_path / "lightgbm-0123abcd"
+    a, b, a_v2 = label_slug("a"), label_slug("b"), label_slug(f"{label_slug('a')} v2")
+    names = {
+        "stale_a": temp_name(a, temp_token(11, "0123456789")),
+        "stale_b": temp_name(b, temp_token(12, "0123456789")),
+        "running_a_v2": temp_name(a_v2, temp_token(13, "0123456789")),
+        "running_c": temp_name(label_slug("c"), temp_token(14, "0123456789")),
+        "users": ".tmp-notes",
+        "done_a": a,
+    }
+    for name in names.values():
+        (root / name).mkdir(parents=True)
+    remove_stale_temporaries(parse_location(str(root)), a)
+    assert sorted(p.name for p in root.iterdir()) == sorted(n for k, n in names.items() if k != "stale_a")
+    remove_stale_temporaries(parse_location(str(root)), [b, label_slug("d")])  # a batch's labels
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        n for k, n in names.items() if k not in ("stale_a", "stale_b"))
