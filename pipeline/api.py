@@ -111,11 +111,8 @@ def _new_run_id() -> str:
 def _build(task: TrainAll | RunScripts, workers: int, scheduler_host: str | None, scheduler_port: int,
            progress: bool = True) -> RunReport:
     factory = KeepingSchedulerFactory()
-    kwargs: dict[str, Any] = {"workers": workers, "detailed_summary": True, "worker_scheduler_factory": factory}
-    if scheduler_host:
-        kwargs.update(scheduler_host=scheduler_host, scheduler_port=scheduler_port)
-    else:
-        kwargs["local_scheduler"] = True
+    kwargs = {**_scheduler(scheduler_host, scheduler_port), "workers": workers, "detailed_summary": True,
+              "worker_scheduler_factory": factory}
     training = isinstance(task, TrainAll)
     kind, group = (TrainModel, "") if training else (RunScript, RESULT_GROUP)
     watcher = ProgressWatcher(wait_for_plan(task, "missing", str if training else (lambda job: job.name)),
@@ -171,12 +168,12 @@ def _frame(rows: list[dict[str, Any]]):  # noqa: ANN202 - pandas is optional for
 
 
 def _luigi_run(task: luigi.Task, workers: int, scheduler_host: str | None, scheduler_port: int) -> bool:
-    kwargs: dict[str, Any] = {"workers": workers}
-    if scheduler_host:
-        kwargs.update(scheduler_host=scheduler_host, scheduler_port=scheduler_port)
-    else:
-        kwargs["local_scheduler"] = True
-    return bool(luigi.build([task], **kwargs)) and task.complete()
+    return bool(luigi.build([task], workers=workers, **_scheduler(scheduler_host, scheduler_port))) and task.complete()
+
+
+def _scheduler(host: str | None, port: int) -> dict[str, Any]:
+    """luigi.build's arguments for a running luigid at ``host``, else the local scheduler."""
+    return {"scheduler_host": host, "scheduler_port": port} if host else {"local_scheduler": True}
 
 
 def tune(space: str | os.PathLike[str] | Mapping[str, Any], data: str = "data/demo.parquet", models: str = "models",

@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import IO
+from typing import IO, Any
 
 import psutil
 
@@ -45,38 +45,34 @@ def _child_setup() -> None:
     parent_death.set_parent_death_signal(signal.SIGKILL)
 
 
-@contextlib.contextmanager
-def stop_signals_raise() -> Iterator[None]:
+def stop_signals_raise() -> contextlib.AbstractContextManager[None]:
     """Within the block, SIGTERM and SIGHUP raise :class:`TaskInterrupted` in the main
     thread (as Ctrl-C raises KeyboardInterrupt), so cleanup code runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def _raise(signum: int, _frame: object) -> None:
         raise TaskInterrupted(f"received {signal.Signals(signum).name}")
 
-    previous = {s: signal.signal(s, _raise) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    return _signals_handled((signal.SIGTERM, signal.SIGHUP), _raise)
+
+
+def ignore_stop_signals() -> contextlib.AbstractContextManager[None]:
+    """Within the block, SIGINT and SIGTERM are ignored (in the main thread): for
+    cleanup that must finish, such as killing a YARN application."""
+    return _signals_handled((signal.SIGINT, signal.SIGTERM), signal.SIG_IGN)
 
 
 @contextlib.contextmanager
-def ignore_stop_signals() -> Iterator[None]:
-    """Within the block, SIGINT and SIGTERM are ignored (in the main thread): for
-    cleanup that must finish, such as killing a YARN application."""
+def _signals_handled(signals: Sequence[int], handler: Any) -> Iterator[None]:
+    # Only the main thread may set handlers; elsewhere the block runs as it is.
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, handler) for s in signals}
     try:
         yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 class JobProcess:
