@@ -25,6 +25,7 @@ from pipeline.flows.train import TrainAll, TrainModel
 from pipeline.progress import KeepingSchedulerFactory, ProgressWatcher, job_rows, result_outcome, wait_for_plan
 from pipeline.runner import results
 from pipeline.storage.locations import parse_location
+from tasks.evaluation import DEFAULT_METRIC
 from tasks.layout import NATIVE_MODEL
 
 _COMPLETE_STATUSES = (TrainModel.success_status, RunScript.success_status, "done earlier")
@@ -110,11 +111,8 @@ def _new_run_id() -> str:
 def _build(task: TrainAll | RunScripts, workers: int, scheduler_host: str | None, scheduler_port: int,
            progress: bool = True) -> RunReport:
     factory = KeepingSchedulerFactory()
-    kwargs: dict[str, Any] = {"workers": workers, "detailed_summary": True, "worker_scheduler_factory": factory}
-    if scheduler_host:
-        kwargs.update(scheduler_host=scheduler_host, scheduler_port=scheduler_port)
-    else:
-        kwargs["local_scheduler"] = True
+    kwargs = {**_scheduler(scheduler_host, scheduler_port), "workers": workers, "detailed_summary": True,
+              "worker_scheduler_factory": factory}
     training = isinstance(task, TrainAll)
     kind, group = (TrainModel, "") if training else (RunScript, RESULT_GROUP)
     watcher = ProgressWatcher(wait_for_plan(task, "missing", str if training else (lambda job: job.name)),
@@ -170,17 +168,17 @@ def _frame(rows: list[dict[str, Any]]):  # noqa: ANN202 - pandas is optional for
 
 
 def _luigi_run(task: luigi.Task, workers: int, scheduler_host: str | None, scheduler_port: int) -> bool:
-    kwargs: dict[str, Any] = {"workers": workers}
-    if scheduler_host:
-        kwargs.update(scheduler_host=scheduler_host, scheduler_port=scheduler_port)
-    else:
-        kwargs["local_scheduler"] = True
-    return bool(luigi.build([task], **kwargs)) and task.complete()
+    return bool(luigi.build([task], workers=workers, **_scheduler(scheduler_host, scheduler_port))) and task.complete()
+
+
+def _scheduler(host: str | None, port: int) -> dict[str, Any]:
+    """luigi.build's arguments for a running luigid at ``host``, else the local scheduler."""
+    return {"scheduler_host": host, "scheduler_port": port} if host else {"local_scheduler": True}
 
 
 def tune(space: str | os.PathLike[str] | Mapping[str, Any], data: str = "data/demo.parquet", models: str = "models",
          labels: list[str] | None = None, *, search: str = "grid", trials: int = 20, parallel_trials: int = 4,
-         metric: str = "auc_roc", workers: int = 2, scheduler_host: str | None = None, scheduler_port: int = 8082,
+         metric: str = DEFAULT_METRIC, workers: int = 2, scheduler_host: str | None = None, scheduler_port: int = 8082,
          log_dir: str = "logs", **training: Any):
     """Run a search (as ``luigi --module pipeline TuneAll``); returns the leaderboard as a
     pandas DataFrame, one row per (trial, label), metrics as columns, ``rank`` 1 = best.
@@ -211,7 +209,7 @@ def tune(space: str | os.PathLike[str] | Mapping[str, Any], data: str = "data/de
 
 
 def sweep(sizes: Sequence[int], data: str = "data/demo.parquet", models: str = "models", labels: list[str] | None = None,
-          *, ranking: str | None = None, tolerance: float = 0.005, metric: str = "auc_roc", workers: int = 2,
+          *, ranking: str | None = None, tolerance: float = 0.005, metric: str = DEFAULT_METRIC, workers: int = 2,
           scheduler_host: str | None = None, scheduler_port: int = 8082, **training: Any):
     """Feature-count sweep (as ``luigi --module pipeline FeatureSweep``); returns metric
     against N, one row per (label, N), ``chosen`` marking each label's smallest N within

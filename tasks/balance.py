@@ -14,10 +14,6 @@ class BalancePlan:
     positives: int
     fractions: dict[int, float]
 
-    @property
-    def expected_rows(self) -> float:
-        return self.negatives * self.fractions[0] + self.positives * self.fractions[1]
-
 
 def plan_balance(negatives: int, positives: int, ratio: float) -> BalancePlan:
     """Keep every minority row and at most ``ratio`` majority rows per minority row.

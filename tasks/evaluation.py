@@ -15,8 +15,13 @@ from typing import Any
 #: Metrics where larger is better; the others (log-loss, Brier) are losses.
 HIGHER_IS_BETTER = {"auc_roc": True, "auc_test": True, "average_precision": True, "f1": True, "precision": True,
                     "recall": True, "log_loss": False, "brier": False}
+#: Metrics a search can rank by; the default ranks.
 RANKABLE = ("auc_roc", "average_precision", "log_loss", "brier", "f1")
 DEFAULT_METRIC = "auc_roc"
+#: The metrics that tables (leaderboard, report) show, in their order (``auc_test`` is
+#: ``auc_roc`` under metadata format 1's name; ``rows_train`` is in metadata.json only).
+METRIC_COLUMNS = ("auc_roc", "average_precision", "log_loss", "brier", "f1", "precision", "recall", "threshold",
+                  "positives_train", "positives_validation", "rows_validation")
 CURVE_POINTS = 200
 CURVES_FILE = "curves.json"
 _EPS = 1e-15
@@ -114,10 +119,3 @@ def curves(y_true: Any, scores: Any, max_points: int = CURVE_POINTS) -> dict[str
         "roc": {"fpr": pick(fpr, keep_roc), "tpr": pick(tpr, keep_roc), "threshold": pick(roc_t, keep_roc)},
         "pr": {"recall": pick(recall, keep_pr), "precision": pick(precision, keep_pr), "threshold": pick(pr_t, keep_pr)},
     }
-
-
-def metric_direction(metric: str) -> bool:
-    """True when larger values of ``metric`` are better."""
-    if metric not in HIGHER_IS_BETTER:
-        raise ValueError(f"unknown metric {metric!r}: choose one of {', '.join(RANKABLE)}")
-    return HIGHER_IS_BETTER[metric]

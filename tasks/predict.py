@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from tasks.columns import quoted
 from tasks.jobspec import SPEC_FLAG, decode_spec, emit_event
 
 ROW_HASH = "row_hash"
@@ -63,10 +64,6 @@ def _read_text(spark: Any, uri: str) -> str:
         stream.close()
 
 
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != SPEC_FLAG:
         print(f"usage: predict.py {SPEC_FLAG} <base64 job spec>", file=sys.stderr)
@@ -90,14 +87,14 @@ def main(argv: list[str]) -> int:
         keys = list(spec["key"])
         cols = []
         if keys:
-            cols += [F.col(_quote(k)).alias(f"k{i}") for i, k in enumerate(keys)]
+            cols += [F.col(quoted(k)).alias(f"k{i}") for i, k in enumerate(keys)]
             key_fields = [StructField(k, data.schema[k].dataType, True) for k in keys]
         else:
             # No key given: a 64-bit hash of the whole row identifies it (same row, same hash).
             keys = [ROW_HASH]
-            cols.append(F.xxhash64(*[F.col(_quote(c)) for c in data.columns]).alias("k0"))
+            cols.append(F.xxhash64(*[F.col(quoted(c)) for c in data.columns]).alias("k0"))
             key_fields = [StructField(ROW_HASH, LongType(), False)]
-        cols += [F.col(_quote(f)).cast("double").alias(f"x{i}") for i, f in enumerate(features)]
+        cols += [F.col(quoted(f)).cast("double").alias(f"x{i}") for i, f in enumerate(features)]
         schema = StructType(key_fields + [StructField(m["column"], DoubleType(), True) for m in models])
         emit_event("progress", percent=30, message=f"{len(models)} boosters broadcast")
         # The module's own function (not this script's __main__ copy), so workers import

@@ -26,6 +26,7 @@ from typing import Any
 from tasks import engines
 from tasks.artifact_writer import ArtifactWriter
 from tasks.balance import plan_balance
+from tasks.columns import quoted
 from tasks.engine_specs import resolve_params
 from tasks.jobspec import (
     COMMIT_DELAY_ENV,
@@ -49,10 +50,6 @@ DEFAULT_COLLECT_LIMIT_MB = 512
 HASH_BUCKETS = 1_000_000
 
 
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 def validation_flag(data: Any, seed: int, fraction: float) -> Any:
     """A row's place in the validation split: a seeded 64-bit hash of ALL the dataset's
     columns, so every label, engine and feature set of one dataset sees the same
@@ -60,7 +57,7 @@ def validation_flag(data: Any, seed: int, fraction: float) -> Any:
     share their place)."""
     from pyspark.sql import functions as F
 
-    hashed = F.xxhash64(*[F.col(_quote(c)) for c in data.columns], F.lit(int(seed)))
+    hashed = F.xxhash64(*[F.col(quoted(c)) for c in data.columns], F.lit(int(seed)))
     return F.pmod(hashed, F.lit(HASH_BUCKETS)) < F.lit(int(round(fraction * HASH_BUCKETS)))
 
 
@@ -73,8 +70,8 @@ def prepare(data: Any, labels: list[str], features: list[str], seed: int, fracti
     ``f<i>`` doubles and the validation flag; odd column names never reach expressions."""
     from pyspark.sql import functions as F
 
-    cols = [F.col(_quote(label)).cast("double").alias(label_column(i)) for i, label in enumerate(labels)]
-    cols += [F.col(_quote(f)).cast("double").alias(f"f{i}") for i, f in enumerate(features)]
+    cols = [F.col(quoted(label)).cast("double").alias(label_column(i)) for i, label in enumerate(labels)]
+    cols += [F.col(quoted(f)).cast("double").alias(f"f{i}") for i, f in enumerate(features)]
     cols.append(validation_flag(data, seed, fraction).alias(VALIDATION_COL))
     return data.select(*cols)
 

@@ -1,3 +1,4 @@
+import logging
 import os
 import sys
 from pathlib import Path
@@ -13,6 +14,24 @@ ODD_LABEL = 'churn 30d/EU "vip" ü $(touch pwned) `id`'
 def _repo_luigi_cfg(monkeypatch):
     """Every test reads the repository's luigi.cfg, wherever pytest runs from."""
     monkeypatch.setenv("LUIGI_CONFIG_PATH", str(REPO / "luigi.cfg"))
+
+
+# Luigi configures these once per process, at the first luigi.build, with that build's
+# log_level (and a stderr handler); a test building with log_level="ERROR" would otherwise
+# leave every later test's WARNING records filtered out before they reach caplog.
+_LOGGERS_LUIGI_CONFIGURES = ("luigi-interface", "luigi")
+
+
+@pytest.fixture(autouse=True)
+def _luigi_loggers_as_they_were():
+    """Each test leaves Luigi's loggers as it found them."""
+    saved = [(log, log.level, log.handlers[:], log.filters[:], log.propagate, log.disabled)
+             for log in map(logging.getLogger, _LOGGERS_LUIGI_CONFIGURES)]
+    yield
+    for log, level, handlers, filters, propagate, disabled in saved:
+        log.setLevel(level)
+        log.handlers[:], log.filters[:] = handlers, filters
+        log.propagate, log.disabled = propagate, disabled
 
 
 def venv_bin(name: str) -> str:

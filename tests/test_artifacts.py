@@ -47,3 +47,54 @@ def test_leaving_without_commit_removes_the_temporary(tmp_path):
         writer.write_bytes("model.txt", b"m")
         raise ValueError("training failed")
     assert list((tmp_path / "root").iterdir()) == []
+
+
+def test_a_folder_without_its_marker_is_not_complete(tmp_path):
+    # What a crashed writer that skipped the rename, or a user's mkdir, leaves: the
+    # folder under the final name, no marker. Completion is the marker, not the folder.
+    from pipeline.data.artifacts import ArtifactTarget, artifact_location
+    from pipeline.data.outputs import SuccessTarget
+    from pipeline.flows.train import TrainModel
+    from pipeline.storage.locations import parse_location
+    from tasks.layout import MARKER
+    from tasks.outputs import SUCCESS
+
+    task = TrainModel(label="label_00", config="lightgbm-0123abcd", data=str(tmp_path / "d"), models=str(tmp_path / "m"))
+    folder = artifact_location(parse_location(str(tmp_path / "m" / "lightgbm-0123abcd")), "label_00")
+    assert task.output().path == folder.path
+    (tmp_path / "m" / "lightgbm-0123abcd" / folder.name).mkdir(parents=True)
+    (tmp_path / "m" / "lightgbm-0123abcd" / folder.name / "model.txt").write_text("m")
+    assert not ArtifactTarget(folder).exists() and not task.complete()
+    (tmp_path / "m" / "lightgbm-0123abcd" / folder.name / MARKER).write_text("")
+    assert ArtifactTarget(folder).exists() and task.complete()
+
+    out = tmp_path / "scores"
+    out.mkdir()
+    assert not SuccessTarget(parse_location(str(out))).exists()
+    (out / SUCCESS).write_text("")
+    assert SuccessTarget(parse_location(str(out))).exists()
+
+
+def test_a_rerun_removes_only_its_own_labels_temporaries(tmp_path):
+    # Another label's temporary may belong to a job running right now (another worker,
+    # another controller): only the temporaries of the labels about to run are stale.
+    from pipeline.data.artifacts import remove_stale_temporaries
+    from pipeline.storage.locations import parse_location
+
+    root = tmp_path / "lightgbm-0123abcd"
+    a, b, a_v2 = label_slug("a"), label_slug("b"), label_slug(f"{label_slug('a')} v2")
+    names = {
+        "stale_a": temp_name(a, temp_token(11, "0123456789")),
+        "stale_b": temp_name(b, temp_token(12, "0123456789")),
+        "running_a_v2": temp_name(a_v2, temp_token(13, "0123456789")),
+        "running_c": temp_name(label_slug("c"), temp_token(14, "0123456789")),
+        "users": ".tmp-notes",
+        "done_a": a,
+    }
+    for name in names.values():
+        (root / name).mkdir(parents=True)
+    remove_stale_temporaries(parse_location(str(root)), a)
+    assert sorted(p.name for p in root.iterdir()) == sorted(n for k, n in names.items() if k != "stale_a")
+    remove_stale_temporaries(parse_location(str(root)), [b, label_slug("d")])  # a batch's labels
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        n for k, n in names.items() if k not in ("stale_a", "stale_b"))

@@ -84,6 +84,8 @@ def test_bad_label_fails_alone_while_the_others_are_planned(tmp_path, data):
 @pytest.mark.parametrize("labels, error, fragment", [
     ([], ConfigError, "label list is empty"),
     (["label_00", "label_00"], ConfigError, "appears twice"),
+    (["customer_churn_probability_next_30_days_segment_48808", "customer_churn_probability_next_30_days_segment_103892"],
+     ConfigError, "share the folder name 'customer-churn-probability-next-30-days-8fd062da'"),
 ])
 def test_bad_label_lists_stop_the_plan(tmp_path, data, labels, error, fragment):
     with pytest.raises(error, match=fragment):

@@ -92,6 +92,39 @@ def test_luigis_scheduler_batches_labels_up_to_the_batch_size(tmp_path):
     assert len(sch.task_list("PENDING", "")) == 3  # the others wait for the next batches
 
 
+def test_batch_size_auto_follows_what_earlier_runs_of_the_configuration_recorded(tmp_path):
+    """TrainAll's --batch-size auto from result.json files in the log folder (no Spark):
+    the medians of the trained labels' start-up and per-label seconds, only those of this
+    configuration's artifacts and of successful attempts."""
+    from pipeline.data.artifacts import artifact_location
+    from pipeline.flows.train import TrainAll
+    from pipeline.runner import results
+    from pipeline.storage.locations import parse_location
+
+    logs = str(tmp_path / "logs")
+    root = parse_location(str(tmp_path / "m" / "lightgbm-0123abcd"))
+    other = parse_location(str(tmp_path / "m" / "lightgbm-99999999"))
+    labels = [f"label_{i:02d}" for i in range(100)]
+    task = TrainAll(batch_size="auto", log_dir=logs, planned_workers=2)
+    # Nothing measured yet: every worker gets one batch.
+    assert task.chosen_batch_size(100, labels, root) == 50
+
+    def trained(label, startup, per_label, where=root, status="trained"):
+        results.record(logs, results.JobResult(name=label, status=status, run_id="r1",
+                                               artifact=str(artifact_location(where, label)),
+                                               startup_seconds=startup, work_seconds=per_label))
+
+    for label, startup, per_label in (("label_00", 20, 5), ("label_01", 30, 7), ("label_02", 40, 9)):
+        trained(label, startup, per_label)
+    # Not counted: another configuration's artifact, a failed attempt, a label not asked for.
+    trained("label_03", 1000, 0.01, where=other)
+    trained("label_04", 1000, 0.01, status="failed")
+    trained("not_asked", 1000, 0.01)
+    # Medians S = 30 s, t = 7 s: ceil(30 * 0.8 / (0.2 * 7)) = 18 labels keep start-up at 20 %.
+    assert task.chosen_batch_size(100, labels, root) == 18
+    assert TrainAll(batch_size="5", log_dir=logs, planned_workers=2).chosen_batch_size(100, labels, root) == 5
+
+
 # --------------------------------------------------------------------------- per-label sample
 
 

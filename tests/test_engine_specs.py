@@ -30,7 +30,6 @@ def test_bad_engine_or_params_are_refused(engine, params, fragment):
 def test_balance_keeps_minority_and_caps_majority():
     plan = plan_balance(negatives=9000, positives=1000, ratio=2.0)
     assert plan.fractions == {0: pytest.approx(2000 / 9000), 1: 1.0}
-    assert plan.expected_rows == pytest.approx(3000)
     # positives as majority
     assert plan_balance(100, 900, 1.0).fractions == {1: pytest.approx(100 / 900), 0: 1.0}
 

@@ -29,6 +29,29 @@ def test_slugs_of_labels_that_read_alike_differ():
     assert label_slug("a b") == label_slug("a b")  # stable
 
 
+def test_long_labels_sharing_a_prefix_get_different_slugs():
+    # The readable part stops at 40 characters; the hash must cover the whole label.
+    a, b = "customer_churn_probability_next_30_days_segment_a", "customer_churn_probability_next_30_days_segment_b"
+    assert label_slug(a).rsplit("-", 1)[0] == label_slug(b).rsplit("-", 1)[0]
+    assert label_slug(a) != label_slug(b)
+
+
+# Found by hashing numbered labels (birthday bound: ~2**16 tries for 8 hex digits).
+COLLIDING = ("customer_churn_probability_next_30_days_segment_48808",
+             "customer_churn_probability_next_30_days_segment_103892")
+
+
+def test_two_labels_with_one_slug_are_refused_naming_both():
+    assert label_slug(COLLIDING[0]) == label_slug(COLLIDING[1])
+    for requested, columns in ((list(COLLIDING), []), (None, ["f1", *COLLIDING])):
+        with pytest.raises(ConfigError) as err:
+            resolve_labels(requested, columns, "customer_", "d")
+        message = str(err.value)
+        assert all(repr(label) in message for label in COLLIDING) and "\n" not in message
+        assert label_slug(COLLIDING[0]) in message
+    assert resolve_labels([COLLIDING[0], "other"], [], "customer_", "d") == [COLLIDING[0], "other"]
+
+
 def test_default_rule_takes_prefixed_columns_in_order():
     assert discover_labels(["f1", "label_b", "x", "label_a"]) == ["label_b", "label_a"]
     assert discover_labels(["y_1", "z"], prefix="y_") == ["y_1"]

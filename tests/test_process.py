@@ -113,3 +113,44 @@ def test_die_with_parent_fires_at_once_when_the_expected_parent_is_not_ours():
     wrong = subprocess.run([sys.executable, "-c", code.format(pid="os.getppid() + 100000")], capture_output=True,
                            text=True, cwd=os.getcwd(), timeout=30)
     assert wrong.returncode == -signal.SIGTERM
+
+
+LEAKER = textwrap.dedent("""
+    import os, sys, time
+    if os.fork() == 0:
+        os.setsid()  # leaves the job's process group, keeps its stdout: the pipe stays open
+        print("leaked", os.getpid(), flush=True)
+        time.sleep(120)
+        os._exit(0)
+    time.sleep(0.5)
+    print("job done", flush=True)
+""")
+
+
+def test_a_leaked_setsid_descendant_holding_the_pipe_does_not_hold_the_job():
+    log = io.StringIO()
+    leaked = None
+    try:
+        with JobProcess([sys.executable, "-c", LEAKER], dict(os.environ), log) as job:
+            assert _wait_for(lambda: "leaked" in log.getvalue())
+            leaked = int(log.getvalue().split("leaked", 1)[1].split()[0])
+            rc = job.wait()
+        # Left while the descendant still holds the pipe (it sleeps two minutes), with the
+        # output read so far and a note naming it in the job's log.
+        assert rc == 0
+        assert _alive(leaked)
+        assert "job done" in log.getvalue()
+        assert f"pid {leaked} (python" in log.getvalue()
+        assert "still holds its output pipe" in log.getvalue()
+    finally:
+        if leaked is not None:
+            os.kill(leaked, signal.SIGKILL)
+
+
+def test_output_without_a_final_newline_and_carriage_returns_become_lines():
+    seen = []
+    script = "import sys; sys.stdout.write('progress 1\\rprogress 2\\r\\nlast'); sys.stdout.flush()"
+    with JobProcess([sys.executable, "-c", script], dict(os.environ), io.StringIO(), on_line=seen.append) as job:
+        assert job.wait() == 0
+    assert seen == ["progress 1\n", "progress 2\n", "last"]
+    assert list(job.tail) == ["progress 1", "progress 2", "last"]

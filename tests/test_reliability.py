@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from pipeline.data.labels import label_slug
-from pipeline.flows.train import TrainAll
 from tests.spark_helpers import (
     alive,
     artifact_dir,
@@ -30,8 +29,8 @@ from tests.test_train_spark import TASK_FAILED, dataset  # noqa: F401 - shared m
 
 pytestmark = pytest.mark.spark
 
-# TrainAll may put several labels into one job (issue 11); where it can, this asks for one each.
-ONE_LABEL_PER_JOB = ["--batch-size", "1"] if "batch_size" in TrainAll.get_param_names() else []
+# TrainAll may put several labels into one job: this test needs one job per label.
+ONE_LABEL_PER_JOB = ["--batch-size", "1"]
 
 
 def _train_all(dataset: Path, labels: list[str], workers: int = 2) -> list[str]:  # noqa: F811

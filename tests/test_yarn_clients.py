@@ -56,8 +56,6 @@ def rm():
             "yarn/rm-rest-apps-applicationTags-sometag.json",
             query="applicationTags=sometag",
         )
-        srv.route_fixture("GET", "/ws/v1/cluster/info", "yarn/rm-rest-cluster-info.json")
-        srv.route_fixture("GET", "/ws/v1/cluster/metrics", "yarn/rm-rest-cluster-metrics.json")
         yield srv
 
 
@@ -174,10 +172,11 @@ def test_rest_server_error_is_unavailable():
 def test_rest_answer_that_is_not_json():
     with ReplayServer() as srv:  # e.g. a proxy answering text: a recorded non-JSON body
         srv.route(
-            "GET", "/ws/v1/cluster/info", Reply(200, fixture_bytes("yarn/yarn-application-list-ALL.txt"), "text/plain")
+            "GET", f"/ws/v1/cluster/apps/{APP.format(5)}",
+            Reply(200, fixture_bytes("yarn/yarn-application-list-ALL.txt"), "text/plain"),
         )
         with pytest.raises(YarnError, match="did not answer JSON") as info:
-            ResourceManagerRest(srv.url, timeout=5).cluster_info()
+            ResourceManagerRest(srv.url, timeout=5).application(APP.format(5))
     assert not isinstance(info.value, YarnUnavailable)
 
 
@@ -221,14 +220,6 @@ def test_rest_ha_failover_on_503(rm):
         client = ResourceManagerRest([standby.url, rm.url], timeout=2.0)
         assert client.application(APP.format(5)).succeeded
     assert client.request_count == 2 and len(standby.requests) == 1
-
-
-def test_rest_cluster_info_and_metrics(rm):
-    client = ResourceManagerRest(rm.url, timeout=5)
-    info = client.cluster_info()
-    assert (info["haState"], info["resourceManagerVersion"]) == ("ACTIVE", "3.3.6")
-    assert client.cluster_metrics().total_mb == 6144
-    assert client.request_count == 2
 
 
 def test_rest_user_name_for_pseudo_auth(rm):

@@ -26,7 +26,6 @@ from pipeline.cluster.yarn import (
     APP_ID_RE,
     ApplicationNotFound,
     ApplicationReport,
-    ClusterMetrics,
     YarnDeadlineExceeded,
     YarnError,
     YarnPermissionDenied,
@@ -193,14 +192,6 @@ class ResourceManagerRest:
         doc = self._call("PUT", f"/ws/v1/cluster/apps/{app_id}/state", body={"state": "KILLED"})
         state = str(doc.get("state") or "").upper()
         return state not in ("FINISHED", "FAILED")
-
-    def cluster_info(self) -> dict[str, Any]:
-        """The ``clusterInfo`` object (``haState``, ``resourceManagerVersion``, …)."""
-        return dict(self._call("GET", "/ws/v1/cluster/info").get("clusterInfo") or {})
-
-    def cluster_metrics(self) -> ClusterMetrics:
-        """Cluster capacity and load."""
-        return ClusterMetrics.from_rest(self._call("GET", "/ws/v1/cluster/metrics"))
 
     def _call(
         self, method: str, path: str, *, params: dict[str, str] | None = None, body: dict[str, Any] | None = None

@@ -5,11 +5,11 @@ Pure: parsing, validation and placeholder substitution, no file system access.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.data.documents import parse_document
 from pipeline.errors import ConfigError, StorageError
 from pipeline.storage.locations import Location, first_overlap, first_overlap_across, parse_location
 
@@ -39,21 +39,8 @@ class ScriptJob:
 
 
 def parse_jobs_text(text: str, source: str) -> list[Any]:
-    """The raw entries of a jobs file: JSON, or YAML for ``.yaml``/``.yml`` files (needs pyyaml)."""
-    if source.lower().endswith((".yaml", ".yml")):
-        try:
-            import yaml
-        except ImportError:
-            raise ConfigError(f"{source} is YAML but pyyaml is not installed: pip install pyyaml, or write JSON") from None
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source} is not valid YAML ({' '.join(str(exc).split())[:200]}): fix it") from None
-    else:
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise ConfigError(f"{source} is not valid JSON ({exc}): fix it") from None
+    """The raw entries of a jobs file (JSON or YAML, see :func:`parse_document`)."""
+    doc = parse_document(text, source)
     if not isinstance(doc, list):
         raise ConfigError(f"{source} must hold a list of {{\"name\", \"args\", \"output\"}} entries, not {type(doc).__name__}")
     return doc

@@ -2,7 +2,8 @@
 
 Labels are user data and may hold any character (spaces, slashes, quotes, unicode,
 ``$(…)``). They never reach a shell or a path verbatim: paths, Spark application names
-and YARN tags use :func:`label_slug`, which is readable, safe everywhere and unique.
+and YARN tags use :func:`label_slug`, which is readable and safe everywhere; two labels
+of one run whose slugs collide are refused (:func:`refuse_shared_slugs`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ _SLUG_KEEP = re.compile(r"[^a-z0-9]+")
 
 
 def label_slug(label: str) -> str:
-    """A file-, URI-, Spark- and YARN-safe name for ``label``: a readable ASCII part
-    plus 8 hex digits of the label's SHA-256, so distinct labels never collide
-    (``"churn 30d/EU"`` → ``"churn-30d-eu-a90bce5c"``; README shows the same example)."""
+    """A file-, URI-, Spark- and YARN-safe name for ``label``: a readable ASCII part (at
+    most 40 characters) plus 8 hex digits of the SHA-256 of the whole label
+    (``"churn 30d/EU"`` → ``"churn-30d-eu-a90bce5c"``; README shows the same example).
+    Labels that read alike get different slugs unless those 8 digits collide (one chance
+    in 2**32 per such pair), which :func:`refuse_shared_slugs` refuses."""
     ascii_part = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode("ascii").lower()
     readable = _SLUG_KEEP.sub("-", ascii_part).strip("-")[:40].strip("-") or "label"
     digest = hashlib.sha256(label.encode("utf-8")).hexdigest()[:8]
@@ -55,13 +58,25 @@ def resolve_labels(requested: Sequence[str] | None, columns: Sequence[str], pref
     """Labels to train: the requested list if given (``None`` = not given), validated,
     else the default rule."""
     if requested is not None:
-        return validate_labels(requested)
+        return refuse_shared_slugs(validate_labels(requested))
     found = discover_labels(columns, prefix)
     if not found:
         raise DatasetError(
             f"no label columns in {data}: none starts with {prefix!r}; pass --labels or set [TrainAll] label-prefix"
         )
-    return found
+    return refuse_shared_slugs(found)
+
+
+def refuse_shared_slugs(labels: list[str]) -> list[str]:
+    """``labels`` unchanged, unless two of them share a slug (and so would share an
+    artifact folder and a log folder): then one line naming both."""
+    seen: dict[str, str] = {}
+    for label in labels:
+        other = seen.setdefault(label_slug(label), label)
+        if other != label:
+            raise ConfigError(f"labels {other!r} and {label!r} share the folder name {label_slug(label)!r} (their "
+                              f"hashes collide): rename one of the columns, or leave one out of --labels")
+    return labels
 
 
 def feature_columns(numeric_columns: Sequence[str], labels: Sequence[str], prefix: str) -> list[str]:

@@ -9,15 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from tasks.evaluation import HIGHER_IS_BETTER
+from tasks.evaluation import HIGHER_IS_BETTER, METRIC_COLUMNS
 from tasks.ownership import TOOL
 
 LEADERBOARD = "leaderboard"
-METRIC_COLUMNS = ("auc_roc", "average_precision", "log_loss", "brier", "f1", "precision", "recall", "threshold",
-                  "positives_train", "positives_validation", "rows_validation")
 COLUMNS = ("label", "rank", "trial", "engine", "params", *METRIC_COLUMNS, "duration", "config", "artifact")
 
 
@@ -49,15 +47,17 @@ def best_per_label(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any
 
 def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     """Flat CSV: params as JSON, one column per metric."""
+    return csv_text(({**row, "params": json.dumps(row.get("params", {}), sort_keys=True),
+                      **{m: (row.get("metrics") or {}).get(m) for m in METRIC_COLUMNS}} for row in rows), COLUMNS)
+
+
+def csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """CSV of flat ``rows`` with ``columns`` in this order (other keys left out, missing
+    or ``None`` cells empty)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
-    for row in rows:
-        flat = {k: row.get(k) for k in COLUMNS}
-        flat["params"] = json.dumps(row.get("params", {}), sort_keys=True)
-        for m in METRIC_COLUMNS:
-            flat[m] = (row.get("metrics") or {}).get(m)
-        writer.writerow(flat)
+    writer.writerows(rows)
     return buf.getvalue()
 
 

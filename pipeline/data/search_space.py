@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.data.documents import parse_document
 from pipeline.errors import ConfigError
 from tasks.engine_specs import ENGINES, EngineParamError, resolve_params
 
@@ -61,20 +62,8 @@ class Trial:
 
 
 def parse_space_text(text: str, source: str) -> Any:
-    """The raw document: JSON, or YAML for ``.yaml``/``.yml`` (needs pyyaml)."""
-    if source.lower().endswith((".yaml", ".yml")):
-        try:
-            import yaml
-        except ImportError:
-            raise ConfigError(f"{source} is YAML but pyyaml is not installed: pip install pyyaml, or write JSON") from None
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source} is not valid YAML ({' '.join(str(exc).split())[:200]}): fix it") from None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"{source} is not valid JSON ({exc}): fix it") from None
+    """The raw document of a space file (JSON or YAML, see :func:`parse_document`)."""
+    return parse_document(text, source)
 
 
 def _is_number(value: Any) -> bool:

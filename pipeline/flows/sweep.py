@@ -13,19 +13,19 @@ the smallest N whose metric is within ``--tolerance`` of the best.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
 import luigi
+from luigi.freezing import recursively_unfreeze
 
 from pipeline.data.artifacts import ArtifactTarget
+from pipeline.data.leaderboard import csv_text
 from pipeline.errors import ConfigError, FanoutError
-from pipeline.flows.train import TrainModel, _plain
+from pipeline.flows.train import TrainModel
 from pipeline.flows.tune import SearchBase, read_report, write_report
 from pipeline.params import ListParameter
 from pipeline.runner.controller import install_controller_hooks
@@ -100,7 +100,7 @@ class FeatureSweep(SearchBase, luigi.Task):
                 raise ConfigError(f"{self.ranking} is not valid JSON ({exc}): fix it") from None
             ranking = parse_ranking(doc, labels, features, self.ranking)
         about = {"labels": labels, "features": features, "sizes": sorted(set(sizes)), "ranking": ranking,
-                 "engine": self.engine, "params": _plain(self.params), **self.data_about(),
+                 "engine": self.engine, "params": recursively_unfreeze(self.params), **self.data_about(),
                  "balance_ratio": float(self.balance_ratio), "test_fraction": float(self.test_fraction),
                  "seed": int(self.seed), "metric": self.metric, "tolerance": float(self.tolerance)}
         about["id"] = hashlib.sha256(json.dumps(about, sort_keys=True).encode("utf-8")).hexdigest()[:12]
@@ -130,7 +130,7 @@ class FeatureSweep(SearchBase, luigi.Task):
             chosen = set(rankings[label][:n])
             return [f for f in self.plan["features"] if f in chosen]
 
-        return {(label, n): self.job(label, self.engine, _plain(self.params), top(label, n))
+        return {(label, n): self.job(label, self.engine, recursively_unfreeze(self.params), top(label, n))
                 for label in self.plan["labels"] for n in self.plan["sizes"]}
 
     def run(self) -> Iterator[list[TrainModel]]:
@@ -180,9 +180,5 @@ class FeatureSweep(SearchBase, luigi.Task):
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]], metric: str) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["label", "n", "metric", "value", "best", "chosen", "config", "artifact"])
-    for r in rows:
-        writer.writerow([r["label"], r["n"], metric, r["value"], r["best"], r["chosen"], r["config"], r["artifact"]])
-    return buf.getvalue()
+    return csv_text(({**r, "metric": metric} for r in rows),
+                    ("label", "n", "metric", "value", "best", "chosen", "config", "artifact"))

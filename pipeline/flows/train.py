@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import Any
 
 import luigi
+from luigi.freezing import recursively_unfreeze
 from luigi.parameter import ParameterVisibility
 
 from pipeline.config import batching, fanout
@@ -75,7 +76,7 @@ class TrainingParameters(RunParameters):
     def check_training_parameters(self) -> dict[str, Any]:
         """Validate what can be checked without data; returns the resolved engine params."""
         try:
-            resolved = resolve_params(self.engine, _plain(self.params))
+            resolved = resolve_params(self.engine, recursively_unfreeze(self.params))
         except EngineParamError as exc:
             raise ConfigError(str(exc)) from None
         if not (self.balance_ratio == 0 or self.balance_ratio >= 1):
@@ -113,16 +114,6 @@ class TrainingParameters(RunParameters):
     @property
     def data_location(self) -> Location:
         return parse_location(self.data)
-
-
-def _plain(value: Any) -> Any:
-    """Luigi freezes dict/list parameters; the job spec needs plain JSON types."""
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
 
 
 class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
@@ -220,7 +211,7 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
             "data": self.data_location.uri(),
             "artifact_root": self.config_root.uri(),
             "engine": self.engine,
-            "params": _plain(self.params),
+            "params": recursively_unfreeze(self.params),
             "features": list(self.resolved_features()),
             "balance_ratio": self.balance_ratio,
             "test_fraction": self.test_fraction,

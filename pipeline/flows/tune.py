@@ -46,7 +46,7 @@ from pipeline.runner.controller import install_controller_hooks
 from pipeline.runner.job import current_run_id
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, parse_location
-from tasks.evaluation import HIGHER_IS_BETTER, RANKABLE
+from tasks.evaluation import DEFAULT_METRIC, HIGHER_IS_BETTER, RANKABLE
 
 logger = logging.getLogger("luigi-interface")
 
@@ -91,7 +91,7 @@ class SearchBase(TrainingParameters):
     one TrainModel per (configuration, label), artifacts read back into rows."""
 
     labels = OptionalListParameter(default=None, description="Labels as a,b or a JSON list; default: every column starting with label-prefix")
-    metric = luigi.Parameter(default="auc_roc", description="Metric that ranks trials: " + ", ".join(RANKABLE))
+    metric = luigi.Parameter(default=DEFAULT_METRIC, description="Metric that ranks trials: " + ", ".join(RANKABLE))
 
     def check_common(self) -> None:
         check_metric(self.metric)

@@ -13,12 +13,11 @@ from typing import Any
 from pipeline.data.leaderboard import best_per_label
 from pipeline.report import plots
 from pipeline.report.collect import RunData, job_spans
-
-METRICS = ("auc_roc", "average_precision", "log_loss", "brier", "f1", "precision", "recall", "threshold",
-           "positives_validation", "rows_validation")
+from tasks.evaluation import DEFAULT_METRIC, METRIC_COLUMNS
 
 HEADERS = {"auc_roc": "AUC", "average_precision": "avg. precision", "log_loss": "log-loss", "brier": "Brier",
-           "f1": "F1", "positives_validation": "positives (val.)", "rows_validation": "rows (val.)"}
+           "f1": "F1", "positives_train": "positives (train)", "positives_validation": "positives (val.)",
+           "rows_validation": "rows (val.)"}
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1200px}
@@ -87,13 +86,13 @@ def configuration_section(conf: Any) -> str:
              f"{len(conf.config.get('features') or [])} features, {len(arts)} labels trained</p>"]
     if not arts:
         return "".join(parts)
-    headers = ["label", *(HEADERS.get(m, m) for m in METRICS), "seconds", "application", "artifact folder"]
-    rows = [[a.label, *((a.metadata.get("metrics") or {}).get(m) for m in METRICS),
+    headers = ["label", *(HEADERS.get(m, m) for m in METRIC_COLUMNS), "seconds", "application", "artifact folder"]
+    rows = [[a.label, *((a.metadata.get("metrics") or {}).get(m) for m in METRIC_COLUMNS),
              a.metadata.get("job_seconds", a.metadata.get("training_seconds")), a.metadata.get("application_id"),
              a.path.rstrip("/").rsplit("/", 1)[-1]]
             for a in arts]
-    parts.append(table(headers, rows, [False] + [True] * (len(METRICS) + 1) + [False, False]))
-    curves = [(a.label, a.curves, (a.metadata.get("metrics") or {}).get("auc_roc")) for a in arts]
+    parts.append(table(headers, rows, [False] + [True] * (len(METRIC_COLUMNS) + 1) + [False, False]))
+    curves = [(a.label, a.curves, (a.metadata.get("metrics") or {}).get(DEFAULT_METRIC)) for a in arts]
     parts.append(image(plots.roc_pr(curves), f"ROC and precision-recall curves of {conf.name}"))
     if len([c for c in curves if c[1]]) > plots.MAX_CURVES:
         parts.append(f'<p class="muted">Curves of the first {plots.MAX_CURVES} labels; every label is in the table.</p>')
@@ -102,7 +101,7 @@ def configuration_section(conf: Any) -> str:
 
 def leaderboard_section(board: dict[str, Any]) -> str:
     search, rows = board.get("search", {}), board.get("rows", [])
-    metric = search.get("metric", "auc_roc")
+    metric = search.get("metric", DEFAULT_METRIC)
     best = best_per_label(rows)
     parts = [f"<h2>Search {_esc(search.get('id', ''))}: best configuration per label</h2>",
              f"<p>{_esc(search.get('search', ''))} search, {len(rows)} finished (trial, label) pairs, ranked by "
@@ -116,7 +115,7 @@ def leaderboard_section(board: dict[str, Any]) -> str:
 
 def sweep_section(doc: dict[str, Any]) -> str:
     search, rows = doc.get("search", {}), doc.get("rows", [])
-    metric = search.get("metric", "auc_roc")
+    metric = search.get("metric", DEFAULT_METRIC)
     chosen = [r for r in rows if r.get("chosen")]
     return "".join([
         f"<h2>Feature sweep {_esc(search.get('id', ''))}: {_esc(metric)} against the number of features</h2>",

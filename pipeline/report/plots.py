@@ -6,18 +6,13 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.errors import ConfigError
-
 MAX_CURVES = 12  # lines per ROC/PR plot; more labels are listed, not drawn
 _STATUS_COLOURS = {"reused": "#66bb6a", "failed": "#c62828", "interrupted": "#ef6c00"}
 _SUCCESS_COLOUR = "#2e7d32"  # any other status is a kind's success ("trained", "scored", ...)
 
 
 def _figure(width: float, height: float) -> Any:
-    try:
-        import matplotlib
-    except ImportError:
-        raise ConfigError("the report's plots need matplotlib: pip install 'spark-fanout[report]'") from None
+    import matplotlib  # here, not at import: every luigi command imports the flows, few draw
 
     matplotlib.use("Agg", force=True)  # files only: no display, works headless and in forked processes
     from matplotlib.figure import Figure

@@ -8,21 +8,30 @@ A Linux parent-death signal covers the case where the task process itself is kil
 
 from __future__ import annotations
 
+import codecs
 import collections
 import contextlib
+import io
 import logging
 import os
+import select
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import IO
+from typing import IO, Any
+
+import psutil
 
 from pipeline.errors import TaskInterrupted
 from tasks import parent_death
 
 logger = logging.getLogger("luigi-interface")
+
+# Bytes still read from a job's pipe once reading is told to stop (a chatty leaked daemon
+# would otherwise keep the reader going).
+_READ_AFTER_STOP = 1 << 20
 
 def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
     """Signal this process when its parent dies (used in Luigi's forked task processes,
@@ -36,62 +45,66 @@ def _child_setup() -> None:
     parent_death.set_parent_death_signal(signal.SIGKILL)
 
 
-@contextlib.contextmanager
-def stop_signals_raise() -> Iterator[None]:
+def stop_signals_raise() -> contextlib.AbstractContextManager[None]:
     """Within the block, SIGTERM and SIGHUP raise :class:`TaskInterrupted` in the main
     thread (as Ctrl-C raises KeyboardInterrupt), so cleanup code runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def _raise(signum: int, _frame: object) -> None:
         raise TaskInterrupted(f"received {signal.Signals(signum).name}")
 
-    previous = {s: signal.signal(s, _raise) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    return _signals_handled((signal.SIGTERM, signal.SIGHUP), _raise)
+
+
+def ignore_stop_signals() -> contextlib.AbstractContextManager[None]:
+    """Within the block, SIGINT and SIGTERM are ignored (in the main thread): for
+    cleanup that must finish, such as killing a YARN application."""
+    return _signals_handled((signal.SIGINT, signal.SIGTERM), signal.SIG_IGN)
 
 
 @contextlib.contextmanager
-def ignore_stop_signals() -> Iterator[None]:
-    """Within the block, SIGINT and SIGTERM are ignored (in the main thread): for
-    cleanup that must finish, such as killing a YARN application."""
+def _signals_handled(signals: Sequence[int], handler: Any) -> Iterator[None]:
+    # Only the main thread may set handlers; elsewhere the block runs as it is.
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, handler) for s in signals}
     try:
         yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 class JobProcess:
     """``with JobProcess(argv, env, log) as job: rc = job.wait()``.
 
     Output (stdout and stderr merged) is streamed by a thread into ``log`` and to
-    ``on_line``; the last lines are kept for error messages.
+    ``on_line``; the last lines are kept for error messages. Reading ends at the end of
+    the output or, at the latest, ``drain_s`` seconds after the job's own process has
+    exited: a descendant that left the job's process group (``setsid``) may hold the
+    pipe open for good, and must not hold the task with it.
     """
 
     def __init__(self, argv: Sequence[str], env: dict[str, str], log: IO[str],
-                 on_line: Callable[[str], None] | None = None, grace_s: float = 5.0, tail_lines: int = 40) -> None:
+                 on_line: Callable[[str], None] | None = None, grace_s: float = 5.0, tail_lines: int = 40,
+                 drain_s: float = 2.0) -> None:
         self.argv = list(argv)
         self.env = env
         self.log = log
         self.on_line = on_line
         self.grace_s = grace_s
+        self.drain_s = drain_s
         self.tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
+        self._stop_reading = threading.Event()
+        self._exited_at: float | None = None
+        self._ended = False  # the reader saw the end of the output
 
     def __enter__(self) -> JobProcess:
         self.proc = subprocess.Popen(  # an argument list, never a shell
             self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace", bufsize=1,
+            stderr=subprocess.STDOUT, bufsize=0,
             start_new_session=True, preexec_fn=_child_setup if parent_death.prctl is not None else None,
         )
         self._reader = threading.Thread(target=self._read, name=f"job-output-{self.proc.pid}", daemon=True)
@@ -104,16 +117,46 @@ class JobProcess:
         return self.proc.pid
 
     def _read(self) -> None:
+        # Raw reads behind poll() rather than iterating a text file: a blocked read of a
+        # file object cannot be stopped, and its close() waits for that read.
         assert self.proc is not None and self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.log.write(line)
-            self.tail.append(line.rstrip("\n"))
-            if self.on_line is not None:
-                try:
-                    self.on_line(line)
-                except Exception:  # a reporting hiccup must not stop output draining
-                    logger.exception("could not handle job output line")
+        fd = self.proc.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        # What text mode did: UTF-8 with replacement, and \r or \r\n ending a line too.
+        decoder = io.IncrementalNewlineDecoder(codecs.getincrementaldecoder("utf-8")(errors="replace"), translate=True)
+        pending = ""
+        left_after_stop = _READ_AFTER_STOP
+        while True:
+            stopping = self._stop_reading.is_set()
+            # Once told to stop: only what is already in the pipe (up to a bound), without waiting.
+            if not poller.poll(0 if stopping else 100):
+                if stopping:
+                    break
+                continue
+            if stopping and left_after_stop <= 0:
+                break
+            chunk = os.read(fd, 65536)
+            left_after_stop -= len(chunk) if stopping else 0
+            self._ended = not chunk
+            pending += decoder.decode(chunk, final=not chunk)
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                self._handle(line + "\n")
+            if not chunk:
+                break
+        if pending:
+            self._handle(pending)
         self.log.flush()
+
+    def _handle(self, line: str) -> None:
+        self.log.write(line)
+        self.tail.append(line.rstrip("\n"))
+        if self.on_line is not None:
+            try:
+                self.on_line(line)
+            except Exception:  # a reporting hiccup must not stop output draining
+                logger.exception("could not handle job output line")
 
     def wait(self, deadline: float | None = None) -> int:
         """Wait for the job; short polls keep signal handlers responsive. On a
@@ -126,8 +169,9 @@ class JobProcess:
             except subprocess.TimeoutExpired:
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"job pid {self.proc.pid} passed its deadline") from None
+        self._exited_at = time.monotonic()
         if self._reader is not None:
-            self._reader.join(timeout=10)
+            self._reader.join(timeout=self.drain_s)
         return rc
 
     def kill_tree(self) -> None:
@@ -154,10 +198,58 @@ class JobProcess:
             # spark-submit (none expected; kill_tree returns at once for an empty group).
             self.kill_tree()
         finally:
-            if self._reader is not None:
-                self._reader.join(timeout=5)
+            self._stop_reader()
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
+
+    def _stop_reader(self) -> None:
+        """Let the reader drain for what is left of ``drain_s`` after the job's exit,
+        then stop it and say in the log who kept the pipe open."""
+        if self._reader is None:
+            return
+        if self._exited_at is None:
+            self._exited_at = time.monotonic()
+        self._reader.join(timeout=max(0.0, self._exited_at + self.drain_s - time.monotonic()))
+        if not self._reader.is_alive():
+            return
+        holders = _pipe_holders(self.proc.stdout.fileno()) if self.proc and self.proc.stdout else []
+        self._stop_reading.set()
+        self._reader.join()
+        if self._ended:  # only slow to hand lines on: nobody kept the pipe open
+            return
+        named = ", ".join(f"pid {pid} ({name})" for pid, name in holders) or "a process outside its group"
+        note = (f"spark-fanout: the job exited, but {named} still holds its output pipe (a descendant that left "
+                f"the job's process group, e.g. with setsid); stopped reading {self.drain_s:g} s after the exit, "
+                f"and that process was left running")
+        self.log.write(f"{note}\n")
+        self.log.flush()
+        logger.warning("job pid %d: %s", self.proc.pid if self.proc else -1, note)
+
+
+def _pipe_holders(fd: int) -> list[tuple[int, str]]:
+    """Other processes holding the pipe behind ``fd`` (Linux, this user's processes)."""
+    try:
+        target = f"pipe:[{os.fstat(fd).st_ino}]"
+    except OSError:
+        return []
+    holders = []
+    for proc in psutil.process_iter(["pid", "name"]):
+        if proc.pid == os.getpid():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{proc.pid}/fd")
+            if any(_readlink(f"/proc/{proc.pid}/fd/{n}") == target for n in fds):
+                holders.append((proc.pid, proc.info["name"] or "?"))
+        except OSError:
+            continue
+    return holders
+
+
+def _readlink(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -177,8 +269,6 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _group_has_live_members(pgid: int) -> bool:
-    import psutil
-
     for proc in psutil.process_iter(["pid", "status"]):
         try:
             if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
