@@ -18,15 +18,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import luigi
-
 from pipeline.data import leaderboard as board
 from pipeline.data.artifacts import ArtifactTarget, artifact_location, completed_slugs
 from pipeline.data.datasets import read_schema
 from pipeline.data.outputs import RenamedOutput
 from pipeline.errors import ConfigError, DatasetError, JobFailed
 from pipeline.flows.tune import read_report
-from pipeline.params import OptionalListParameter
+from pipeline.params import OptionalListParameter, OptionalParameter, Parameter
+from pipeline.runner.batching import check_workers
 from pipeline.runner.job import SparkJob, current_run_id
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, parse_location
@@ -69,13 +68,13 @@ def choose_models(models: Location, config: str | None, labels: list[str] | None
 class Predict(RenamedOutput, SparkJob):
     """Score ``--data`` with each chosen label's booster in one spark-submit job."""
 
-    data = luigi.Parameter(description="Parquet dataset to score: local path, file://, hdfs:// or webhdfs://")
-    models = luigi.Parameter(default="models", description="Artifact root the models come from")
-    out = luigi.Parameter(description="Output Parquet folder: key columns plus one probability column per label")
-    config = luigi.OptionalParameter(default=None, description="Use every label of this configuration "
+    data = Parameter(example="new.parquet", description="Parquet dataset to score: local path, file://, hdfs:// or webhdfs://")
+    models = Parameter(default="models", description="Artifact root the models come from")
+    out = Parameter(example="scores", description="Output Parquet folder: key columns plus one probability column per label")
+    config = OptionalParameter(default=None, example="lightgbm-3f2a91c0", description="Use every label of this configuration "
                                                                "(default: the best per label in <models>/leaderboard.json)")
-    labels = OptionalListParameter(default=None, description="Only these labels (a,b or a JSON list)")
-    key = OptionalListParameter(default=None, description="Row key columns copied to the output (a,b or a JSON list); "
+    labels = OptionalListParameter(default=None, example="label_00,label_01", description="Only these labels (a,b or a JSON list)")
+    key = OptionalListParameter(default=None, example="customer_id", description="Row key columns copied to the output (a,b or a JSON list); "
                                                                 "default: row_hash, a 64-bit hash of the whole row")
 
     unit = "prediction"
@@ -120,6 +119,16 @@ class Predict(RenamedOutput, SparkJob):
         if not out:
             raise ConfigError(f"no model chosen under {self.models}: check --labels")
         return out
+
+    def complete(self) -> bool:
+        """Done once the output is committed. Until then, what :meth:`preflight` refuses is
+        refused here, while Luigi schedules (exit code [retcode] scheduling_error, as for
+        every other task's bad input), not after the task started."""
+        if super().complete():
+            return True
+        check_workers()
+        self.preflight()
+        return False
 
     def preflight(self) -> None:
         _ = self.chosen

@@ -15,7 +15,10 @@ import os
 
 import luigi
 
+from pipeline.errors import ConfigError
+from pipeline.params import Parameter
 from pipeline.report import collect, render
+from pipeline.runner.batching import check_workers
 from pipeline.runner.job import RunParameters
 
 logger = logging.getLogger("luigi-interface")
@@ -24,9 +27,9 @@ logger = logging.getLogger("luigi-interface")
 class Report(RunParameters, luigi.Task):
     """Write the HTML report of the artifacts under ``models`` and the results in ``log_dir``."""
 
-    models = luigi.Parameter(default="models", description="Artifact root to report on (local path or URI)")
-    out = luigi.Parameter(default="report.html", description="The HTML file to write (a local path)")
-    title = luigi.Parameter(default="spark-fanout report", description="The page's title")
+    models = Parameter(default="models", description="Artifact root to report on (local path or URI)")
+    out = Parameter(default="report.html", description="The HTML file to write (a local path)")
+    title = Parameter(default="spark-fanout report", description="The page's title")
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(self.out)
@@ -35,6 +38,10 @@ class Report(RunParameters, luigi.Task):
         # Always rewritten: the runs it shows may have changed. A flag on the task would
         # not do: Luigi hands a notebook's second build the same (cached) task object.
         # Luigi checks completeness before running it, not after (no task requires it).
+        # What can be refused without reading anything is refused here, while Luigi schedules.
+        check_workers()
+        if os.path.isdir(self.out):
+            raise ConfigError(f"--out {self.out} is a folder: name the HTML file to write, e.g. --out {os.path.join(self.out, 'report.html')}")
         return False
 
     def run(self) -> None:

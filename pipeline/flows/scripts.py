@@ -16,7 +16,9 @@ from luigi.parameter import ParameterVisibility
 from pipeline.data.jobs_file import ScriptJob, parse_jobs_text, validate_jobs
 from pipeline.data.outputs import RenamedOutput, completed_jobs
 from pipeline.errors import ConfigError, JobFailed
+from pipeline.params import Parameter
 from pipeline.runner import results
+from pipeline.runner.batching import check_workers
 from pipeline.runner.controller import install_controller_hooks
 from pipeline.runner.job import RunParameters, SparkJob, current_run_id
 from pipeline.storage import storage_for
@@ -117,8 +119,8 @@ class RunScript(RenamedOutput, SparkJob):
 class RunScripts(RunParameters, luigi.WrapperTask):
     """Run ``script`` once per entry of ``jobs``; only jobs without a complete output run."""
 
-    script = luigi.Parameter(description="Your Spark script, run by spark-submit once per job")
-    jobs = luigi.Parameter(description='Jobs file: a JSON (or YAML) list of {"name", "args", "output"}')
+    script = Parameter(example="my_job.py", description="Your Spark script, run by spark-submit once per job")
+    jobs = Parameter(example="jobs.json", description='Jobs file: a JSON (or YAML) list of {"name", "args", "output"}')
 
     summary_title = "jobs"
 
@@ -133,6 +135,7 @@ class RunScripts(RunParameters, luigi.WrapperTask):
         return {"jobs": entries, "missing": missing}
 
     def requires(self) -> list[RunScript]:
+        check_workers()  # before the exit summary is hooked: a refused run has nothing to sum up
         install_controller_hooks(self)
         run_id = self.run_id or current_run_id()
         return [

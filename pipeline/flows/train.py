@@ -22,11 +22,12 @@ from pipeline.data.artifacts import (
 from pipeline.data.datasets import DatasetSchema, read_schema
 from pipeline.data.labels import DEFAULT_LABEL_PREFIX, feature_columns, label_slug, resolve_labels
 from pipeline.errors import ConfigError, DatasetError, FanoutError
-from pipeline.params import OptionalListParameter
+from pipeline.params import FloatParameter, IntParameter, JsonObjectParameter, OptionalListParameter, Parameter
 from pipeline.runner import results
 from pipeline.runner.batching import (
     MemberParameter,
     auto_batch_size,
+    check_workers,
     configured_workers,
     measured_median,
     members,
@@ -54,18 +55,18 @@ class _LabelAndConfig:
 class TrainingParameters(RunParameters):
     """Parameters shared by TrainAll and TrainModel (TrainAll hands them down)."""
 
-    data = luigi.Parameter(default="data/demo.parquet", description="Parquet dataset: local path, file://, hdfs:// or webhdfs://")
-    models = luigi.Parameter(default="models", description="Artifact root: one folder per label is written under it")
-    engine = luigi.Parameter(default=DEFAULT_ENGINE, description="lightgbm | mllib-gbt | mllib-logreg | mllib-mlp | synapseml")
-    params = luigi.DictParameter(default={}, description='Engine parameters as JSON, e.g. {"num_iterations": 200}')
+    data = Parameter(default="data/demo.parquet", description="Parquet dataset: local path, file://, hdfs:// or webhdfs://")
+    models = Parameter(default="models", description="Artifact root: one folder per label is written under it")
+    engine = Parameter(default=DEFAULT_ENGINE, description="lightgbm | mllib-gbt | mllib-logreg | mllib-mlp | synapseml")
+    params = JsonObjectParameter(default={}, example="'{\"num_iterations\": 200}'", description='Engine parameters as JSON, e.g. {"num_iterations": 200}')
     # Hidden in luigid (hundreds of names on real data); the configuration id carries them.
-    features = OptionalListParameter(default=None, visibility=ParameterVisibility.HIDDEN,
+    features = OptionalListParameter(default=None, example="f000,f001", visibility=ParameterVisibility.HIDDEN,
                                      description="Feature columns (a,b or a JSON list); default: every numeric column that is not a label")
-    label_prefix = luigi.Parameter(default=DEFAULT_LABEL_PREFIX, visibility=ParameterVisibility.HIDDEN,
+    label_prefix = Parameter(default=DEFAULT_LABEL_PREFIX, visibility=ParameterVisibility.HIDDEN,
                                    description="Columns starting with this are labels (default label rule)")
-    balance_ratio = luigi.FloatParameter(default=1.0, description="Keep at most this many majority rows per minority row (0 = no balancing)")
-    test_fraction = luigi.FloatParameter(default=0.2, description="Share of rows held out for evaluation (0 to 0.9)")
-    seed = luigi.IntParameter(default=42, description="Seed for splitting, balancing and training")
+    balance_ratio = FloatParameter(default=1.0, description="Keep at most this many majority rows per minority row (0 = no balancing)")
+    test_fraction = FloatParameter(default=0.2, description="Share of rows held out for evaluation (0 to 0.9)")
+    seed = IntParameter(default=42, description="Seed for splitting, balancing and training")
 
     def check_training_parameters(self) -> dict[str, Any]:
         """Validate what can be checked without data; returns the resolved engine params."""
@@ -269,8 +270,8 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
     so a rerun resumes where the last one stopped, a run with other settings trains
     anew beside it, and a finished run costs one storage request to confirm."""
 
-    labels = OptionalListParameter(default=None, description="Labels as a,b or a JSON list; default: every column starting with label-prefix")
-    batch_size = luigi.Parameter(default="auto", description="Labels per spark-submit: auto (from measured start-up "
+    labels = OptionalListParameter(default=None, example="label_00,label_01", description="Labels as a,b or a JSON list; default: every column starting with label-prefix")
+    batch_size = Parameter(default="auto", description="Labels per spark-submit: auto (from measured start-up "
                                  "and per-label times, see [batching]) | N | 1 (one job per label)")
     planned_workers = luigi.IntParameter(default=0, significant=False, visibility=ParameterVisibility.HIDDEN,
                                          description="Internal: workers batch-size auto plans for (0: --workers)")
@@ -326,6 +327,7 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
         return str(self.plan["root"])
 
     def requires(self) -> list[TrainModel]:
+        check_workers()  # before the exit summary is hooked: a refused run has nothing to sum up
         install_controller_hooks(self)
         plan = self.plan
         run_id = self.run_id or current_run_id()

@@ -41,7 +41,8 @@ from pipeline.data.search_space import (
 )
 from pipeline.errors import ConfigError
 from pipeline.flows.train import TrainingParameters, TrainModel
-from pipeline.params import OptionalListParameter
+from pipeline.params import ChoiceParameter, IntParameter, OptionalListParameter, Parameter
+from pipeline.runner.batching import check_workers
 from pipeline.runner.controller import install_controller_hooks
 from pipeline.runner.job import current_run_id
 from pipeline.storage import storage_for
@@ -88,10 +89,11 @@ class SearchBase(TrainingParameters):
     """What TuneAll and FeatureSweep share: labels and features as TrainAll picks them,
     one TrainModel per (configuration, label), artifacts read back into rows."""
 
-    labels = OptionalListParameter(default=None, description="Labels as a,b or a JSON list; default: every column starting with label-prefix")
-    metric = luigi.Parameter(default="auc_roc", description="Metric that ranks trials: " + ", ".join(RANKABLE))
+    labels = OptionalListParameter(default=None, example="label_00,label_01", description="Labels as a,b or a JSON list; default: every column starting with label-prefix")
+    metric = Parameter(default="auc_roc", description="Metric that ranks trials: " + ", ".join(RANKABLE))
 
     def check_common(self) -> None:
+        check_workers()
         check_metric(self.metric)
         if not (self.balance_ratio == 0 or self.balance_ratio >= 1):
             raise ConfigError(f"balance-ratio {self.balance_ratio} is invalid: use 0 (off) or a value >= 1")
@@ -148,11 +150,11 @@ class TuneAll(SearchBase, luigi.Task):
     engine = None
     params = None
 
-    space = luigi.Parameter(description="Search space file (JSON, or YAML with pyyaml): engines to parameters, "
+    space = Parameter(example="space.json", description="Search space file (JSON, or YAML with pyyaml): engines to parameters, "
                                         "each a list of values or a range {low, high, log, int}")
-    search = luigi.ChoiceParameter(choices=SEARCHES, default="grid", var_type=str, description="grid | random | optuna")
-    trials = luigi.IntParameter(default=20, description="Trials for random and optuna (grid: every combination)")
-    parallel_trials = luigi.IntParameter(default=4, description="optuna: trials asked (and run) at once; more = more parallel, "
+    search = ChoiceParameter(choices=SEARCHES, default="grid", description="grid | random | optuna")
+    trials = IntParameter(default=20, description="Trials for random and optuna (grid: every combination)")
+    parallel_trials = IntParameter(default=4, description="optuna: trials asked (and run) at once; more = more parallel, "
                                                       "less informed sampling")
 
     @cached_property
@@ -187,6 +189,7 @@ class TuneAll(SearchBase, luigi.Task):
         return [j for j in jobs if (j.config_name, label_slug(j.label)) not in done]
 
     def requires(self) -> list[TrainModel]:
+        check_workers()  # before the exit summary is hooked: a refused run has nothing to sum up
         install_controller_hooks(self)
         plan = self.plan
         jobs = [j for t in plan["trials"] for j in self.trial_jobs(t)]
