@@ -23,6 +23,23 @@ class fanout(luigi.Config):  # noqa: N801 - luigi names the config section after
     summary = luigi.BoolParameter(
         default=True, description="Print the per-label summary table when the controller exits."
     )
+    min_positives = IntParameter(
+        default=10,
+        description="Positive training rows (before balancing) a label needs, else it fails naming its counts: with "
+        "fewer a model learns little but the base rate (a balanced sample of 10 positives is 20 rows, one LightGBM "
+        "leaf at its default min_data_in_leaf).",
+    )
+    min_negatives = IntParameter(default=10, description="Negative training rows a label needs (as min_positives).")
+    min_validation_per_class = IntParameter(
+        default=1,
+        description="Rows of each class among a label's validation rows (when --test-fraction > 0): without both "
+        "classes AUC is undefined. Raise it for metrics you trust; positives_validation in metadata.json shows the count.",
+    )
+    null_label_warning = FloatParameter(
+        default=0.1,
+        description="Warn when more than this share of a label's rows is null (they are left out of training and "
+        "validation, and counted in metadata.json rows.null_labels).",
+    )
     max_local_jobs = IntParameter(
         default=0,
         description="Local-mode jobs running at once on this machine (0 = as many as its cores and free memory "

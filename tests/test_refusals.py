@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -24,11 +25,29 @@ def luigi_cli(cwd, *args: str, module: str = "pipeline", **env: str) -> tuple[in
     return proc.returncode, text, [line for line in text.splitlines() if line.strip()]
 
 
+def dataset(folder, table, name: str = "part-0.parquet"):
+    folder.mkdir(parents=True)
+    pq.write_table(table, folder / name)
+    return folder / name
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     folder = tmp_path_factory.mktemp("refusals")
-    (folder / "demo.parquet").mkdir()
-    pq.write_table(make_demo_frame(rows=200, features=3, labels=2, seed=1), folder / "demo.parquet" / "part-0.parquet")
+    demo = make_demo_frame(rows=200, features=3, labels=2, seed=1)
+    n = demo.num_rows
+    odd = (demo.append_column("s", pa.array(["a", "b"] * (n // 2)))
+           .append_column("label_text", pa.array(["yes", "no"] * (n // 2)))
+           .append_column("label_three", pa.array([float(i % 3) for i in range(n)])))
+    dataset(folder / "demo.parquet", demo)
+    dataset(folder / "odd.parquet", odd)
+    whole = dataset(folder / "cut.parquet", demo).read_bytes()
+    (folder / "cut.parquet" / "part-1.parquet").write_bytes(whole[: len(whole) // 2])
+    (folder / "cut_file.parquet").write_bytes(whole[: len(whole) // 2])
+    (folder / "x.csv").write_text("f000,label_00\n0.5,1\n")
+    dataset(folder / "empty.parquet", demo.slice(0, 0))
+    dataset(folder / "labels_only.parquet", demo.select(["label_00", "label_01"]))
+    dataset(folder / "by_day.parquet" / "day=2026-01-01", demo)
     (folder / "job.py").write_text("print('never run')\n")
     (folder / "jobs.json").write_text('[{"name": "a", "args": ["{output}"], "output": "out/a"}]')
     (folder / "space.json").write_text('{"lightgbm": {"num_leaves": [15, 31]}}')
@@ -70,13 +89,54 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("args, rc, says", CASES, ids=[" ".join(c[0]) for c in CASES])
+DATA = [  # the rows about the dataset, refused from the footers
+    (["TrainAll", "--data", "x.csv"], PLAN, "x.csv is not a Parquet file, or it was cut short (no PAR1 magic at its end)"),
+    (["TrainAll", "--data", "cut_file.parquet"], PLAN, "cut_file.parquet is not a Parquet file, or it was cut short"),
+    (["TrainAll", "--data", "cut.parquet"], PLAN, "cut.parquet/part-1.parquet is not a Parquet file, or it was cut short"),
+    (["TrainAll", "--data", "odd.parquet", "--features", "f000,s"], PLAN,
+     "feature 's' of odd.parquet is a string column, not numeric: leave it out of --features, or encode it as numbers first"),
+]
+HELD_OUT = [  # what a new user types
+    (TRAIN + ["--features", "f000,f01"], PLAN, "feature 'f01' is not a column of demo.parquet (did you mean 'f001'?)"),
+    (TRAIN + ["--balance-ratio", "-1"], PLAN, "balance-ratio -1.0 is invalid: use 0 (off) or a value >= 1"),
+    (TRAIN + ["--test-fraction", "1"], PLAN, "test-fraction 1.0 is invalid: use a value from 0 to 0.9"),
+    (TRAIN + ["--seed", "1.5"], PARSE, "--seed '1.5' is not a whole number"),
+    (TRAIN + ["--labels", "label_00,label_00"], PLAN, "label 'label_00' appears twice in --labels: list each label once"),
+    (TRAIN + ["--labels", "[]"], PLAN, "the label list is empty"),
+    (TRAIN + ["--params", '{"num_leaves": "many"}'], PLAN, "parameter num_leaves='many' for engine lightgbm"),
+    (TRAIN + ["--batch-size", "0"], PLAN, "batch-size '0' is invalid"),
+    (["TrainAll", "--data", "empty.parquet"], PLAN, "dataset empty.parquet has no rows (1 part file, all empty)"),
+    (["TrainAll", "--data", "labels_only.parquet"], PLAN, "labels_only.parquet has no numeric feature columns besides the labels"),
+    (["TrainAll", "--data", "by_day.parquet"], PLAN, "dataset by_day.parquet is partitioned (day=2026-01-01/, …)"),
+    (["TrainAll", "--data", "nope.parquet"], PLAN, "dataset nope.parquet does not exist"),
+    (["TuneAll", "--space", "space.json", "--data", "demo.parquet", "--metric", "f2"], PLAN, "--metric 'f2' is unknown"),
+    (["Predict", "--data", "demo.parquet", "--out", "scores", "--config", "lightgbm-00000000"], PLAN,
+     "configuration lightgbm-00000000 under"),
+]
+
+
+@pytest.mark.parametrize("args, rc, says", CASES + DATA + HELD_OUT, ids=[" ".join(c[0]) for c in CASES + DATA + HELD_OUT])
 def test_a_bad_value_is_one_line_naming_it(work, args, rc, says):
     code, text, lines = luigi_cli(work, *args)
     assert "Traceback" not in text, text
     assert code == rc, lines
     assert len(lines) == 1 and lines[0].startswith("ERROR: ") and says in lines[0], lines
     assert not (work / "models").exists() and not (work / "small.parquet").exists() and not (work / "scores").exists()
+
+
+@pytest.mark.parametrize("label, says", [
+    ("label_text", "label 'label_text' holds text (values 'no' … 'yes'), not 0/1: convert it to 0/1 or true/false first"),
+    ("label_three", "label 'label_three' holds values 0 … 2, not only 0 and 1: map it to 0/1 first"),
+    ("label_txt", "label 'label_txt' is not a column of odd.parquet (did you mean 'label_text'?)"),
+])
+def test_a_label_that_cannot_be_trained_fails_alone_before_any_jvm(work, label, says):
+    code, text, lines = luigi_cli(work, "TrainAll", "--data", "odd.parquet", "--features", "f000", "--models", "label_models",
+                                  "--labels", label)
+    assert "Traceback" not in text
+    assert code == 30  # a label's own failure: in a run of several, the others go on (tests/test_train_spark.py)
+    [failed] = [line for line in lines if f"failed    label '{label}'" in line]
+    assert says in failed
+    assert not list((work / "logs").rglob("*-spark-submit.log"))  # refused before any JVM
 
 
 def test_a_bad_value_in_luigi_cfg_names_the_section_and_key(work, tmp_path):

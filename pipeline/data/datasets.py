@@ -1,4 +1,6 @@
-"""What the controller needs to know about a dataset: that it exists and its columns.
+"""What the controller needs to know about a dataset before any JVM: that it exists, its
+columns and their types, and what the Parquet footers' statistics say about their values
+(smallest, largest, nulls), all read from the part files' tails.
 
 A storage failure (HDFS unreachable, an answer cut short) stays a
 :class:`~pipeline.errors.StorageError`: only bytes that arrived whole and are not
@@ -11,55 +13,138 @@ from __future__ import annotations
 import io
 import os
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from pipeline.errors import DatasetError, StorageError
+from pipeline.errors import DatasetError, StorageError, one_line
 from pipeline.storage import storage_for
-from pipeline.storage.locations import parse_location
+from pipeline.storage.locations import Location, parse_location
+
+#: Smallest Parquet file: the leading magic, a footer length and the trailing magic.
+_MIN_PARQUET_BYTES = 12
+
+
+@dataclass(frozen=True)
+class ColumnFacts:
+    """What the footers say about one column: its type and, where every row group read
+    has statistics, its smallest and largest value and its null count."""
+
+    type: str  # Arrow's name for it: int32, double, bool, string, timestamp[us], ...
+    numeric: bool  # integer, floating point, decimal or boolean: Spark casts it to a double
+    low: Any = None  # None: no statistics
+    high: Any = None
+    nulls: int | None = None
 
 
 @dataclass(frozen=True)
 class DatasetSchema:
+    """Columns of a dataset and what the footers read (``checked`` of ``parts`` part files)
+    say about them; ``rows`` counts the rows of those part files."""
+
     columns: tuple[str, ...]
     numeric: tuple[str, ...]
+    facts: Mapping[str, ColumnFacts] = field(default_factory=dict, compare=False)
+    rows: int | None = None
+    checked: tuple[str, ...] = ()
+    parts: int = 0
+
+    @property
+    def every_part_checked(self) -> bool:
+        """Whether the facts cover the whole dataset (every part file's footer was read)."""
+        return bool(self.checked) and len(self.checked) == self.parts
 
 
-def _schema_from_arrow(schema) -> DatasetSchema:  # noqa: ANN001 - pyarrow.Schema
+def _is_numeric(arrow_type: Any) -> bool:  # noqa: ANN401 - pyarrow.DataType
     import pyarrow.types as pat
 
-    names = tuple(schema.names)
-    numeric = tuple(f.name for f in schema if pat.is_integer(f.type) or pat.is_floating(f.type) or pat.is_boolean(f.type) or pat.is_decimal(f.type))
-    return DatasetSchema(names, numeric)
+    return bool(pat.is_integer(arrow_type) or pat.is_floating(arrow_type) or pat.is_boolean(arrow_type)
+                or pat.is_decimal(arrow_type))
+
+
+def _merge(low: Any, high: Any, value_low: Any, value_high: Any) -> tuple[Any, Any]:  # noqa: ANN401 - column values
+    return (value_low if low is None or value_low < low else low), (value_high if high is None or value_high > high else high)
+
+
+def schema_from_footers(footers: Sequence[tuple[str, Any]], parts: int) -> DatasetSchema:
+    """The schema and column facts of ``footers`` (part file name, ``pyarrow.parquet.FileMetaData``),
+    the first of which gives the column order. Pure: tested on footers written in memory."""
+    first_name, first = footers[0]
+    arrow = first.schema.to_arrow_schema()
+    types = {f.name: f.type for f in arrow}
+    for name, meta in footers[1:]:
+        for f in meta.schema.to_arrow_schema():
+            if f.name in types and f.type != types[f.name]:
+                raise DatasetError(f"column {f.name!r} is {types[f.name]} in {first_name} but {f.type} in {name}: "
+                                   "Spark cannot read them as one table; rewrite the dataset with one type per column")
+    stats: dict[str, dict[str, Any]] = {n: {"low": None, "high": None, "nulls": 0, "known": True} for n in types}
+    for _name, meta in footers:
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for j in range(group.num_columns):
+                chunk = group.column(j)
+                into = stats.get(chunk.path_in_schema)
+                if into is None:
+                    continue
+                st = chunk.statistics
+                if st is None or not st.has_null_count:
+                    into["known"] = False
+                    continue
+                into["nulls"] += st.null_count
+                if st.has_min_max:
+                    into["low"], into["high"] = _merge(into["low"], into["high"], st.min, st.max)
+                elif st.null_count < chunk.num_values:  # values present but no min/max: unknown range
+                    into["known"] = False
+    facts = {}
+    for name, arrow_type in types.items():
+        known = stats[name]["known"]
+        facts[name] = ColumnFacts(type=str(arrow_type), numeric=_is_numeric(arrow_type),
+                                  low=stats[name]["low"] if known else None, high=stats[name]["high"] if known else None,
+                                  nulls=stats[name]["nulls"] if known else None)
+    return DatasetSchema(columns=tuple(arrow.names), numeric=tuple(n for n in arrow.names if facts[n].numeric), facts=facts,
+                         rows=sum(meta.num_rows for _, meta in footers), checked=tuple(n for n, _ in footers), parts=parts)
 
 
 def read_schema(data: str) -> DatasetSchema:
-    """Columns of a Parquet dataset (a folder of part files or one file), read from the
-    first part file's footer. Not cached here: a plan or a task reads it once."""
-    import pyarrow.parquet as pq
-
+    """Columns of a Parquet dataset (a folder of part files, or one local file) and what
+    their footers say, read without Spark: one listing, then the footer (the file's
+    tail) of every part file of a local dataset, and of the first and last part file of
+    a remote one (each costs requests there); the listing's sizes of every part file.
+    Not cached here: a plan or a task reads it once."""
     loc = parse_location(data)
     storage = storage_for(loc)
     hint = "create it (luigi --module pipeline MakeDemoData) or fix --data"
     if not storage.exists(loc):
         raise DatasetError(f"dataset {data} does not exist: {hint}")
     if loc.is_local and os.path.isfile(loc.path):
-        return _schema_from_arrow(pq.read_schema(loc.path))
+        return schema_from_footers([(loc.name, _footer(storage, loc))], parts=1)
     entries = storage.list_dir(loc) or []
-    parts = sorted(e.name for e in entries if not e.is_dir and e.name.endswith(".parquet"))
+    # Spark skips files whose names start with "_" or "." (_SUCCESS, .crc files): so do we.
+    files = [e for e in entries if not e.is_dir and not e.name.startswith(("_", "."))]
+    parts = sorted(e.name for e in files if e.name.endswith(".parquet"))
     if not parts:
-        raise DatasetError(f"dataset {data} holds no .parquet files: point --data at a Parquet dataset")
-    part = loc.join(parts[0])
+        partitions = sorted(e.name for e in entries if e.is_dir and "=" in e.name)
+        if partitions and not files:
+            raise DatasetError(f"dataset {data} is partitioned ({partitions[0]}/, …): partitioned datasets are not read yet; "
+                               f"point --data at one partition's folder, e.g. {loc.join(partitions[0])}")
+        seen = f" (it holds {', '.join(sorted(e.name for e in files)[:3])}{', …' if len(files) > 3 else ''})" if files else ""
+        raise DatasetError(f"dataset {data} holds no .parquet files{seen}: point --data at a Parquet dataset")
+    short = sorted(e.name for e in files if e.name in parts and e.size is not None and e.size < _MIN_PARQUET_BYTES)
+    if short:
+        raise DatasetError(f"{loc.join(short[0])} is too short to be a Parquet file: a write cut short? rewrite the dataset")
+    read = parts if loc.is_local else sorted({parts[0], parts[-1]})
+    return schema_from_footers([(name, _footer(storage, loc.join(name))) for name in read], parts=len(parts))
+
+
+def _footer(storage: Any, part: Location) -> Any:  # noqa: ANN401 - Storage in, pyarrow.parquet.FileMetaData out
+    import pyarrow.parquet as pq
+
     try:
-        if loc.is_local:
-            schema = pq.read_schema(part.path)
-        else:
-            schema = pq.read_schema(io.BytesIO(parquet_footer(lambda n: storage.read_tail(part, n), str(part))))
+        return pq.read_metadata(io.BytesIO(parquet_footer(lambda n: storage.read_tail(part, n), str(part))))
     except (DatasetError, StorageError):
         raise  # a storage failure says what to do about the storage, not about the data
-    except Exception as exc:  # pyarrow raises ArrowInvalid and friends
-        raise DatasetError(f"cannot read Parquet schema of {part}: {exc}") from None
-    return _schema_from_arrow(schema)
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and friends on a damaged footer
+        raise DatasetError(f"{part} is not a readable Parquet file ({one_line(exc, 200)}): rewrite the dataset") from None
 
 
 FOOTER_GUESS = 64 * 1024  # most footers fit; a bigger one costs one more read
@@ -76,7 +161,8 @@ def parquet_footer(read_tail: Callable[[int], bytes], name: str) -> bytes:
     """
     tail = _tail(read_tail, FOOTER_GUESS, name)
     if len(tail) < 12 or tail[-4:] != b"PAR1":
-        raise DatasetError(f"{name} is not a Parquet file (no PAR1 magic at its end): point --data at a Parquet dataset")
+        raise DatasetError(f"{name} is not a Parquet file, or it was cut short (no PAR1 magic at its end): "
+                           "point --data at a Parquet dataset, or rewrite it")
     size = struct.unpack("<I", tail[-8:-4])[0] + 8
     if size > len(tail):
         if len(tail) < FOOTER_GUESS:  # the whole file is already here and is shorter than its footer

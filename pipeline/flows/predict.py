@@ -112,6 +112,10 @@ class Predict(RenamedOutput, SparkJob):
             missing = [f for f in meta["features"] if f not in schema.columns]
             if missing:
                 raise DatasetError(f"feature {missing[0]!r} of label {c['label']!r}'s model is not a column of {self.data}")
+            odd = [f for f in meta["features"] if f in schema.facts and not schema.facts[f].numeric]
+            if odd:
+                raise DatasetError(f"feature {odd[0]!r} of label {c['label']!r}'s model is a {schema.facts[odd[0]].type} column "
+                                   f"in {self.data}, not numeric: score data with the columns' training types")
             if c["label"] in keys:
                 raise ConfigError(f"label {c['label']!r} is also a --key column: its score column would replace it")
             out.append({"label": c["label"], "config": c["config"], "engine": meta["engine"],

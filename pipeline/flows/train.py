@@ -9,7 +9,7 @@ from typing import Any
 import luigi
 from luigi.parameter import ParameterVisibility
 
-from pipeline.config import batching
+from pipeline.config import batching, fanout
 from pipeline.data.artifacts import (
     ArtifactTarget,
     artifact_location,
@@ -19,9 +19,10 @@ from pipeline.data.artifacts import (
     remove_stale_temporaries,
     training_config,
 )
+from pipeline.data.columns import check_label, check_training_data
 from pipeline.data.datasets import DatasetSchema, read_schema
 from pipeline.data.labels import DEFAULT_LABEL_PREFIX, feature_columns, label_slug, resolve_labels
-from pipeline.errors import ConfigError, DatasetError, FanoutError
+from pipeline.errors import ConfigError, FanoutError
 from pipeline.params import FloatParameter, IntParameter, JsonObjectParameter, OptionalListParameter, Parameter
 from pipeline.runner import results
 from pipeline.runner.batching import (
@@ -183,10 +184,14 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
     def job_spec(self) -> dict[str, Any]:
         labels = self.active_members
         settings = batching()
+        limits = fanout()
         return {
             "labels": labels,
             "slugs": [label_slug(label) for label in labels],
             "collect_limit_mb": settings.collect_limit_mb,
+            "label_minimums": {"positives": limits.min_positives, "negatives": limits.min_negatives,
+                               "validation_per_class": limits.min_validation_per_class,
+                               "null_warning_share": limits.null_label_warning},
             "threads": settings.threads,
             "data": self.data_location.uri(),
             "artifact_root": self.config_root.uri(),
@@ -236,11 +241,7 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
                     raise ConfigError(f"{what} {loc} is a local path but the job runs on YARN nodes: use an hdfs:// path")
         schema = self.schema
         features = self.resolved_features()
-        if not features:
-            raise DatasetError(f"{self.data} has no numeric feature columns besides the labels: pass --features")
-        unknown = [f for f in features if f not in schema.columns]
-        if unknown:
-            raise DatasetError(f"feature {unknown[0]!r} is not a column of {self.data}: fix --features")
+        check_training_data(schema, features, self.data)
         for label in self.labels:
             try:
                 self._check_label(label, schema, features)
@@ -250,14 +251,9 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
                 self.refuse_member(label, str(exc))  # the batch's other labels go on
 
     def _check_label(self, label: str, schema: DatasetSchema, features: list[str]) -> None:
-        if label not in schema.columns:
-            near = [c for c in schema.columns if c.startswith(self.label_prefix)][:5]
-            raise DatasetError(
-                f"label {label!r} is not a column of {self.data}: check --labels"
-                + (f" (label columns there: {', '.join(near)})" if near else "")
-            )
-        if label in features:
+        if label in features and label in schema.columns:
             raise ConfigError(f"label {label!r} is also in --features: remove it, a model must not see its target")
+        check_label(schema, label, self.data, self.label_prefix)
 
     def before_submit(self) -> None:
         ensure_config_file(self.config_root, self.config_document)
@@ -281,9 +277,11 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
         """Labels, features and the labels still missing, computed once per run (a new
         run — a new process, or a new ``run_id`` — plans afresh)."""
         self.check_training_parameters()
+        parse_batch_size(self.batch_size)  # refused before anything is written under --models
         schema = read_schema(self.data)
         labels = resolve_labels(None if self.labels is None else list(self.labels), schema.columns, self.label_prefix, self.data)
         features = list(self.features) if self.features is not None else feature_columns(schema.numeric, labels, self.label_prefix)
+        check_training_data(schema, features, self.data)
         config = self.training_config(features)
         name = config_id(config)
         root = self.models_root.join(name)

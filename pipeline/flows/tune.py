@@ -26,6 +26,7 @@ import luigi
 
 from pipeline.data import leaderboard as board
 from pipeline.data.artifacts import ArtifactTarget, completed_slugs, read_json
+from pipeline.data.columns import check_training_data
 from pipeline.data.datasets import read_schema
 from pipeline.data.labels import feature_columns, label_slug, resolve_labels
 from pipeline.data.search_space import (
@@ -104,6 +105,7 @@ class SearchBase(TrainingParameters):
         schema = read_schema(self.data)
         labels = resolve_labels(None if self.labels is None else list(self.labels), schema.columns, self.label_prefix, self.data)
         features = list(self.features) if self.features is not None else feature_columns(schema.numeric, labels, self.label_prefix)
+        check_training_data(schema, features, self.data)
         return labels, features
 
     def job(self, label: str, engine: str, params: dict[str, Any], features: Sequence[str]) -> TrainModel:
