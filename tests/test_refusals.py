@@ -176,3 +176,38 @@ def test_an_error_of_ours_keeps_its_traceback(work, task, rc, error):
     code, text, _ = luigi_cli(work, *task.split(), module="buggy_tasks", PYTHONPATH=str(work))
     assert code == rc
     assert "Traceback (most recent call last)" in text and error in text
+
+
+def test_a_users_value_in_a_scheduling_traceback_is_its_one_line():
+    """What Luigi's "Will not run … due to error in complete()" warning carries: the
+    formatted traceback of a wrapped error (its cause first), read back to one line."""
+    import traceback
+
+    import luigi
+
+    from pipeline import console
+    from pipeline.config import fanout
+
+    config = luigi.configuration.get_config()
+    config.set("fanout", "job_timeout", "soon")
+    try:
+        fanout()
+    except ValueError:
+        text = traceback.format_exc()
+    finally:
+        config.remove_option("fanout", "job_timeout")
+    assert "Traceback" in text
+    assert console.typed_error_in_traceback(text) == "[fanout] job_timeout = 'soon' is not a whole number: write e.g. [fanout] job_timeout = 0"
+    try:
+        int("two")
+    except ValueError:
+        assert console.typed_error_in_traceback(traceback.format_exc()) is None  # not a wrapped parameter value
+
+
+def test_the_notebook_api_refuses_no_workers_too(tmp_path):
+    from pipeline import api
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^workers=0 runs no task"):
+        api.train_all(data=str(tmp_path / "none.parquet"), models=str(tmp_path / "m"), workers=0)
+    assert not (tmp_path / "m").exists()
