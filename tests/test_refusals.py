@@ -110,6 +110,7 @@ HELD_OUT = [  # what a new user types
     (["TrainAll", "--data", "by_day.parquet"], PLAN, "dataset by_day.parquet is partitioned (day=2026-01-01/, …)"),
     (["TrainAll", "--data", "nope.parquet"], PLAN, "dataset nope.parquet does not exist"),
     (["TuneAll", "--space", "space.json", "--data", "demo.parquet", "--metric", "f2"], PLAN, "--metric 'f2' is unknown"),
+    (["Report", "--models", "modles"], PLAN, "Report: --models modles does not exist: point it at the artifact root of a run"),
     (["Predict", "--data", "demo.parquet", "--out", "scores", "--config", "lightgbm-00000000"], PLAN,
      "configuration lightgbm-00000000 under"),
 ]

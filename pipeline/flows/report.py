@@ -20,6 +20,8 @@ from pipeline.params import Parameter
 from pipeline.report import collect, render
 from pipeline.runner.batching import check_workers
 from pipeline.runner.job import RunParameters
+from pipeline.storage import storage_for
+from pipeline.storage.locations import parse_location
 
 logger = logging.getLogger("luigi-interface")
 
@@ -42,6 +44,9 @@ class Report(RunParameters, luigi.Task):
         check_workers()
         if os.path.isdir(self.out):
             raise ConfigError(f"--out {self.out} is a folder: name the HTML file to write, e.g. --out {os.path.join(self.out, 'report.html')}")
+        models = parse_location(self.models)
+        if not storage_for(models).exists(models):  # a typo would give an empty page and exit 0
+            raise ConfigError(f"--models {self.models} does not exist: point it at the artifact root of a run (TrainAll --models)")
         return False
 
     def run(self) -> None:
