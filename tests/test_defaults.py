@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import shutil
 import subprocess
 import sys
 
 import pytest
+from luigi.parameter import _no_value
+from luigi.task_register import Register, TaskClassNotFoundException
 
 from pipeline import defaults
 from tests.conftest import REPO
@@ -100,3 +103,39 @@ def test_install_puts_the_defaults_first_once():
     defaults.install()
     paths = LuigiConfigParser._config_paths
     assert paths.count(str(defaults.DEFAULTS_FILE)) == 1 and paths[0] == str(defaults.DEFAULTS_FILE)
+
+
+def documented_defaults(path) -> list[tuple[str, str, str]]:
+    """``(section, key, value)`` of each ``# key = value`` line that documents a default."""
+    found, section = [], None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        header = re.match(r"^\[(\w+)\]", line)
+        if header:
+            section = header.group(1)
+            continue
+        doc = re.match(r"^# (\w+) = ?(\S*)(\s{2,}|$)", line)
+        if doc and section:
+            found.append((section, doc.group(1), doc.group(2)))
+    return found
+
+
+def test_every_default_luigi_cfg_documents_is_the_one_in_the_code():
+    import pipeline.storage.webhdfs  # noqa: F401 - registers [webhdfs]
+
+    checked = 0
+    for section, key, value in documented_defaults(REPO / "luigi.cfg"):
+        try:
+            cls = Register.get_task_cls(section)
+        except TaskClassNotFoundException:
+            assert section == "spark", f"[{section}] is documented but no class reads it"
+            continue  # Luigi's own luigi.contrib.spark settings: the lines there are examples
+        params = dict(cls.get_params())
+        assert key in params, f"[{section}] {key} is documented but {section} has no such parameter"
+        param = params[key]
+        if param._default is _no_value:  # required: documented with an empty value
+            assert value == "", f"[{section}] {key} is required but luigi.cfg shows a default {value!r}"
+            continue
+        assert param.normalize(param.parse(value)) == param.normalize(param._default), \
+            f"[{section}] {key}: luigi.cfg says {value!r}, the code {param._default!r}"
+        checked += 1
+    assert checked > 40
