@@ -214,3 +214,14 @@ def test_a_damaged_part_spark_met_is_one_line_from_its_recorded_error():
     assert damaged_parquet(recorded) == ("dataset part file file:/tmp/t17/w/cutdir.parquet/part-1.parquet is not a Parquet "
                                          "file (its end is missing: a write cut short?): rewrite the dataset, or remove the file")
     assert damaged_parquet("Py4JJavaError: An error occurred while calling o75.getResult.") is None
+
+
+def test_big_local_footers_are_parsed_first_and_last_but_every_end_is_checked(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "LOCAL_FOOTER_BYTES", 0)  # as if the footers were many megabytes
+    data = write(tmp_path / "d.parquet", table(90), parts=3)
+    schema = datasets.read_schema(str(data))
+    assert schema.checked == ("part-00000.parquet", "part-00002.parquet") and not schema.every_part_checked
+    raw = (data / "part-00001.parquet").read_bytes()
+    (data / "part-00001.parquet").write_bytes(raw[:-10])
+    with pytest.raises(DatasetError, match=r"part-00001.parquet is not a Parquet file, or it was cut short"):
+        datasets.read_schema(str(data))

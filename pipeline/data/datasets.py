@@ -13,13 +13,18 @@ from __future__ import annotations
 import io
 import os
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import DatasetError, StorageError, one_line
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, parse_location
+
+#: A local dataset whose footers hold up to this many bytes in all has every footer parsed
+#: (~8 MB/s here: a plan and every TrainModel's preflight read them); a bigger one, or a
+#: remote one, the first and last part file's. Every local part file's end is checked.
+LOCAL_FOOTER_BYTES = 1 << 20
 
 #: Smallest Parquet file: the leading magic, a footer length and the trailing magic.
 _MIN_PARQUET_BYTES = 12
@@ -66,6 +71,46 @@ def _merge(low: Any, high: Any, value_low: Any, value_high: Any) -> tuple[Any, A
     return (value_low if low is None or value_low < low else low), (value_high if high is None or value_high > high else high)
 
 
+class _FooterFacts(Mapping[str, ColumnFacts]):
+    """Column name -> :class:`ColumnFacts`, each computed when first asked for: a wide
+    dataset has thousands of columns times row groups of statistics, and only the
+    labels' are read."""
+
+    def __init__(self, types: Mapping[str, Any], footers: Sequence[Any]) -> None:
+        self._types, self._footers, self._done = dict(types), list(footers), {}
+
+    def __getitem__(self, name: str) -> ColumnFacts:
+        if name not in self._done:
+            self._done[name] = _column_facts(name, self._types[name], self._footers)
+        return self._done[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._types)
+
+    def __len__(self) -> int:
+        return len(self._types)
+
+
+def _column_facts(name: str, arrow_type: Any, footers: Sequence[Any]) -> ColumnFacts:  # noqa: ANN401 - pyarrow types
+    low = high = None
+    nulls, known = 0, True
+    for meta in footers:
+        index = meta.schema.names.index(name) if name in meta.schema.names else None
+        for g in range(meta.num_row_groups if index is not None else 0):
+            chunk = meta.row_group(g).column(index)
+            st = chunk.statistics
+            if chunk.path_in_schema != name or st is None or not st.has_null_count:
+                known = False  # a nested column, or a writer that kept no statistics
+                break
+            nulls += st.null_count
+            if st.has_min_max:
+                low, high = _merge(low, high, st.min, st.max)
+            elif st.null_count < chunk.num_values:  # values present but no min/max: unknown range
+                known = False
+    return ColumnFacts(type=str(arrow_type), numeric=_is_numeric(arrow_type), low=low if known else None,
+                       high=high if known else None, nulls=nulls if known else None)
+
+
 def schema_from_footers(footers: Sequence[tuple[str, Any]], parts: int) -> DatasetSchema:
     """The schema and column facts of ``footers`` (part file name, ``pyarrow.parquet.FileMetaData``),
     the first of which gives the column order. Pure: tested on footers written in memory."""
@@ -77,40 +122,18 @@ def schema_from_footers(footers: Sequence[tuple[str, Any]], parts: int) -> Datas
             if f.name in types and f.type != types[f.name]:
                 raise DatasetError(f"column {f.name!r} is {types[f.name]} in {first_name} but {f.type} in {name}: "
                                    "Spark cannot read them as one table; rewrite the dataset with one type per column")
-    stats: dict[str, dict[str, Any]] = {n: {"low": None, "high": None, "nulls": 0, "known": True} for n in types}
-    for _name, meta in footers:
-        for g in range(meta.num_row_groups):
-            group = meta.row_group(g)
-            for j in range(group.num_columns):
-                chunk = group.column(j)
-                into = stats.get(chunk.path_in_schema)
-                if into is None:
-                    continue
-                st = chunk.statistics
-                if st is None or not st.has_null_count:
-                    into["known"] = False
-                    continue
-                into["nulls"] += st.null_count
-                if st.has_min_max:
-                    into["low"], into["high"] = _merge(into["low"], into["high"], st.min, st.max)
-                elif st.null_count < chunk.num_values:  # values present but no min/max: unknown range
-                    into["known"] = False
-    facts = {}
-    for name, arrow_type in types.items():
-        known = stats[name]["known"]
-        facts[name] = ColumnFacts(type=str(arrow_type), numeric=_is_numeric(arrow_type),
-                                  low=stats[name]["low"] if known else None, high=stats[name]["high"] if known else None,
-                                  nulls=stats[name]["nulls"] if known else None)
-    return DatasetSchema(columns=tuple(arrow.names), numeric=tuple(n for n in arrow.names if facts[n].numeric), facts=facts,
+    return DatasetSchema(columns=tuple(arrow.names), numeric=tuple(n for n in arrow.names if _is_numeric(types[n])),
+                         facts=_FooterFacts(types, [meta for _, meta in footers]),
                          rows=sum(meta.num_rows for _, meta in footers), checked=tuple(n for n, _ in footers), parts=parts)
 
 
 def read_schema(data: str) -> DatasetSchema:
     """Columns of a Parquet dataset (a folder of part files, or one local file) and what
     their footers say, read without Spark: one listing, then the footer (the file's
-    tail) of every part file of a local dataset, and of the first and last part file of
-    a remote one (each costs requests there); the listing's sizes of every part file.
-    Not cached here: a plan or a task reads it once."""
+    tail) of every part file of a local dataset of up to :data:`LOCAL_FOOTERS` part files,
+    else of the first and last part file (each costs requests on remote storage); the
+    listing's sizes of every part file where it gives them. Not cached here: a plan or a
+    task reads it once."""
     loc = parse_location(data)
     storage = storage_for(loc)
     hint = "create it (luigi --module pipeline MakeDemoData) or fix --data"
@@ -132,8 +155,20 @@ def read_schema(data: str) -> DatasetSchema:
     short = sorted(e.name for e in files if e.name in parts and e.size is not None and e.size < _MIN_PARQUET_BYTES)
     if short:
         raise DatasetError(f"{loc.join(short[0])} is too short to be a Parquet file: a write cut short? rewrite the dataset")
-    read = parts if loc.is_local else sorted({parts[0], parts[-1]})
+    read = sorted({parts[0], parts[-1]})
+    if loc.is_local:  # each end is 8 bytes away: a part cut short anywhere is named before any JVM
+        footer_bytes = sum(_footer_length(storage, loc.join(name)) for name in parts)
+        read = parts if footer_bytes <= LOCAL_FOOTER_BYTES else read
     return schema_from_footers([(name, _footer(storage, loc.join(name))) for name in read], parts=len(parts))
+
+
+def _footer_length(storage: Any, part: Location) -> int:  # noqa: ANN401 - a Storage
+    """The footer length a part file's last 8 bytes give; a file without Parquet's end refused."""
+    end = storage.read_tail(part, 8)
+    if len(end) < 8 or end[-4:] != b"PAR1":
+        raise DatasetError(f"{part} is not a Parquet file, or it was cut short (no PAR1 magic at its end): "
+                           "point --data at a Parquet dataset, or rewrite it")
+    return struct.unpack("<I", end[:4])[0]
 
 
 def _footer(storage: Any, part: Location) -> Any:  # noqa: ANN401 - Storage in, pyarrow.parquet.FileMetaData out
