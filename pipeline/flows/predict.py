@@ -72,10 +72,10 @@ class Predict(RenamedOutput, SparkJob):
     models = Parameter(default="models", description="Artifact root the models come from")
     out = Parameter(example="scores", description="Output Parquet folder: key columns plus one probability column per label")
     config = OptionalParameter(default=None, example="lightgbm-3f2a91c0", description="Use every label of this configuration "
-                                                               "(default: the best per label in <models>/leaderboard.json)")
+                               "(default: the best per label in <models>/leaderboard.json)")
     labels = OptionalListParameter(default=None, example="label_00,label_01", description="Only these labels (a,b or a JSON list)")
-    key = OptionalListParameter(default=None, example="customer_id", description="Row key columns copied to the output (a,b or a JSON list); "
-                                                                "default: row_hash, a 64-bit hash of the whole row")
+    key = OptionalListParameter(default=None, example="customer_id", description="Row key columns copied to the output (a,b or a "
+                                "JSON list); default: row_hash, a 64-bit hash of the whole row")
 
     unit = "prediction"
     success_status = "scored"

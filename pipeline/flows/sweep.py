@@ -75,8 +75,8 @@ class FeatureSweep(SearchBase, luigi.Task):
     """Train each label on its top-N features for every N in ``--sizes``."""
 
     sizes = ListParameter(item=int, example="5,10,20", description="Feature counts to try, e.g. 5,10,20 or [5, 10, 20]")
-    ranking = OptionalParameter(default=None, example="ranking.json", description="Ranking file (JSON list, or label -> list); "
-                                                                 "default: gain importance of a baseline LightGBM per label")
+    ranking = OptionalParameter(default=None, example="ranking.json", description="Ranking file (JSON list, or label -> "
+                                "list); default: gain importance of a baseline LightGBM per label")
     tolerance = FloatParameter(default=0.005, description="Smallest N within this much of the best metric is chosen")
 
     @cached_property

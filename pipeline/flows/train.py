@@ -64,7 +64,7 @@ class TrainingParameters(RunParameters):
     features = OptionalListParameter(default=None, example="f000,f001", visibility=ParameterVisibility.HIDDEN,
                                      description="Feature columns (a,b or a JSON list); default: every numeric column that is not a label")
     label_prefix = Parameter(default=DEFAULT_LABEL_PREFIX, visibility=ParameterVisibility.HIDDEN,
-                                   description="Columns starting with this are labels (default label rule)")
+                             description="Columns starting with this are labels (default label rule)")
     balance_ratio = FloatParameter(default=1.0, description="Keep at most this many majority rows per minority row (0 = no balancing)")
     test_fraction = FloatParameter(default=0.2, description="Share of rows held out for evaluation (0 to 0.9)")
     seed = IntParameter(default=42, description="Seed for splitting, balancing and training")
@@ -268,7 +268,7 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
 
     labels = OptionalListParameter(default=None, example="label_00,label_01", description="Labels as a,b or a JSON list; default: every column starting with label-prefix")
     batch_size = Parameter(default="auto", description="Labels per spark-submit: auto (from measured start-up "
-                                 "and per-label times, see [batching]) | N | 1 (one job per label)")
+                           "and per-label times, see [batching]) | N | 1 (one job per label)")
     planned_workers = luigi.IntParameter(default=0, significant=False, visibility=ParameterVisibility.HIDDEN,
                                          description="Internal: workers batch-size auto plans for (0: --workers)")
 

@@ -152,12 +152,12 @@ class TuneAll(SearchBase, luigi.Task):
     engine = None
     params = None
 
-    space = Parameter(example="space.json", description="Search space file (JSON, or YAML with pyyaml): engines to parameters, "
-                                        "each a list of values or a range {low, high, log, int}")
+    space = Parameter(example="space.json", description="Search space file (JSON, or YAML with pyyaml): engines to "
+                      "parameters, each a list of values or a range {low, high, log, int}")
     search = ChoiceParameter(choices=SEARCHES, default="grid", description="grid | random | optuna")
     trials = IntParameter(default=20, description="Trials for random and optuna (grid: every combination)")
     parallel_trials = IntParameter(default=4, description="optuna: trials asked (and run) at once; more = more parallel, "
-                                                      "less informed sampling")
+                                   "less informed sampling")
 
     @cached_property
     def plan(self) -> dict[str, Any]:
