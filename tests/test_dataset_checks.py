@@ -225,3 +225,27 @@ def test_big_local_footers_are_parsed_first_and_last_but_every_end_is_checked(tm
     (data / "part-00001.parquet").write_bytes(raw[:-10])
     with pytest.raises(DatasetError, match=r"part-00001.parquet is not a Parquet file, or it was cut short"):
         datasets.read_schema(str(data))
+
+
+def test_a_remote_dataset_costs_two_footers_and_its_listing_sizes_refuse_a_stub():
+    from pipeline.storage.webhdfs import clear_webhdfs_cache
+    from tests.webhdfs_server import WebHdfsServer
+
+    clear_webhdfs_cache()
+    with WebHdfsServer() as nn:
+        for i in range(4):
+            buf = io.BytesIO()
+            pq.write_table(table(40), buf)
+            nn.put_file(f"/d.parquet/part-{i:05d}.parquet", buf.getvalue())
+        path = f"webhdfs://127.0.0.1:{nn.port}/d.parquet"
+        nn.clear_log()
+        schema = datasets.read_schema(path)
+        assert schema.checked == ("part-00000.parquet", "part-00003.parquet") and schema.parts == 4
+        assert sorted(r.path for r in nn.requests if r.op == "OPEN" and r.datanode) == \
+            ["/d.parquet/part-00000.parquet", "/d.parquet/part-00003.parquet"]
+        nn.put_file("/d.parquet/part-00002.parquet", b"PAR1")  # a write cut short after 4 bytes
+        nn.clear_log()
+        with pytest.raises(DatasetError, match=r"part-00002.parquet is too short to be a Parquet file"):
+            datasets.read_schema(path)
+        assert not [r for r in nn.requests if r.op == "OPEN"], "the listing's sizes said it: no footer read"
+    clear_webhdfs_cache()
