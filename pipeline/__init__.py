@@ -2,6 +2,11 @@
 
 ``luigi --module pipeline TrainAll`` (or ``RunScripts``) finds the tasks here.
 """
+# ruff: noqa: E402 - the package's defaults go into Luigi's configuration before anything else loads
+
+from pipeline import defaults
+
+defaults.install()  # [retcode] and the other defaults hold from any folder, user files still win
 
 from pipeline.flows.demo import MakeDemoData
 from pipeline.flows.predict import Predict

@@ -20,6 +20,7 @@ import luigi
 
 from pipeline.data.artifacts import ArtifactTarget, artifact_location, configurations
 from pipeline.data.jobs_file import validate_jobs
+from pipeline.errors import ConfigError
 from pipeline.flows.scripts import RESULT_GROUP, RunScript, RunScripts, load_jobs
 from pipeline.flows.train import TrainAll, TrainModel
 from pipeline.progress import KeepingSchedulerFactory, ProgressWatcher, job_rows, result_outcome, wait_for_plan
@@ -110,6 +111,7 @@ def _new_run_id() -> str:
 
 def _build(task: TrainAll | RunScripts, workers: int, scheduler_host: str | None, scheduler_port: int,
            progress: bool = True) -> RunReport:
+    _check_workers(workers)
     factory = KeepingSchedulerFactory()
     kwargs = {**_scheduler(scheduler_host, scheduler_port), "workers": workers, "detailed_summary": True,
               "worker_scheduler_factory": factory}
@@ -167,7 +169,13 @@ def _frame(rows: list[dict[str, Any]]):  # noqa: ANN202 - pandas is optional for
     return pd.DataFrame(flat)
 
 
+def _check_workers(workers: int) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers={workers!r} runs no task (Luigi only schedules with it): use workers=1 or more")
+
+
 def _luigi_run(task: luigi.Task, workers: int, scheduler_host: str | None, scheduler_port: int) -> bool:
+    _check_workers(workers)
     return bool(luigi.build([task], workers=workers, **_scheduler(scheduler_host, scheduler_port))) and task.complete()
 
 

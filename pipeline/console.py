@@ -20,6 +20,7 @@ from typing import Any
 import luigi
 
 from pipeline.errors import FanoutError, one_line
+from pipeline.params import describe_unreadable, unreadable_value
 
 LUIGI_LOGGER = "luigi-interface"
 JOB_LOGGER = "spark-fanout"
@@ -60,13 +61,23 @@ def _fanout_error_names() -> set[str]:
     return names
 
 
+_CAUSED = "The above exception was the direct cause of the following exception:"
+
+
 def typed_error_in_traceback(text: str) -> str | None:
-    """The message of a FanoutError that ends a formatted traceback, if it does."""
+    """The message of a FanoutError that ends a formatted traceback, if it does; or the
+    one line for a user's value Luigi could not read (:func:`describe_unreadable`)."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return None
     name, sep, message = lines[-1].partition(": ")
-    return message.strip() if sep and name in _fanout_error_names() else None
+    if sep and name in _fanout_error_names():
+        return message.strip()
+    if name == "ValueError" and _CAUSED in lines:
+        cause = lines[lines.index(_CAUSED) - 1]
+        cause_name, _, cause_message = cause.partition(": ")
+        return describe_unreadable(message, cause_message.strip() if cause_name in _fanout_error_names() else None, cause)
+    return None
 
 
 class ConciseFilter(logging.Filter):
@@ -77,6 +88,9 @@ class ConciseFilter(logging.Filter):
         if mode() != "concise":
             return True
         error = record.exc_info[1] if record.exc_info else None
+        unreadable = unreadable_value(error)  # a user's value Luigi could not read: not a bug, no traceback
+        if unreadable is not None:
+            return self._one_line(record, unreadable)
         if isinstance(error, FanoutError):
             if " failed " in str(record.msg) and str(record.msg).startswith("[pid"):
                 return False  # a task's failure: the job line printed by on_failure says it

@@ -22,17 +22,66 @@ class JobInputError(RuntimeError):
     """Bad input found inside the job (missing column, single-class label, …)."""
 
 
-def check_binary(label: str, counts: dict[float, int]) -> dict[int, int]:
-    """Rows per class (0/1) of a label, from counts per non-null value; refuses a
-    label holding another value or only one class."""
+@dataclass(frozen=True)
+class Minimums:
+    """Rows a label needs to be trained (``[fanout]`` settings, sent in the job spec):
+    of each class among the training rows (before balancing), and of each class among
+    the validation rows when there are any (``--test-fraction`` above 0)."""
+
+    positives: int = 10
+    negatives: int = 10
+    validation_per_class: int = 1
+    #: Warn when more than this share of a label's rows is null (they are left out).
+    null_warning_share: float = 0.1
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Minimums:
+        given = spec.get("label_minimums") or {}
+        return cls(**{k: given[k] for k in ("positives", "negatives", "validation_per_class", "null_warning_share") if k in given})
+
+
+def check_binary(label: str, counts: dict[float, int], nulls: int = 0) -> dict[int, int]:
+    """Rows per class (0/1) of a label, from counts per non-null value (``nulls``: its
+    null rows); refuses a label holding another value, no value or only one class."""
     odd = sorted(v for v in counts if v not in (0.0, 1.0))
     if odd:
         raise JobInputError(f"label {label!r} is not binary (value {odd[0]!r} is not 0 or 1): labels must hold 0/1")
     per_class = {0: counts.get(0.0, 0), 1: counts.get(1.0, 0)}
+    if per_class[0] == 0 and per_class[1] == 0:
+        raise JobInputError(f"label {label!r} is empty: all {nulls} rows are null; drop it from --labels")
     if per_class[0] == 0 or per_class[1] == 0:
         only = 0 if per_class[1] == 0 else 1
-        raise JobInputError(f"label {label!r} has only class {only} ({per_class[only]} rows): nothing to learn; drop it from --labels")
+        raise JobInputError(f"label {label!r} has only class {only} ({per_class[only]} rows, {nulls} null): "
+                            "nothing to learn; drop it from --labels")
     return per_class
+
+
+def check_counts(label: str, train: dict[int, int], validation: dict[int, int], minimums: Minimums) -> None:
+    """Refuse a label with fewer rows of a class than ``minimums`` asks, naming the counts:
+    a model of a handful of positives learns the base rate, and a validation set without
+    both classes has no AUC."""
+    short = []
+    if train[1] < minimums.positives:
+        short.append(f"training positives < [fanout] min_positives = {minimums.positives}")
+    if train[0] < minimums.negatives:
+        short.append(f"training negatives < [fanout] min_negatives = {minimums.negatives}")
+    if validation[0] + validation[1] > 0:
+        for cls, name in ((1, "positives"), (0, "negatives")):
+            if validation[cls] < minimums.validation_per_class:
+                short.append(f"validation {name} < [fanout] min_validation_per_class = {minimums.validation_per_class}")
+    if short:
+        raise JobInputError(f"label {label!r} has {train[1]} positive / {train[0]} negative training rows and "
+                            f"{validation[1]} / {validation[0]} validation rows, too few to learn from: {'; '.join(short)}; "
+                            "drop it from --labels or lower the minimum")
+
+
+def null_warning(label: str, rows: dict[str, Any], minimums: Minimums) -> str | None:
+    """The warning for a label with more null rows than ``minimums`` allows, else ``None``."""
+    nulls, total = rows["null_labels"], rows["total"]
+    if not total or nulls / total <= minimums.null_warning_share:
+        return None
+    return (f"label {label!r}: {nulls} of {total} rows ({nulls / total:.0%}) are null and were left out of training and "
+            f"validation (above [fanout] null_label_warning = {minimums.null_warning_share})")
 
 
 def label_rng(seed: int, label: str) -> Any:
@@ -48,6 +97,7 @@ def row_counts(*, total: int, per_class: dict[int, int], before: dict[int, int],
     return {
         "total": int(total),
         "labelled": per_class[0] + per_class[1],
+        "null_labels": int(total) - per_class[0] - per_class[1],  # left out of training and validation
         "train_before_balancing": before[0] + before[1],
         "train_after_balancing": after[0] + after[1],
         "validation": int(validation),
@@ -64,10 +114,11 @@ class LabelSample:
 
 
 def label_sample(frame: Any, label: str, label_column: str, features: list[str], balance_ratio: float,
-                 seed: int) -> LabelSample:
+                 seed: int, minimums: Minimums | None = None) -> LabelSample:
     """Split ``frame`` (collected once for the batch; ``label_column`` holds this label,
     ``VALIDATION_COL`` the row's split flag) into balanced training rows and validation
-    rows. Unlabelled rows (null) are left out of both."""
+    rows. Unlabelled rows (null) are left out of both (and counted); a label with too
+    few rows of a class (``minimums``) is refused."""
     import numpy as np
 
     y = frame[label_column]
@@ -75,10 +126,14 @@ def label_sample(frame: Any, label: str, label_column: str, features: list[str],
     values = y.to_numpy()
     valid_flag = frame[VALIDATION_COL].to_numpy(dtype=bool)
     unique, counts = np.unique(values[labelled], return_counts=True)
-    per_class = check_binary(label, {float(v): int(c) for v, c in zip(unique, counts, strict=True)})
+    per_class = check_binary(label, {float(v): int(c) for v, c in zip(unique, counts, strict=True)},
+                             nulls=int(len(values) - np.count_nonzero(labelled)))
 
     in_train = labelled & ~valid_flag
     before = {c: int(np.count_nonzero(in_train & (values == c))) for c in (0, 1)}
+    in_validation = labelled & valid_flag
+    check_counts(label, before, {c: int(np.count_nonzero(in_validation & (values == c))) for c in (0, 1)},
+                 minimums or Minimums())
     plan = plan_balance(before[0], before[1], float(balance_ratio))
     keep = in_train
     if plan.fractions != {0: 1.0, 1: 1.0}:

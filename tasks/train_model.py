@@ -27,6 +27,7 @@ from tasks import engines
 from tasks.artifact_writer import ArtifactWriter
 from tasks.balance import plan_balance
 from tasks.columns import quoted
+from tasks.data_errors import damaged_parquet
 from tasks.engine_specs import resolve_params
 from tasks.jobspec import (
     COMMIT_DELAY_ENV,
@@ -37,7 +38,16 @@ from tasks.jobspec import (
     emit_event,
     fail_labels,
 )
-from tasks.label_sample import VALIDATION_COL, JobInputError, check_binary, label_sample, row_counts
+from tasks.label_sample import (
+    VALIDATION_COL,
+    JobInputError,
+    Minimums,
+    check_binary,
+    check_counts,
+    label_sample,
+    null_warning,
+    row_counts,
+)
 from tasks.layout import FORMAT_VERSION, SPARK_MODEL
 from tasks.ownership import DEFAULT_LEASE_SECONDS
 from tasks.parent_death import die_with_parent
@@ -74,6 +84,12 @@ def prepare(data: Any, labels: list[str], features: list[str], seed: int, fracti
     cols += [F.col(quoted(f)).cast("double").alias(f"f{i}") for i, f in enumerate(features)]
     cols.append(validation_flag(data, seed, fraction).alias(VALIDATION_COL))
     return data.select(*cols)
+
+
+def _numeric(data_type: Any) -> bool:  # noqa: ANN401 - a pyspark DataType
+    from pyspark.sql.types import BooleanType, NumericType
+
+    return isinstance(data_type, (NumericType, BooleanType))
 
 
 def _class_counts(df: Any) -> dict[int, int]:
@@ -152,6 +168,12 @@ def _commit(spark: Any, job: LabelJob, params: dict[str, Any], rows: dict[str, A
     return final
 
 
+def _warn_nulls(label: str, rows: dict[str, Any], minimums: Minimums) -> None:
+    warning = null_warning(label, rows, minimums)
+    if warning is not None:
+        emit_event("warning", label=label, message=warning)
+
+
 def _error_message(exc: BaseException) -> str:
     if isinstance(exc, (JobInputError, engines.EngineUnavailable)):
         return str(exc)
@@ -160,6 +182,9 @@ def _error_message(exc: BaseException) -> str:
         return (f"{type(exc).__name__}: {exc.strerror}{where}: free space on the artifact root or fix its "
                 "permissions, then rerun (finished labels are kept)")
     text = str(exc).strip()
+    damaged = damaged_parquet(text)  # Spark's words for it are deep in a Java stack trace
+    if damaged is not None:
+        return damaged
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
@@ -190,11 +215,13 @@ def train_collected(spark: Any, frame: Any, jobs: list[LabelJob], params: dict[s
     spec = jobs[0].spec
     columns = [f"f{i}" for i in range(len(spec["features"]))]
     seed = int(spec["seed"])
+    minimums = Minimums.from_spec(spec)
 
     def train_one(job: LabelJob) -> tuple[dict[str, Any], Any]:
         job.started = time.perf_counter()
         job.check_switch()
-        sample = label_sample(frame, job.label, label_column(job.index), columns, float(spec["balance_ratio"]), seed)
+        sample = label_sample(frame, job.label, label_column(job.index), columns, float(spec["balance_ratio"]), seed, minimums)
+        _warn_nulls(job.label, sample.rows, minimums)
         emit_event("progress", label=job.label, percent=50, message="balanced")
         return sample.rows, engines.train_lightgbm(sample.train, sample.validation, columns, params, seed)
 
@@ -232,10 +259,13 @@ def train_in_spark(spark: Any, prepared: Any, job: LabelJob, params: dict[str, A
     for (_, value), n in counts.items():
         if value is not None:
             per_value[float(value)] = per_value.get(float(value), 0) + n
-    per_class = check_binary(job.label, per_value)
+    nulls = sum(n for (_, value), n in counts.items() if value is None)
+    per_class = check_binary(job.label, per_value, nulls=nulls)
     emit_event("progress", label=job.label, percent=30, message="data counted")
 
     before = {c: counts.get((False, float(c)), 0) for c in (0, 1)}
+    minimums = Minimums.from_spec(spec)
+    check_counts(job.label, before, {c: counts.get((True, float(c)), 0) for c in (0, 1)}, minimums)
     plan = plan_balance(before[0], before[1], float(spec["balance_ratio"]))
     labelled = frame.where(y.isNotNull())
     train = labelled.where(~F.col(VALIDATION_COL))
@@ -260,6 +290,7 @@ def train_in_spark(spark: Any, prepared: Any, job: LabelJob, params: dict[str, A
         train.unpersist()
     rows = row_counts(total=sum(counts.values()), per_class=per_class, before=before, after=after,
                       validation=counts.get((True, 0.0), 0) + counts.get((True, 1.0), 0))
+    _warn_nulls(job.label, rows, minimums)
     _commit(spark, job, params, rows, model, watch_parent)
 
 
@@ -269,16 +300,25 @@ def train_batch(spark: Any, data: Any, spec: dict[str, Any], watch_parent: int |
     missing = [f for f in features if f not in data.columns]
     if missing:
         raise JobInputError(f"feature column {missing[0]!r} is not in {spec['data']}: fix --features")
+    # The controller checked the types in the footers it read; a cast would turn text into nulls.
+    types = {f.name: f.dataType for f in data.schema.fields}
+    odd = [f for f in features if not _numeric(types[f])]
+    if odd:
+        raise JobInputError(f"feature column {odd[0]!r} is {types[odd[0]].simpleString()}, not numeric: leave it out of --features")
     params = resolve_params(spec["engine"], spec["params"])
     failed = 0
     present: list[tuple[str, str]] = []
     for label, slug in zip(spec["labels"], spec["slugs"], strict=True):
-        if label in data.columns:
-            present.append((label, slug))
-        else:
+        if label not in data.columns:
             failed += 1
             emit_event("error", label=label,
                        message=f"label column {label!r} is not in {spec['data']}: check --labels against the dataset columns")
+        elif not _numeric(types[label]):
+            failed += 1
+            emit_event("error", label=label, message=f"label {label!r} is a {types[label].simpleString()} column, not 0/1: "
+                                                     "convert it to 0/1 or true/false first")
+        else:
+            present.append((label, slug))
     if not present:
         return failed
     prepared = prepare(data, [label for label, _ in present], features, int(spec["seed"]), float(spec["test_fraction"]))

@@ -37,7 +37,8 @@ def spark_logs(log_dir):
 def trained(tmp_path_factory):
     """Two labels trained once by train_all; the tests share the models folder."""
     work = tmp_path_factory.mktemp("api")
-    table = make_demo_frame(rows=400, features=3, labels=2, seed=5)
+    # 1,000 rows: label_01's 2 % are 20 positives, above [fanout] min_positives in the training rows
+    table = make_demo_frame(rows=1000, features=3, labels=2, seed=5)
     data = work / "data.parquet"
     data.mkdir()
     pq.write_table(table, data / "part-00000.parquet")

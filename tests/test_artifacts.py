@@ -81,11 +81,19 @@ def test_a_rerun_removes_only_its_own_labels_temporaries(tmp_path):
     from pipeline.data.artifacts import remove_stale_temporaries
     from pipeline.storage.locations import parse_location
 
+    import subprocess
+    import sys
+
+    def gone() -> int:  # a stale temporary's writer has exited
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        proc.wait()
+        return proc.pid
+
     root = tmp_path / "lightgbm-0123abcd"
     a, b, a_v2 = label_slug("a"), label_slug("b"), label_slug(f"{label_slug('a')} v2")
     names = {
-        "stale_a": temp_name(a, temp_token(11, "0123456789")),
-        "stale_b": temp_name(b, temp_token(12, "0123456789")),
+        "stale_a": temp_name(a, temp_token(gone(), "0123456789")),
+        "stale_b": temp_name(b, temp_token(gone(), "0123456789")),
         "running_a_v2": temp_name(a_v2, temp_token(13, "0123456789")),
         "running_c": temp_name(label_slug("c"), temp_token(14, "0123456789")),
         "users": ".tmp-notes",

@@ -288,6 +288,7 @@ def test_demo_data_never_replaces_a_folder_it_did_not_make(tmp_path):
 
 
 def test_report_and_leaderboard_never_overwrite_a_users_file(tmp_path):
+    (tmp_path / "m").mkdir()
     page = tmp_path / "report.html"
     page.write_text("<html>my own page</html>")
     task = Report(models=str(tmp_path / "m"), out=str(page), log_dir=str(tmp_path / "logs"))
@@ -297,7 +298,6 @@ def test_report_and_leaderboard_never_overwrite_a_users_file(tmp_path):
     assert luigi.build([task], local_scheduler=True, log_level="ERROR") is True
     assert luigi.build([task], local_scheduler=True, log_level="ERROR") is True  # its own page is replaced
     root = tmp_path / "m"
-    root.mkdir()
     (root / f"{LEADERBOARD}.json").write_text('{"mine": true}')
     with pytest.raises(ConfigError, match="was not written by spark-fanout"):
         write_report(parse_location(str(root)), LEADERBOARD, [], {})

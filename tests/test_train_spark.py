@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 
@@ -13,6 +14,7 @@ import pytest
 
 from pipeline.data.labels import label_slug
 from pipeline.flows.demo import make_demo_frame
+from pipeline.runner import results
 from tasks.jobspec import parse_event
 from tests.conftest import ODD_LABEL
 from tests.spark_helpers import (
@@ -33,14 +35,25 @@ pytestmark = pytest.mark.spark
 TASK_FAILED = 30  # [retcode] task_failed in luigi.cfg
 
 
+#: Labels a new user brings (issue 17), trained in the same run as the good ones.
+DEGENERATE = ["label_rare", "label_nulls", "label_text", "label_empty", "label_bool"]
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    """Small demo data plus a label column whose name holds every awkward character."""
+    """Small demo data plus a label column whose name holds every awkward character, and
+    labels that cannot or can barely be trained."""
     table = make_demo_frame(rows=3000, features=6, labels=3, seed=11)
     table = table.append_column(ODD_LABEL, table.column("label_01"))
     n = table.num_rows
     table = table.append_column("const", pa.array([0] * n, pa.int32()))  # one class only
-    table = table.append_column("three", pa.array([i % 3 for i in range(n)], pa.int32()))  # not binary
+    table = table.append_column("three", pa.array([(0.0, 1.0, 0.5)[i % 3] for i in range(n)]))  # 0..1 but not binary
+    label_00, label_01 = table.column("label_00").to_pylist(), table.column("label_01").to_pylist()
+    table = table.append_column("label_rare", pa.array([int(i in (0, 1000, 2000)) for i in range(n)], pa.int32()))
+    table = table.append_column("label_nulls", pa.array([None if i % 3 == 0 else v for i, v in enumerate(label_00)], pa.int32()))
+    table = table.append_column("label_text", pa.array(["yes" if v else "no" for v in label_01]))
+    table = table.append_column("label_empty", pa.array([None] * n, pa.int32()))
+    table = table.append_column("label_bool", pa.array([bool(v) for v in label_01]))
     folder = tmp_path_factory.mktemp("data") / "set with space.parquet"
     folder.mkdir()
     pq.write_table(table, folder / "part-00000.parquet")
@@ -50,7 +63,7 @@ def dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory, dataset):
     work = tmp_path_factory.mktemp("work")
-    labels = ["label_00", "label_02", ODD_LABEL, "not_a_column", "const", "three"]
+    labels = ["label_00", "label_02", ODD_LABEL, "not_a_column", "const", "three", *DEGENERATE]
     proc = run_luigi(["TrainAll", "--workers", "2", "--local-scheduler", "--data", str(dataset), "--models", "models",
                       "--labels", json.dumps(labels)], cwd=work)
     return work, proc
@@ -80,14 +93,43 @@ def test_trainall_trains_every_label_and_reports_the_bad_one(first_run):
     assert "spark-fanout summary" in proc.stdout
     failed_line = next(line for line in proc.stdout.splitlines() if line.startswith("not_a_column"))
     assert "failed" in failed_line and "is not a column" in failed_line
-    assert proc.stdout.count(" trained ") == 3
-    # errors found inside the job reach the summary as one line each
+    assert proc.stdout.count(" trained ") == 5  # and label_nulls, label_bool
+    # refused from the footer's statistics, before any JVM
     const_line = next(line for line in proc.stdout.splitlines() if line.startswith("const "))
-    assert "has only class 0" in const_line and "drop it from --labels" in const_line
+    assert "has only class 0 (3000 rows, 0 null)" in const_line and "drop it from --labels" in const_line
+    # errors found inside the job reach the summary as one line each
     three_line = next(line for line in proc.stdout.splitlines() if line.startswith("three "))
-    assert "is not binary (value 2.0 is not 0 or 1)" in three_line
+    assert "is not binary (value 0.5 is not 0 or 1)" in three_line
     # the label's shell syntax never ran anywhere
     assert not list(work.rglob("pwned"))
+
+
+def _row(stdout: str, label: str) -> str:
+    return next(line for line in stdout.splitlines() if line.startswith(f"{label} "))
+
+
+def test_degenerate_labels_fail_alone_in_one_true_line_each(first_run):
+    work, proc = first_run
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out and "Py4J" not in out and "ArrowInvalid" not in out
+    # 3 positives in 3,000 rows: refused inside the job with its counts, not "trained" on 5 rows
+    assert re.search(r"label_rare +failed .* label 'label_rare' has [0-3] positive / \d+ negative training rows",
+                     _row(proc.stdout, "label_rare"))
+    error = results.latest(str(work / "logs"), "label_rare").error
+    assert "too few to learn from: training positives < [fanout] min_positives = 10;" in error and "\n" not in error
+    assert not artifact_dir(work / "models", "label_rare").exists()
+    # text and all-null labels: said from the footers, before any JVM, not "has only class 0 (0 rows)"
+    assert "holds text (values 'no' … 'yes'), not 0/1: convert it to 0/1 or true/false first" in _row(proc.stdout, "label_text")
+    assert "is empty: all 3000 rows are null" in _row(proc.stdout, "label_empty")
+
+
+def test_nulls_in_a_label_are_counted_and_warned_about(first_run):
+    work, proc = first_run
+    rows = metadata(work / "models", "label_nulls")["rows"]
+    assert rows["null_labels"] == 1000 and rows["total"] == 3000 and rows["labelled"] == 2000
+    warning = next(line for line in proc.stderr.splitlines() if "label_nulls" in line and line.startswith("WARNING"))
+    assert "1000 of 3000 rows (33%) are null and were left out of training and validation" in warning
+    assert metadata(work / "models", "label_bool")["rows"]["null_labels"] == 0  # a boolean label trains as 0/1
 
 
 def test_concurrent_local_jobs_get_distinct_spark_ui_ports(first_run):
@@ -110,7 +152,7 @@ def test_rerun_trains_only_missing_labels_and_leaves_finished_ones_alone(first_r
     kept = {label: (artifact_dir(models, label) / "model.txt").stat().st_mtime_ns for label in ("label_00", ODD_LABEL)}
     shutil.rmtree(artifact_dir(models, "label_02"))
     # the same labels as the first run: they decide the default features, so the same configuration
-    labels = ["label_00", "label_02", ODD_LABEL, "not_a_column", "const", "three"]
+    labels = ["label_00", "label_02", ODD_LABEL, "not_a_column", "const", "three", *DEGENERATE]
     logs_before = set((work / "logs").rglob("*-spark-submit.log"))
     proc = run_luigi(["TrainAll", "--workers", "2", "--local-scheduler", "--data", str(dataset), "--models", "models",
                       "--labels", json.dumps(labels)], cwd=work)
@@ -118,11 +160,12 @@ def test_rerun_trains_only_missing_labels_and_leaves_finished_ones_alone(first_r
     assert (artifact_dir(models, "label_02") / "_COMPLETE").is_file()
     for label, mtime in kept.items():
         assert (artifact_dir(models, label) / "model.txt").stat().st_mtime_ns == mtime
-    rows = {line.split("  ")[0].strip(): line for line in proc.stdout.splitlines()[-8:]}
+    rows = {line.split("  ")[0].strip(): line for line in proc.stdout.splitlines()}
     assert "trained" in rows["label_02"]
     odd_row = next(line for line in proc.stdout.splitlines() if line.startswith(ODD_LABEL[:20]))
     assert "done earlier" in rows["label_00"] and "done earlier" in odd_row
-    # the new jobs held the labels without an artifact, less the one refused before any JVM
+    # the new jobs held the labels without an artifact, less those refused before any JVM
+    # (not_a_column, const, label_text, label_empty): label_02, three, label_rare
     started = [parse_event(line) for log in set((work / "logs").rglob("*-spark-submit.log")) - logs_before
                for line in log.read_text(errors="replace").splitlines()]
     assert sum(e["labels"] for e in started if e and e["event"] == "started") == 3

@@ -10,6 +10,8 @@ import luigi
 
 from pipeline.data.outputs import SuccessTarget, identity_of, read_made_record
 from pipeline.errors import ConfigError
+from pipeline.params import IntParameter, Parameter
+from pipeline.runner.batching import check_workers
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, parse_location
 from tasks.outputs import SUCCESS
@@ -45,12 +47,12 @@ def make_demo_frame(rows: int, features: int, labels: int, seed: int):  # noqa: 
 class MakeDemoData(luigi.Task):
     """``luigi --module pipeline MakeDemoData --path data/demo.parquet --rows 20000``"""
 
-    path = luigi.Parameter(default="data/demo.parquet", description="Where to write the dataset (local or hdfs://)")
-    rows = luigi.IntParameter(default=20000, description="Number of rows")
-    features = luigi.IntParameter(default=20, description="Number of numeric feature columns")
-    labels = luigi.IntParameter(default=4, description="Number of binary label columns")
-    seed = luigi.IntParameter(default=7, description="Random seed: same seed, same data")
-    files = luigi.IntParameter(default=2, description="Number of Parquet part files")
+    path = Parameter(default="data/demo.parquet", description="Where to write the dataset (local or hdfs://)")
+    rows = IntParameter(default=20000, description="Number of rows")
+    features = IntParameter(default=20, description="Number of numeric feature columns")
+    labels = IntParameter(default=4, description="Number of binary label columns")
+    seed = IntParameter(default=7, description="Random seed: same seed, same data")
+    files = IntParameter(default=2, description="Number of Parquet part files")
 
     @property
     def location(self) -> Location:
@@ -59,12 +61,17 @@ class MakeDemoData(luigi.Task):
     def output(self) -> luigi.Target:
         return SuccessTarget(self.location)
 
-    def run(self) -> None:
-        import pyarrow.parquet as pq
-
+    def complete(self) -> bool:
+        # Refused while Luigi schedules (exit code [retcode] scheduling_error), before run().
+        check_workers()
         for name, value, low in (("rows", self.rows, 10), ("features", self.features, 1), ("labels", self.labels, 1), ("files", self.files, 1)):
             if value < low:
                 raise ConfigError(f"--{name} {value} is too small: use at least {low}")
+        return super().complete()
+
+    def run(self) -> None:
+        import pyarrow.parquet as pq
+
         table = make_demo_frame(self.rows, self.features, self.labels, self.seed)
         loc = self.location
         storage = storage_for(loc)

@@ -21,15 +21,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import luigi
-
 from pipeline.data import leaderboard as board
 from pipeline.data.artifacts import ArtifactTarget, artifact_location, completed_slugs
 from pipeline.data.datasets import data_identity, read_schema
 from pipeline.data.outputs import OwnedOutput
 from pipeline.errors import ConfigError, DatasetError, JobFailed
 from pipeline.flows.tune import read_report
-from pipeline.params import OptionalListParameter
+from pipeline.params import OptionalListParameter, OptionalParameter, Parameter
+from pipeline.runner.batching import check_workers
 from pipeline.runner.job import SparkJob, current_run_id
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, first_overlap, parse_location
@@ -72,14 +71,14 @@ def choose_models(models: Location, config: str | None, labels: list[str] | None
 class Predict(OwnedOutput, SparkJob):
     """Score ``--data`` with each chosen label's booster in one spark-submit job."""
 
-    data = luigi.Parameter(description="Parquet dataset to score: local path, file://, hdfs:// or webhdfs://")
-    models = luigi.Parameter(default="models", description="Artifact root the models come from")
-    out = luigi.Parameter(description="Output Parquet folder: key columns plus one probability column per label")
-    config = luigi.OptionalParameter(default=None, description="Use every label of this configuration "
-                                                               "(default: the best per label in <models>/leaderboard.json)")
-    labels = OptionalListParameter(default=None, description="Only these labels (a,b or a JSON list)")
-    key = OptionalListParameter(default=None, description="Row key columns copied to the output (a,b or a JSON list); "
-                                                                "default: row_hash, a 64-bit hash of the whole row")
+    data = Parameter(example="new.parquet", description="Parquet dataset to score: local path, file://, hdfs:// or webhdfs://")
+    models = Parameter(default="models", description="Artifact root the models come from")
+    out = Parameter(example="scores", description="Output Parquet folder: key columns plus one probability column per label")
+    config = OptionalParameter(default=None, example="lightgbm-3f2a91c0", description="Use every label of this configuration "
+                               "(default: the best per label in <models>/leaderboard.json)")
+    labels = OptionalListParameter(default=None, example="label_00,label_01", description="Only these labels (a,b or a JSON list)")
+    key = OptionalListParameter(default=None, example="customer_id", description="Row key columns copied to the output (a,b or a "
+                                "JSON list); default: row_hash, a 64-bit hash of the whole row")
 
     unit = "prediction"
     success_status = "scored"
@@ -117,6 +116,10 @@ class Predict(OwnedOutput, SparkJob):
             missing = [f for f in meta["features"] if f not in schema.columns]
             if missing:
                 raise DatasetError(f"feature {missing[0]!r} of label {c['label']!r}'s model is not a column of {self.data}")
+            odd = [f for f in meta["features"] if f in schema.facts and not schema.facts[f].numeric]
+            if odd:
+                raise DatasetError(f"feature {odd[0]!r} of label {c['label']!r}'s model is a {schema.facts[odd[0]].type} column "
+                                   f"in {self.data}, not numeric: score data with the columns' training types")
             if c["label"] in keys:
                 raise ConfigError(f"label {c['label']!r} is also a --key column: its score column would replace it")
             out.append({"label": c["label"], "config": c["config"], "engine": meta["engine"],
@@ -133,6 +136,16 @@ class Predict(OwnedOutput, SparkJob):
                 "key": list(self.key or []),
                 "models": [{k: m[k] for k in ("label", "config", "artifact", "application_id", "created_at")}
                            for m in self.chosen]}
+
+    def complete(self) -> bool:
+        """Done once the output is committed. Until then, what :meth:`preflight` refuses is
+        refused here, while Luigi schedules (exit code [retcode] scheduling_error, as for
+        every other task's bad input), not after the task started."""
+        if super().complete():
+            return True
+        check_workers()
+        self.preflight()
+        return False
 
     def preflight(self) -> None:
         overlap = first_overlap([("--out", self.out_location), ("--data", parse_location(self.data)),

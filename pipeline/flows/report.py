@@ -16,9 +16,13 @@ import os
 import luigi
 
 from pipeline.errors import ConfigError
+from pipeline.params import Parameter
 from pipeline.report import collect, render
 from pipeline.report.page import GENERATOR_META
+from pipeline.runner.batching import check_workers
 from pipeline.runner.job import RunParameters
+from pipeline.storage import storage_for
+from pipeline.storage.locations import parse_location
 
 logger = logging.getLogger("luigi-interface")
 
@@ -35,9 +39,9 @@ def _is_our_page(path: str) -> bool:
 class Report(RunParameters, luigi.Task):
     """Write the HTML report of the artifacts under ``models`` and the results in ``log_dir``."""
 
-    models = luigi.Parameter(default="models", description="Artifact root to report on (local path or URI)")
-    out = luigi.Parameter(default="report.html", description="The HTML file to write (a local path)")
-    title = luigi.Parameter(default="spark-fanout report", description="The page's title")
+    models = Parameter(default="models", description="Artifact root to report on (local path or URI)")
+    out = Parameter(default="report.html", description="The HTML file to write (a local path)")
+    title = Parameter(default="spark-fanout report", description="The page's title")
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(self.out)
@@ -46,6 +50,13 @@ class Report(RunParameters, luigi.Task):
         # Always rewritten: the runs it shows may have changed. A flag on the task would
         # not do: Luigi hands a notebook's second build the same (cached) task object.
         # Luigi checks completeness before running it, not after (no task requires it).
+        # What can be refused without reading anything is refused here, while Luigi schedules.
+        check_workers()
+        if os.path.isdir(self.out):
+            raise ConfigError(f"--out {self.out} is a folder: name the HTML file to write, e.g. --out {os.path.join(self.out, 'report.html')}")
+        models = parse_location(self.models)
+        if not storage_for(models).exists(models):  # a typo would give an empty page and exit 0
+            raise ConfigError(f"--models {self.models} does not exist: point it at the artifact root of a run (TrainAll --models)")
         return False
 
     def run(self) -> None:

@@ -21,7 +21,9 @@ from pipeline.data.datasets import data_identity
 from pipeline.data.jobs_file import ScriptJob, output_location, parse_jobs_text, validate_jobs
 from pipeline.data.outputs import OwnedOutput, read_made_record
 from pipeline.errors import ConfigError, DatasetError, JobFailed
+from pipeline.params import Parameter
 from pipeline.runner import results
+from pipeline.runner.batching import check_workers
 from pipeline.runner.controller import install_controller_hooks
 from pipeline.runner.job import RunParameters, SparkJob, current_run_id
 from pipeline.storage import storage_for
@@ -182,8 +184,8 @@ class RunScript(OwnedOutput, SparkJob):
 class RunScripts(RunParameters, luigi.WrapperTask):
     """Run ``script`` once per entry of ``jobs``; only jobs without a complete output run."""
 
-    script = luigi.Parameter(description="Your Spark script, run by spark-submit once per job")
-    jobs = luigi.Parameter(description='Jobs file: a JSON (or YAML) list of {"name", "args", "output"}')
+    script = Parameter(example="my_job.py", description="Your Spark script, run by spark-submit once per job")
+    jobs = Parameter(example="jobs.json", description='Jobs file: a JSON (or YAML) list of {"name", "args", "output"}')
 
     summary_title = "jobs"
 
@@ -211,6 +213,7 @@ class RunScripts(RunParameters, luigi.WrapperTask):
         return {"jobs": entries, "tasks": tasks, "missing": missing}
 
     def requires(self) -> list[RunScript]:
+        check_workers()  # before the exit summary is hooked: a refused run has nothing to sum up
         install_controller_hooks(self)
         return self.plan["missing"]
 

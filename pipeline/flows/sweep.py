@@ -27,7 +27,7 @@ from pipeline.data.leaderboard import csv_text
 from pipeline.errors import ConfigError, FanoutError
 from pipeline.flows.train import TrainModel
 from pipeline.flows.tune import SearchBase, read_report, write_report
-from pipeline.params import ListParameter
+from pipeline.params import FloatParameter, ListParameter, OptionalParameter
 from pipeline.runner.controller import install_controller_hooks
 from pipeline.storage import storage_for
 from pipeline.storage.locations import parse_location
@@ -74,10 +74,10 @@ def parse_ranking(doc: Any, labels: Sequence[str], features: Sequence[str], sour
 class FeatureSweep(SearchBase, luigi.Task):
     """Train each label on its top-N features for every N in ``--sizes``."""
 
-    sizes = ListParameter(item=int, description="Feature counts to try, e.g. 5,10,20 or [5, 10, 20]")
-    ranking = luigi.OptionalParameter(default=None, description="Ranking file (JSON list, or label -> list); "
-                                                                 "default: gain importance of a baseline LightGBM per label")
-    tolerance = luigi.FloatParameter(default=0.005, description="Smallest N within this much of the best metric is chosen")
+    sizes = ListParameter(item=int, example="5,10,20", description="Feature counts to try, e.g. 5,10,20 or [5, 10, 20]")
+    ranking = OptionalParameter(default=None, example="ranking.json", description="Ranking file (JSON list, or label -> "
+                                "list); default: gain importance of a baseline LightGBM per label")
+    tolerance = FloatParameter(default=0.005, description="Smallest N within this much of the best metric is chosen")
 
     @cached_property
     def plan(self) -> dict[str, Any]:
@@ -163,8 +163,9 @@ class FeatureSweep(SearchBase, luigi.Task):
         return rows
 
     def complete(self) -> bool:
+        about = self.plan["about"]  # first: bad input is refused while Luigi schedules, not once run() started
         current = read_report(self.models_root, REPORT)
-        return current is not None and {k: v for k, v in current.get("search", {}).items() if k != "rankings"} == self.plan["about"]
+        return current is not None and {k: v for k, v in current.get("search", {}).items() if k != "rankings"} == about
 
     @property
     def summary_title(self) -> str:

@@ -22,14 +22,16 @@ from pipeline.data.artifacts import (
     slugs_in,
     training_config,
 )
+from pipeline.data.columns import check_label, check_training_data
 from pipeline.data.datasets import DatasetSchema, data_identity, dataset_fingerprint, read_schema
 from pipeline.data.labels import DEFAULT_LABEL_PREFIX, feature_columns, label_slug, resolve_labels
 from pipeline.errors import ConfigError, DatasetError, FanoutError
-from pipeline.params import OptionalListParameter
+from pipeline.params import FloatParameter, IntParameter, JsonObjectParameter, OptionalListParameter, Parameter
 from pipeline.runner import results
 from pipeline.runner.batching import (
     MemberParameter,
     auto_batch_size,
+    check_workers,
     configured_workers,
     measured_median,
     members,
@@ -60,18 +62,18 @@ class _LabelAndConfig:
 class TrainingParameters(RunParameters):
     """Parameters shared by TrainAll and TrainModel (TrainAll hands them down)."""
 
-    data = luigi.Parameter(default="data/demo.parquet", description="Parquet dataset: local path, file://, hdfs:// or webhdfs://")
-    models = luigi.Parameter(default="models", description="Artifact root: one folder per label is written under it")
-    engine = luigi.Parameter(default=DEFAULT_ENGINE, description="lightgbm | mllib-gbt | mllib-logreg | mllib-mlp | synapseml")
-    params = luigi.DictParameter(default={}, description='Engine parameters as JSON, e.g. {"num_iterations": 200}')
+    data = Parameter(default="data/demo.parquet", description="Parquet dataset: local path, file://, hdfs:// or webhdfs://")
+    models = Parameter(default="models", description="Artifact root: one folder per label is written under it")
+    engine = Parameter(default=DEFAULT_ENGINE, description="lightgbm | mllib-gbt | mllib-logreg | mllib-mlp | synapseml")
+    params = JsonObjectParameter(default={}, example="'{\"num_iterations\": 200}'", description='Engine parameters as JSON, e.g. {"num_iterations": 200}')
     # Hidden in luigid (hundreds of names on real data); the configuration id carries them.
-    features = OptionalListParameter(default=None, visibility=ParameterVisibility.HIDDEN,
+    features = OptionalListParameter(default=None, example="f000,f001", visibility=ParameterVisibility.HIDDEN,
                                      description="Feature columns (a,b or a JSON list); default: every numeric column that is not a label")
-    label_prefix = luigi.Parameter(default=DEFAULT_LABEL_PREFIX, visibility=ParameterVisibility.HIDDEN,
-                                   description="Columns starting with this are labels (default label rule)")
-    balance_ratio = luigi.FloatParameter(default=1.0, description="Keep at most this many majority rows per minority row (0 = no balancing)")
-    test_fraction = luigi.FloatParameter(default=0.2, description="Share of rows held out for evaluation (0 to 0.9)")
-    seed = luigi.IntParameter(default=42, description="Seed for splitting, balancing and training")
+    label_prefix = Parameter(default=DEFAULT_LABEL_PREFIX, visibility=ParameterVisibility.HIDDEN,
+                             description="Columns starting with this are labels (default label rule)")
+    balance_ratio = FloatParameter(default=1.0, description="Keep at most this many majority rows per minority row (0 = no balancing)")
+    test_fraction = FloatParameter(default=0.2, description="Share of rows held out for evaluation (0 to 0.9)")
+    seed = IntParameter(default=42, description="Seed for splitting, balancing and training")
 
     def check_training_parameters(self) -> dict[str, Any]:
         """Validate what can be checked without data; returns the resolved engine params."""
@@ -203,10 +205,14 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
     def job_spec(self) -> dict[str, Any]:
         labels = self.active_members
         settings = batching()
+        limits = fanout()
         return {
             "labels": labels,
             "slugs": [label_slug(label) for label in labels],
             "collect_limit_mb": settings.collect_limit_mb,
+            "label_minimums": {"positives": limits.min_positives, "negatives": limits.min_negatives,
+                               "validation_per_class": limits.min_validation_per_class,
+                               "null_warning_share": limits.null_label_warning},
             "threads": settings.threads,
             "data": self.data_location.uri(),
             "artifact_root": self.config_root.uri(),
@@ -263,11 +269,7 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
                     raise ConfigError(f"{what} {loc} is a local path but the job runs on YARN nodes: use an hdfs:// path")
         schema = self.schema
         features = self.resolved_features()
-        if not features:
-            raise DatasetError(f"{self.data} has no numeric feature columns besides the labels: pass --features")
-        unknown = [f for f in features if f not in schema.columns]
-        if unknown:
-            raise DatasetError(f"feature {unknown[0]!r} is not a column of {self.data}: fix --features")
+        check_training_data(schema, features, self.data)
         for label in self.labels:
             try:
                 self._check_label(label, schema, features)
@@ -277,14 +279,9 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
                 self.refuse_member(label, str(exc))  # the batch's other labels go on
 
     def _check_label(self, label: str, schema: DatasetSchema, features: list[str]) -> None:
-        if label not in schema.columns:
-            near = [c for c in schema.columns if c.startswith(self.label_prefix)][:5]
-            raise DatasetError(
-                f"label {label!r} is not a column of {self.data}: check --labels"
-                + (f" (label columns there: {', '.join(near)})" if near else "")
-            )
-        if label in features:
+        if label in features and label in schema.columns:
             raise ConfigError(f"label {label!r} is also in --features: remove it, a model must not see its target")
+        check_label(schema, label, self.data, self.label_prefix)
 
     def before_submit(self) -> None:
         ensure_config_file(self.config_root, self.config_document)
@@ -298,9 +295,9 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
     so a rerun resumes where the last one stopped, a run with other settings trains
     anew beside it, and a finished run costs one storage request to confirm."""
 
-    labels = OptionalListParameter(default=None, description="Labels as a,b or a JSON list; default: every column starting with label-prefix")
-    batch_size = luigi.Parameter(default="auto", description="Labels per spark-submit: auto (from measured start-up "
-                                 "and per-label times, see [batching]) | N | 1 (one job per label)")
+    labels = OptionalListParameter(default=None, example="label_00,label_01", description="Labels as a,b or a JSON list; default: every column starting with label-prefix")
+    batch_size = Parameter(default="auto", description="Labels per spark-submit: auto (from measured start-up "
+                           "and per-label times, see [batching]) | N | 1 (one job per label)")
     planned_workers = luigi.IntParameter(default=0, significant=False, visibility=ParameterVisibility.HIDDEN,
                                          description="Internal: workers batch-size auto plans for (0: --workers)")
 
@@ -310,9 +307,11 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
         run — a new process, or a new ``run_id`` — plans afresh)."""
         self.check_training_parameters()
         self.check_apart()
+        parse_batch_size(self.batch_size)  # refused before anything is written under --models
         schema = read_schema(self.data)
         labels = resolve_labels(None if self.labels is None else list(self.labels), schema.columns, self.label_prefix, self.data)
         features = list(self.features) if self.features is not None else feature_columns(schema.numeric, labels, self.label_prefix)
+        check_training_data(schema, features, self.data)
         config = self.training_config(features)
         name = config_id(config)
         root = self.models_root.join(name)
@@ -361,6 +360,7 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
         return str(self.plan["root"])
 
     def requires(self) -> list[TrainModel]:
+        check_workers()  # before the exit summary is hooked: a refused run has nothing to sum up
         install_controller_hooks(self)
         plan = self.plan
         run_id = self.run_id or current_run_id()

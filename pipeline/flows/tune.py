@@ -26,6 +26,7 @@ import luigi
 
 from pipeline.data import leaderboard as board
 from pipeline.data.artifacts import ArtifactTarget, completed_slugs, read_json
+from pipeline.data.columns import check_training_data
 from pipeline.data.datasets import read_schema
 from pipeline.data.labels import feature_columns, label_slug, resolve_labels
 from pipeline.data.search_space import (
@@ -41,7 +42,8 @@ from pipeline.data.search_space import (
 )
 from pipeline.errors import ConfigError
 from pipeline.flows.train import TrainingParameters, TrainModel
-from pipeline.params import OptionalListParameter
+from pipeline.params import ChoiceParameter, IntParameter, OptionalListParameter, Parameter
+from pipeline.runner.batching import check_workers
 from pipeline.runner.controller import install_controller_hooks
 from pipeline.runner.job import current_run_id
 from pipeline.storage import storage_for
@@ -90,10 +92,11 @@ class SearchBase(TrainingParameters):
     """What TuneAll and FeatureSweep share: labels and features as TrainAll picks them,
     one TrainModel per (configuration, label), artifacts read back into rows."""
 
-    labels = OptionalListParameter(default=None, description="Labels as a,b or a JSON list; default: every column starting with label-prefix")
-    metric = luigi.Parameter(default=DEFAULT_METRIC, description="Metric that ranks trials: " + ", ".join(RANKABLE))
+    labels = OptionalListParameter(default=None, example="label_00,label_01", description="Labels as a,b or a JSON list; default: every column starting with label-prefix")
+    metric = Parameter(default=DEFAULT_METRIC, description="Metric that ranks trials: " + ", ".join(RANKABLE))
 
     def check_common(self) -> None:
+        check_workers()
         check_metric(self.metric)
         if not (self.balance_ratio == 0 or self.balance_ratio >= 1):
             raise ConfigError(f"balance-ratio {self.balance_ratio} is invalid: use 0 (off) or a value >= 1")
@@ -105,6 +108,7 @@ class SearchBase(TrainingParameters):
         schema = read_schema(self.data)
         labels = resolve_labels(None if self.labels is None else list(self.labels), schema.columns, self.label_prefix, self.data)
         features = list(self.features) if self.features is not None else feature_columns(schema.numeric, labels, self.label_prefix)
+        check_training_data(schema, features, self.data)
         return labels, features
 
     def job(self, label: str, engine: str, params: dict[str, Any], features: Sequence[str]) -> TrainModel:
@@ -151,12 +155,12 @@ class TuneAll(SearchBase, luigi.Task):
     engine = None
     params = None
 
-    space = luigi.Parameter(description="Search space file (JSON, or YAML with pyyaml): engines to parameters, "
-                                        "each a list of values or a range {low, high, log, int}")
-    search = luigi.ChoiceParameter(choices=SEARCHES, default="grid", var_type=str, description="grid | random | optuna")
-    trials = luigi.IntParameter(default=20, description="Trials for random and optuna (grid: every combination)")
-    parallel_trials = luigi.IntParameter(default=4, description="optuna: trials asked (and run) at once; more = more parallel, "
-                                                      "less informed sampling")
+    space = Parameter(example="space.json", description="Search space file (JSON, or YAML with pyyaml): engines to "
+                      "parameters, each a list of values or a range {low, high, log, int}")
+    search = ChoiceParameter(choices=SEARCHES, default="grid", description="grid | random | optuna")
+    trials = IntParameter(default=20, description="Trials for random and optuna (grid: every combination)")
+    parallel_trials = IntParameter(default=4, description="optuna: trials asked (and run) at once; more = more parallel, "
+                                   "less informed sampling")
 
     @cached_property
     def plan(self) -> dict[str, Any]:
@@ -190,6 +194,7 @@ class TuneAll(SearchBase, luigi.Task):
         return [j for j in jobs if (j.config_name, label_slug(j.label)) not in done]
 
     def requires(self) -> list[TrainModel]:
+        check_workers()  # before the exit summary is hooked: a refused run has nothing to sum up
         install_controller_hooks(self)
         plan = self.plan
         jobs = [j for t in plan["trials"] for j in self.trial_jobs(t)]

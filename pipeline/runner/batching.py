@@ -88,6 +88,19 @@ def configured_workers() -> int:
         return 1
 
 
+def check_workers() -> None:
+    """Refuse ``--workers`` below 1 on a luigi command line: Luigi then only schedules
+    tasks and runs none, and the run would end "not run" with nothing said."""
+    try:
+        from luigi.interface import core
+
+        workers = int(core().workers)
+    except Exception:  # outside a luigi command line: the caller passes its own count
+        return
+    if workers < 1:
+        raise ConfigError(f"--workers {workers} runs no task (Luigi only schedules with it): use --workers 1 or more")
+
+
 def measured_median(values: Iterable[float | None]) -> float | None:
     """The median of the values that were measured (not ``None``, above 0); ``None`` if none was."""
     measured = [v for v in values if v is not None and v > 0]

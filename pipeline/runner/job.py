@@ -601,6 +601,8 @@ class SparkJob(RunParameters, SparkSubmitTask):
             if event.get("ui_url"):
                 report_to_scheduler(self.set_tracking_url, event["ui_url"])
             report_to_scheduler(self.set_status_message, f"RUNNING {self._application_id}")
+        elif kind == "warning":  # e.g. a label with many null rows: the console shows warnings
+            logger.warning("%s", one_line(event.get("message"), 600))
         elif kind == "data_ready" and self._submitted_at is not None:
             self._startup_seconds = round(time.monotonic() - self._submitted_at, 2)
         elif kind == "error":

@@ -12,7 +12,7 @@ import abc
 import errno
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipeline.errors import StorageError, StoragePermissionDenied
 from pipeline.storage.locations import Location
@@ -24,6 +24,7 @@ class Entry:
 
     name: str
     is_dir: bool
+    size: int | None = field(default=None, compare=False)  # bytes of a file, where the listing says (WebHDFS)
 
 
 @dataclass(frozen=True)

@@ -693,7 +693,7 @@ class WebHdfsStorage(Storage):
             items = statuses["FileStatus"]
             if len(items) == 1 and items[0]["pathSuffix"] == "":
                 raise StorageError(f"{loc.uri()} is a file, not a folder: point the path at a folder")
-            return [Entry(item["pathSuffix"], item["type"] == "DIRECTORY") for item in items]
+            return [Entry(item["pathSuffix"], item["type"] == "DIRECTORY", item.get("length")) for item in items]
         except (KeyError, TypeError) as exc:
             raise self._error(exc, "list", loc.uri()) from exc
 
