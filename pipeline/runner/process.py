@@ -45,7 +45,7 @@ def stop_signals_raise() -> Iterator[None]:
         return
 
     def _raise(signum: int, _frame: object) -> None:
-        raise TaskInterrupted(f"received {signal.Signals(signum).name}")
+        raise TaskInterrupted(f"received {signal.Signals(signum).name}", signum)
 
     previous = {s: signal.signal(s, _raise) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
@@ -105,15 +105,18 @@ class JobProcess:
 
     def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.log.write(line)
-            self.tail.append(line.rstrip("\n"))
-            if self.on_line is not None:
-                try:
-                    self.on_line(line)
-                except Exception:  # a reporting hiccup must not stop output draining
-                    logger.exception("could not handle job output line")
-        self.log.flush()
+        try:
+            for line in self.proc.stdout:
+                self.log.write(line)
+                self.tail.append(line.rstrip("\n"))
+                if self.on_line is not None:
+                    try:
+                        self.on_line(line)
+                    except Exception:  # a reporting hiccup must not stop output draining
+                        logger.exception("could not handle job output line")
+            self.log.flush()
+        except ValueError:  # the pipe or the log was closed under us: the job is being given up
+            return
 
     def wait(self, deadline: float | None = None) -> int:
         """Wait for the job; short polls keep signal handlers responsive. On a
@@ -136,7 +139,7 @@ class JobProcess:
         pgid = self.proc.pid
         if not _group_alive(pgid):
             return
-        logger.info("stopping job process group %d (spark-submit and its children)", pgid)
+        logger.debug("stopping job process group %d (spark-submit and its children)", pgid)
         _signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace_s
         while time.monotonic() < deadline and _group_alive(pgid):
@@ -148,6 +151,11 @@ class JobProcess:
             self.proc.wait(timeout=5)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        assert self.proc is not None
+        with ignore_stop_signals():  # Luigi follows a Ctrl-C with SIGTERM: the kill must finish
+            self._finish()
+
+    def _finish(self) -> None:
         assert self.proc is not None
         try:
             # After an error: the whole job. After a normal exit: any member that outlived
