@@ -30,6 +30,10 @@ _JOB_MODULE = os.path.join("pipeline", "runner", "job.py")  # its INFO lines are
 shown_errors: set[str] = set()
 
 _state: dict[str, Any] = {"installed": False, "mode": None}
+_running: dict[int, str] = {}  # id(task) -> family of the tasks started and not finished in this process
+#: Luigi's RemoteScheduler logs each retry with an empty traceback; the scheduler proxy
+#: (pipeline.runner.scheduler) says in one line when luigid is lost.
+_RETRY_SPEW = ("Failed connecting to remote scheduler", "Failed pinging scheduler")
 _lock = threading.Lock()
 _WILL_NOT_RUN = re.compile(r"^Will not run (\w+)\(.*? due to error in (\w+\(\)) method:", re.S)
 
@@ -82,6 +86,8 @@ class ConciseFilter(logging.Filter):
                 return False  # a task's failure: the job line printed by on_failure says it
             return self._one_line(record, str(error))
         if record.levelno >= logging.WARNING:
+            if isinstance(record.msg, str) and record.msg.startswith(_RETRY_SPEW):
+                return False
             found = _WILL_NOT_RUN.match(str(record.msg)) if isinstance(record.msg, str) else None
             message = typed_error_in_traceback(record.msg) if found else None
             if message is not None:
@@ -151,18 +157,26 @@ def finish_lines(task: Any, error: BaseException | None = None) -> list[str]:
     return lines
 
 
+def running_tasks() -> set[str]:
+    """Families of the tasks this process started and has not seen end (a stop names them)."""
+    return set(_running.values())
+
+
 def _on_start(task: Any) -> None:
+    _running[id(task)] = task.task_family
     line = start_line(task)
     if line:
         job_logger().info(line)
 
 
 def _on_success(task: Any) -> None:
+    _running.pop(id(task), None)
     for line in finish_lines(task):
         job_logger().info(line)
 
 
 def _on_failure(task: Any, error: BaseException) -> None:
+    _running.pop(id(task), None)
     for line in finish_lines(task, error):
         job_logger().info(line)
 

@@ -48,6 +48,22 @@ class TaskInterrupted(KeyboardInterrupt):
     stopped.
     """
 
+    def __init__(self, message: str, signum: int | None = None) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+def stop_reason(exc: BaseException) -> str:
+    """How a run or a job was stopped, in a few words: ``Ctrl-C (SIGINT)``, ``SIGTERM``."""
+    import signal
+
+    signum = getattr(exc, "signum", None)
+    if signum is not None:
+        return signal.Signals(signum).name
+    if isinstance(exc, TaskInterrupted) and str(exc):
+        return one_line(exc, 80)
+    return "Ctrl-C (SIGINT)"
+
 
 class StorageError(FanoutError):
     """A storage operation (local files, HDFS) failed."""

@@ -18,7 +18,7 @@ from pipeline.data.outputs import RenamedOutput, completed_jobs
 from pipeline.errors import ConfigError, JobFailed
 from pipeline.runner import results
 from pipeline.runner.controller import install_controller_hooks
-from pipeline.runner.job import RunParameters, SparkJob, current_run_id
+from pipeline.runner.job import WRAPPER_PRIORITY, RunParameters, SparkJob, current_run_id, start_in_order
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, parse_location
 from tasks.outputs import SUCCESS
@@ -120,7 +120,10 @@ class RunScripts(RunParameters, luigi.WrapperTask):
     script = luigi.Parameter(description="Your Spark script, run by spark-submit once per job")
     jobs = luigi.Parameter(description='Jobs file: a JSON (or YAML) list of {"name", "args", "output"}')
 
+    priority = WRAPPER_PRIORITY  # its jobs start in the order of the jobs file (start_in_order)
     summary_title = "jobs"
+    summary_unit = "job"
+    summary_detail = "output / error"
 
     @cached_property
     def plan(self) -> dict[str, Any]:
@@ -135,15 +138,15 @@ class RunScripts(RunParameters, luigi.WrapperTask):
     def requires(self) -> list[RunScript]:
         install_controller_hooks(self)
         run_id = self.run_id or current_run_id()
-        return [
+        return start_in_order([
             RunScript(script=self.script, job=job.name, args=job.args, out=job.output,
                       commit_by_rename=job.writes_to_placeholder, log_dir=self.log_dir, run_id=run_id)
             for job in self.plan["missing"]
-        ]
+        ])
 
     def summary_rows(self) -> list[dict[str, object]]:
         """One row per job: what happened to it in this controller run."""
         entries = self.plan["jobs"]
         done = completed_jobs(entries)
         return results.summarize([j.name for j in entries], self.run_id or current_run_id(), self.log_dir, done,
-                                 group=RESULT_GROUP, success=RunScript.success_status)
+                                 group=RESULT_GROUP, success=RunScript.success_status, kept="output")
