@@ -123,6 +123,9 @@ def _build(task: TrainAll | RunScripts, workers: int, scheduler_host: str | None
     with watcher:
         outcome = luigi.build([task], **kwargs)
     rows = task.summary_rows()
+    lost = getattr(factory.scheduler, "lost", None)
+    if lost is not None:  # luigid stopped answering: the jobs it never handed out say so
+        rows = results.mark_not_started(rows, f"the scheduler at {lost.address} stopped answering")
     artifact_of = (lambda label: ArtifactTarget(artifact_location(task.plan["root"], label))) if training else None
     jobs = job_rows(rows, task.log_dir, task.run_id, group, artifact_of, task.plan["config"] if training else None)
     return RunReport(ok=outcome.scheduling_succeeded and task.complete(), rows=rows, luigi_status=outcome.status.name,
