@@ -159,6 +159,37 @@ def _run_id(task: Any) -> str:
     return getattr(task, "run_id", "") or current_run_id()
 
 
+def _keep_ctrl_c_in_event_callbacks() -> None:
+    """Luigi's ``Task.trigger_event`` returns quietly when a callback raises
+    KeyboardInterrupt, so a Ctrl-C that lands while one runs (the start line, MLflow
+    logging of a finished artifact) was lost and the run went on. Wrapped: such a Ctrl-C
+    is raised again once the callbacks are done."""
+    original = luigi.Task.trigger_event
+    if getattr(original, "keeps_ctrl_c", False):
+        return
+
+    def trigger_event(self: luigi.Task, event: str, *args: Any, **kwargs: Any) -> None:
+        if threading.current_thread() is not threading.main_thread() or \
+                signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            return original(self, event, *args, **kwargs)
+        caught: list[int] = []
+
+        def _interrupt(signum: int, _frame: object) -> None:
+            caught.append(signum)
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGINT, _interrupt)
+        try:
+            original(self, event, *args, **kwargs)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if caught:
+            raise KeyboardInterrupt
+
+    trigger_event.keeps_ctrl_c = True  # type: ignore[attr-defined]
+    luigi.Task.trigger_event = trigger_event  # type: ignore[method-assign]
+
+
 def _use_quiet_task_processes() -> None:
     """Luigi's documented hook around each forked task process, unless the user set one."""
     config = luigi.configuration.get_config()
@@ -172,6 +203,7 @@ if _is_luigi_command_line():  # at import: before Luigi parses parameters and lo
     console.install()
     scheduler.install()
     _use_quiet_task_processes()
+    _keep_ctrl_c_in_event_callbacks()
     sys.excepthook = _quiet_interrupt
     atexit.register(_at_exit)
 tracking.install()  # [mlflow] tracking_uri: finished artifacts logged (nothing without it), CLI and notebook

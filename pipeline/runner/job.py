@@ -319,8 +319,10 @@ class SparkJob(RunParameters, SparkSubmitTask):
         def record(status: str, name: str | None = None, **fields: Any) -> None:
             self._record(run_id, status, started, cpu_started, name=name, log=log_path, **fields)
 
-        try:
-            with stop_signals_raise():
+        # The first stop signal raises; later ones (Luigi follows a Ctrl-C with SIGTERM) are
+        # ignored until the job is killed and recorded, so the record says why it stopped.
+        with stop_signals_raise():
+            try:
                 self.check_spark_settings()
                 self.preflight()
                 if self.active_members:
@@ -333,35 +335,33 @@ class SparkJob(RunParameters, SparkSubmitTask):
                     if report is not None:
                         self._check_final_status(report)
                     self.after_success()
-            complete = self.complete_members()
-            missing = [m for m in self.members if m not in complete]
-            if missing and not self.is_batch:
-                raise JobFailed(f"{self.title}: the job ended without a complete output at {self.output().path} (log: {log_path})")
-            if missing:
-                raise JobFailed(f"{self.title}: ended without the outputs of {', '.join(map(repr, missing))} (log: {log_path})")
-        except (TaskInterrupted, KeyboardInterrupt) as exc:
-            # Luigi follows a Ctrl-C with SIGTERM: neither may cut the kill or the record short.
-            with ignore_stop_signals():
+                complete = self.complete_members()
+                missing = [m for m in self.members if m not in complete]
+                if missing and not self.is_batch:
+                    raise JobFailed(f"{self.title}: the job ended without a complete output at {self.output().path} (log: {log_path})")
+                if missing:
+                    raise JobFailed(f"{self.title}: ended without the outputs of {', '.join(map(repr, missing))} (log: {log_path})")
+            except (TaskInterrupted, KeyboardInterrupt) as exc:
                 self._stop_application()
                 self._record_outcome(record, "interrupted", f"stopped by {stop_reason(exc)} before it finished: "
                                                             f"rerun to run it again")
-            raise
-        except (JobTimedOut, YarnDeadlineExceeded):
-            self._stop_application()
-            message = f"{self.title}: job ran past [fanout] job_timeout={timeout}s and was stopped"
-            self._record_outcome(record, "failed", message)
-            raise JobTimedOut(message) from None
-        except FanoutError as exc:
-            failed = self._record_outcome(record, "failed", str(exc))
-            if self.is_batch:
-                raise JobFailed(self._batch_failure(failed, log_path, str(exc))) from None
-            raise
-        except Exception as exc:
-            self._record_outcome(record, "failed", f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            if self._rm is not None and hasattr(self._rm, "close"):
-                self._rm.close()
+                raise
+            except (JobTimedOut, YarnDeadlineExceeded):
+                self._stop_application()
+                message = f"{self.title}: job ran past [fanout] job_timeout={timeout}s and was stopped"
+                self._record_outcome(record, "failed", message)
+                raise JobTimedOut(message) from None
+            except FanoutError as exc:
+                failed = self._record_outcome(record, "failed", str(exc))
+                if self.is_batch:
+                    raise JobFailed(self._batch_failure(failed, log_path, str(exc))) from None
+                raise
+            except Exception as exc:
+                self._record_outcome(record, "failed", f"{type(exc).__name__}: {exc}")
+                raise
+            finally:
+                if self._rm is not None and hasattr(self._rm, "close"):
+                    self._rm.close()
         for name in self.members:
             record(self.success_status, name=name, artifact=self.member_output(name).path)
         report_to_scheduler(self.set_progress_percentage, 100)

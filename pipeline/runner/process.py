@@ -38,16 +38,24 @@ def _child_setup() -> None:
 
 @contextlib.contextmanager
 def stop_signals_raise() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP raise :class:`TaskInterrupted` in the main
-    thread (as Ctrl-C raises KeyboardInterrupt), so cleanup code runs."""
+    """Within the block, the first stop signal raises in the main thread: Ctrl-C (SIGINT)
+    KeyboardInterrupt, SIGTERM and SIGHUP :class:`TaskInterrupted`, so cleanup code runs.
+    Later ones are ignored: the stop is under way, and Luigi follows a Ctrl-C with SIGTERM,
+    which must neither cut the cleanup short nor hide why the job stopped."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    raised: list[int] = []
 
     def _raise(signum: int, _frame: object) -> None:
+        if raised:
+            return
+        raised.append(signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
         raise TaskInterrupted(f"received {signal.Signals(signum).name}", signum)
 
-    previous = {s: signal.signal(s, _raise) for s in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {s: signal.signal(s, _raise) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
