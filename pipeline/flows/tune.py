@@ -131,7 +131,7 @@ class SearchBase(TrainingParameters):
                 "metrics": meta.get("metrics", {}), "duration": meta.get("job_seconds", meta.get("training_seconds")),
                 "config": job.config_name, "artifact": target.path, **extra}
 
-    summary_unit = "label #trial"
+    summary_unit = "job"  # a row is one (label, trial) job: "label_00 #3"
     summary_detail = "configuration and metric"
 
     def summary_rows(self) -> list[dict[str, object]]:

@@ -119,7 +119,9 @@ def outcome(rows: list[dict[str, object]], unit: str = "label") -> str:
     words = {"interrupted": "stopped", NOT_RUN: "not started"}
     groups: dict[str, list[str]] = {}
     for r in rows:
-        groups.setdefault(words.get(str(r["status"]), str(r["status"])), []).append(str(r["label"]))
+        status = str(r["status"])
+        status = words.get(status, status.split(" ")[0] if status.startswith("ranked ") else status)
+        groups.setdefault(status, []).append(str(r["label"]))
     parts = []
     for i, (status, names) in enumerate(sorted(groups.items(), key=lambda kv: _outcome_order(kv[0]))):
         noun = f" {unit}{'s' if len(names) != 1 else ''}" if i == 0 else ""
