@@ -125,6 +125,9 @@ def test_failing_labels_leave_a_log_and_one_line_and_rerun_runs_only_them(tmp_pa
         # the job's own log is kept, holding what Spark said and the job's error event
         text = (tmp_path / result["log"]).read_text(errors="replace")  # relative to the run's folder, or absolute
         assert "FANOUT_EVENT" in text and "failing on purpose" in text and "SparkContext" in text
+        # an unexpected exception: one line in the result, its whole traceback in the job's log
+        assert f"label {label!r} failed with an unexpected error:" in text and "Traceback (most recent call last)" in text
+        assert "in check_switch" in text and "RuntimeError: FANOUT_FAIL_LABELS names label" in text
     assert " trained " in _summary_line(proc.stdout, "label_00")
     kept = _model_mtimes(models, ["label_00"])
 
