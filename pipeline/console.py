@@ -140,10 +140,12 @@ def finish_lines(task: Any, error: BaseException | None = None) -> list[str]:
     if not _is_spark_job(task):
         return [f"done      {task.task_family}"] if error is None else \
             [f"failed    {task.task_family}: {one_line(error if isinstance(error, FanoutError) else f'{type(error).__name__}: {error}', 300)}"]
-    lines = []
+    lines, failed, log = [], 0, None
     for member in task.members:
         res = results.of_run(task.log_dir, member, task.run_id or current_run_id(), task.result_group)
         status = res.status if res else ("failed" if error is not None else task.success_status)
+        failed += status in results.FAILED_STATUSES
+        log = log or (res.log if res else None)
         seconds = f"{res.seconds:6.1f}s" if res and res.seconds is not None else "       "
         if res and res.error:
             detail = res.error
@@ -152,8 +154,11 @@ def finish_lines(task: Any, error: BaseException | None = None) -> list[str]:
         else:
             detail = one_line(error, 300) if error is not None else ""
         lines.append(f"{status:<9} {task.unit} {member!r} {seconds}  {one_line(detail, 400)}")
-    if error is not None and len(task.members) > 1:  # the batch's own line, as luigid shows it
-        lines.insert(0, f"failed    {task.title}: {one_line(error, 600)}")
+    if error is not None and len(task.members) > 1:
+        # The batch's own line counts; each member's line below says its error (once).
+        rest = ", the others are complete" if failed < len(task.members) else ""
+        where = f" (log: {log})" if log else ""
+        lines.insert(0, f"failed    {task.title}: {failed} of {len(task.members)} {task.unit}s failed{rest}{where}")
     return lines
 
 

@@ -63,10 +63,13 @@ def record(log_dir, name, **fields):
 def test_job_lines_say_status_time_and_artifact_or_error(tmp_path):
     task = TrainModel(label=("label_00", "label_01"), data="d.parquet", log_dir=str(tmp_path), run_id="run-1", config="x")
     record(tmp_path, "label_00", status="trained", seconds=3.25, artifact="/models/x/label-00")
-    record(tmp_path, "label_01", status="failed", seconds=1.0, error="label 'label_01' has one class: pick another")
+    record(tmp_path, "label_01", status="failed", seconds=1.0, error="label 'label_01' has one class: pick another",
+           log="logs/batches/label-00/1-spark-submit.log")
     assert console.start_line(task).startswith("started   batch of 2 labels ('label_00', ...)  (logs: ")
     lines = console.finish_lines(task, RuntimeError("1 of 2 labels failed: label_01: one class"))
-    assert lines == ["failed    batch of 2 labels ('label_00', ...): 1 of 2 labels failed: label_01: one class",
+    # each error once: the member's line says it, the batch's line counts and names the log
+    assert lines == ["failed    batch of 2 labels ('label_00', ...): 1 of 2 labels failed, the others are complete "
+                     "(log: logs/batches/label-00/1-spark-submit.log)",
                      "trained   label 'label_00'    3.2s  /models/x/label-00",
                      "failed    label 'label_01'    1.0s  label 'label_01' has one class: pick another"]
 
