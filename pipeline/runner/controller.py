@@ -120,7 +120,7 @@ def _at_exit() -> None:
         unit = getattr(task, "summary_unit", "label")
         if fanout().summary:
             print(f"\nspark-fanout summary ({task.summary_title}):\n{_summary(task, rows, unit)}", flush=True)
-        if why or lost is not None:
+        if (why or lost is not None) and rows:
             closing.append(results.outcome(rows, unit))
     if why is None and lost is None:
         return
@@ -130,7 +130,7 @@ def _at_exit() -> None:
               "(what finished is kept)", flush=True)
     elif lost is not None:
         print(f"spark-fanout: {lost.line()}", flush=True)
-    elif closing:
+    elif _hooked:
         print(f"stopped: {why}{done}; rerun to continue (what finished is kept)", flush=True)
     else:
         running = sorted(console.running_tasks())

@@ -145,6 +145,8 @@ def format_table(rows: list[dict[str, object]], width: int = 100, unit: str = "l
         text = text.replace("\n", " ")
         return text if len(text) <= limit else text[: limit - 1] + "…"
 
+    if not rows:
+        return f"no {unit} to show"
     lw = min(32, max([len(unit)] + [len(str(r["label"])) for r in rows]))
     lines = [f"{unit:<{lw}}  {'status':<13} {'time':>7}  {detail}"]
     lines.append("-" * min(width, lw + 25 + 40))
