@@ -6,6 +6,8 @@ before any job, and the job lines are checked on recorded results."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import subprocess
 
 import pytest
@@ -109,3 +111,28 @@ def test_the_filter_keeps_warnings_and_our_lines_and_drops_luigis_chatter(monkey
     assert not keep(failed)  # the job line says it
     monkeypatch.setitem(console._state, "mode", "luigi")
     assert keep(make_record("Checking if X is complete", logging.DEBUG, luigi_file))
+
+
+def test_ctrl_c_right_as_a_task_starts_stops_it_in_one_line(tmp_path):
+    """SIGINT to the controller's process group (a terminal's Ctrl-C) as soon as the start
+    line shows: it lands among Luigi's event callbacks, which used to swallow it (the task
+    ran on to 'done', exit 0)."""
+    proc = subprocess.Popen(luigi_argv("MakeDemoData", "--rows", "200000", "--path", "demo.parquet", "--local-scheduler"),
+                            cwd=tmp_path, env=controller_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    try:
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "started   MakeDemoData" in line:
+                os.killpg(proc.pid, signal.SIGINT)
+                break
+        out = "".join(seen) + proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGINT, out  # a shell reports it as exit status 130
+    assert "Traceback" not in out and "done      MakeDemoData" not in out, out
+    assert [line for line in out.splitlines() if line.startswith("stopped: ")] == [
+        "stopped: Ctrl-C (SIGINT) during MakeDemoData: it did not finish; rerun to continue"]
+    assert not (tmp_path / "demo.parquet").exists()

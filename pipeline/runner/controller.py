@@ -161,30 +161,38 @@ def _run_id(task: Any) -> str:
 
 def _keep_ctrl_c_in_event_callbacks() -> None:
     """Luigi's ``Task.trigger_event`` returns quietly when a callback raises
-    KeyboardInterrupt, so a Ctrl-C that lands while one runs (the start line, MLflow
-    logging of a finished artifact) was lost and the run went on. Wrapped: such a Ctrl-C
-    is raised again once the callbacks are done."""
+    KeyboardInterrupt, so a Ctrl-C (or a SIGTERM made an interrupt) that lands while one
+    runs (the start line, MLflow logging of a finished artifact) was lost and the run went
+    on. Wrapped: such a stop is raised again once the callbacks are done."""
     original = luigi.Task.trigger_event
     if getattr(original, "keeps_ctrl_c", False):
         return
 
     def trigger_event(self: luigi.Task, event: str, *args: Any, **kwargs: Any) -> None:
-        if threading.current_thread() is not threading.main_thread() or \
-                signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        if threading.current_thread() is not threading.main_thread():
             return original(self, event, *args, **kwargs)
-        caught: list[int] = []
+        caught: list[KeyboardInterrupt] = []
 
-        def _interrupt(signum: int, _frame: object) -> None:
-            caught.append(signum)
-            raise KeyboardInterrupt
+        def remembering(handler: Any) -> Any:
+            def _handle(signum: int, frame: Any) -> None:
+                try:
+                    handler(signum, frame)
+                except KeyboardInterrupt as exc:
+                    caught.append(exc)
+                    raise
+            return _handle
 
-        previous = signal.signal(signal.SIGINT, _interrupt)
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        wrapped = {s: h for s, h in previous.items() if callable(h)}  # Python handlers: they may interrupt
+        for s, handler in wrapped.items():
+            signal.signal(s, remembering(handler))
         try:
             original(self, event, *args, **kwargs)
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for s in wrapped:
+                signal.signal(s, previous[s])
         if caught:
-            raise KeyboardInterrupt
+            raise caught[0]
 
     trigger_event.keeps_ctrl_c = True  # type: ignore[attr-defined]
     luigi.Task.trigger_event = trigger_event  # type: ignore[method-assign]
