@@ -104,7 +104,7 @@ def _at_exit() -> None:
     why = _stopped.get("why")
     lost = scheduler.lost_scheduler()
     if lost is not None:
-        not_started = f"the scheduler at {lost.address} stopped answering"
+        not_started = f"the scheduler at {lost.address} {'stopped answering' if lost.answered_before else 'does not answer'}"
     else:
         not_started = f"the run was stopped by {why} first" if why else None
     closing = []

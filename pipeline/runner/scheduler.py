@@ -130,7 +130,8 @@ class RemoteScheduler(rpc.RemoteScheduler):
             if self.lost is not None:
                 return
             self.lost = LostScheduler(self.address, failure_reason(exc), self._answered)
-        logger.warning(self.lost.line())
+        if self.lost.answered_before:  # mid-run: jobs may run for hours yet, say it now (else the run ends at once)
+            logger.warning(self.lost.line())
 
 
 def _offline_answer(url: str) -> Any:
