@@ -5,9 +5,11 @@ before any job, and the job lines are checked on recorded results."""
 
 from __future__ import annotations
 
+import configparser
 import logging
 import os
 import signal
+import socket
 import subprocess
 
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from pipeline import console
 from pipeline.flows.train import TrainModel
 from pipeline.runner import results
+from tests.conftest import REPO
 from tests.spark_helpers import controller_env, luigi_argv
 
 
@@ -136,3 +139,27 @@ def test_ctrl_c_right_as_a_task_starts_stops_it_in_one_line(tmp_path):
     assert [line for line in out.splitlines() if line.startswith("stopped: ")] == [
         "stopped: Ctrl-C (SIGINT) during MakeDemoData: it did not finish; rerun to continue"]
     assert not (tmp_path / "demo.parquet").exists()
+
+
+def test_a_scheduler_that_never_answers_is_one_line_and_nothing_starts(demo):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = configparser.ConfigParser()
+    config.read(REPO / "luigi.cfg")
+    config.set("core", "rpc_retry_wait", "0")  # Luigi's 3 attempts at once instead of a minute
+    with open(demo["work"] / "fast-retries.cfg", "w", encoding="utf-8") as fh:
+        config.write(fh)
+    proc = subprocess.run(luigi_argv("TrainAll", "--data", "demo.parquet", "--models", "never", "--scheduler-host",
+                                     "127.0.0.1", "--scheduler-port", str(port)),
+                          cwd=demo["work"], env=controller_env(LUIGI_CONFIG_PATH=str(demo["work"] / "fast-retries.cfg")),
+                          capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 25, out  # [retcode] not_run
+    assert "Traceback" not in out and "Failed connecting" not in out and "NoneType" not in out, out
+    said = f"the scheduler at 127.0.0.1:{port} does not answer"
+    assert [line for line in out.splitlines() if said + " (" in line] == [
+        f"spark-fanout: {said} (Connection refused): start luigid there (luigid --background --port {port}) "
+        "or pass --local-scheduler"]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("label_0")]
+    assert len(rows) == 2 and all(f"not started: {said}; rerun to continue" in row for row in rows)
