@@ -24,6 +24,7 @@ from pipeline.flows.scripts import RESULT_GROUP, RunScript, RunScripts, load_job
 from pipeline.flows.train import TrainAll, TrainModel
 from pipeline.progress import KeepingSchedulerFactory, ProgressWatcher, job_rows, result_outcome, wait_for_plan
 from pipeline.runner import results
+from pipeline.runner.scheduler import SchedulerFactory
 from pipeline.storage.locations import parse_location
 from tasks.layout import NATIVE_MODEL
 
@@ -173,7 +174,7 @@ def _frame(rows: list[dict[str, Any]]):  # noqa: ANN202 - pandas is optional for
 
 
 def _luigi_run(task: luigi.Task, workers: int, scheduler_host: str | None, scheduler_port: int) -> bool:
-    kwargs: dict[str, Any] = {"workers": workers}
+    kwargs: dict[str, Any] = {"workers": workers, "worker_scheduler_factory": SchedulerFactory()}
     if scheduler_host:
         kwargs.update(scheduler_host=scheduler_host, scheduler_port=scheduler_port)
     else:
