@@ -5,6 +5,8 @@ Every message is a single line that names the bad value and says what to do next
 
 from __future__ import annotations
 
+import signal
+
 
 def one_line(text: object, limit: int | None = None) -> str:
     """``text`` with all whitespace runs (newlines too) as single spaces, cut to
@@ -55,8 +57,6 @@ class TaskInterrupted(KeyboardInterrupt):
 
 def stop_reason(exc: BaseException) -> str:
     """How a run or a job was stopped, in a few words: ``Ctrl-C (SIGINT)``, ``SIGTERM``."""
-    import signal
-
     signum = getattr(exc, "signum", None)
     if signum is not None:
         return signal.Signals(signum).name
