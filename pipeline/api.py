@@ -25,6 +25,7 @@ from pipeline.flows.scripts import RESULT_GROUP, RunScript, RunScripts, load_job
 from pipeline.flows.train import TrainAll, TrainModel
 from pipeline.progress import KeepingSchedulerFactory, ProgressWatcher, job_rows, result_outcome, wait_for_plan
 from pipeline.runner import results
+from pipeline.runner.scheduler import SchedulerFactory
 from pipeline.storage.locations import parse_location
 from tasks.evaluation import DEFAULT_METRIC
 from tasks.layout import NATIVE_MODEL
@@ -123,6 +124,9 @@ def _build(task: TrainAll | RunScripts, workers: int, scheduler_host: str | None
     with watcher:
         outcome = luigi.build([task], **kwargs)
     rows = task.summary_rows()
+    lost = getattr(factory.scheduler, "lost", None)
+    if lost is not None:  # luigid stopped answering: the jobs it never handed out say so
+        rows = results.mark_not_started(rows, f"the scheduler at {lost.address} stopped answering")
     artifact_of = (lambda label: ArtifactTarget(artifact_location(task.plan["root"], label))) if training else None
     jobs = job_rows(rows, task.log_dir, task.run_id, group, artifact_of, task.plan["config"] if training else None)
     return RunReport(ok=outcome.scheduling_succeeded and task.complete(), rows=rows, luigi_status=outcome.status.name,
@@ -176,7 +180,9 @@ def _check_workers(workers: int) -> None:
 
 def _luigi_run(task: luigi.Task, workers: int, scheduler_host: str | None, scheduler_port: int) -> bool:
     _check_workers(workers)
-    return bool(luigi.build([task], workers=workers, **_scheduler(scheduler_host, scheduler_port))) and task.complete()
+    kwargs = {**_scheduler(scheduler_host, scheduler_port), "workers": workers,
+              "worker_scheduler_factory": SchedulerFactory()}
+    return bool(luigi.build([task], **kwargs)) and task.complete()
 
 
 def _scheduler(host: str | None, port: int) -> dict[str, Any]:

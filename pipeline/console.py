@@ -31,6 +31,10 @@ _JOB_MODULE = os.path.join("pipeline", "runner", "job.py")  # its INFO lines are
 shown_errors: set[str] = set()
 
 _state: dict[str, Any] = {"installed": False, "mode": None}
+_running: dict[int, str] = {}  # id(task) -> family of the tasks started and not finished in this process
+#: Luigi's RemoteScheduler logs each retry with an empty traceback; the scheduler proxy
+#: (pipeline.runner.scheduler) says in one line when luigid is lost.
+_RETRY_SPEW = ("Failed connecting to remote scheduler", "Failed pinging scheduler")
 _lock = threading.Lock()
 _WILL_NOT_RUN = re.compile(r"^Will not run (\w+)\(.*? due to error in (\w+\(\)) method:", re.S)
 
@@ -96,6 +100,8 @@ class ConciseFilter(logging.Filter):
                 return False  # a task's failure: the job line printed by on_failure says it
             return self._one_line(record, str(error))
         if record.levelno >= logging.WARNING:
+            if isinstance(record.msg, str) and record.msg.startswith(_RETRY_SPEW):
+                return False
             found = _WILL_NOT_RUN.match(str(record.msg)) if isinstance(record.msg, str) else None
             message = typed_error_in_traceback(record.msg) if found else None
             if message is not None:
@@ -148,10 +154,12 @@ def finish_lines(task: Any, error: BaseException | None = None) -> list[str]:
     if not _is_spark_job(task):
         return [f"done      {task.task_family}"] if error is None else \
             [f"failed    {task.task_family}: {one_line(error if isinstance(error, FanoutError) else f'{type(error).__name__}: {error}', 300)}"]
-    lines = []
+    lines, failed, log = [], 0, None
     for member in task.members:
         res = results.of_run(task.log_dir, member, task.run_id or current_run_id(), task.result_group)
         status = res.status if res else ("failed" if error is not None else task.success_status)
+        failed += status in results.FAILED_STATUSES
+        log = log or (res.log if res else None)
         seconds = f"{res.seconds:6.1f}s" if res and res.seconds is not None else "       "
         if res and res.error:
             detail = res.error
@@ -160,23 +168,34 @@ def finish_lines(task: Any, error: BaseException | None = None) -> list[str]:
         else:
             detail = one_line(error, 300) if error is not None else ""
         lines.append(f"{status:<9} {task.unit} {member!r} {seconds}  {one_line(detail, 400)}")
-    if error is not None and len(task.members) > 1:  # the batch's own line, as luigid shows it
-        lines.insert(0, f"failed    {task.title}: {one_line(error, 600)}")
+    if error is not None and len(task.members) > 1:
+        # The batch's own line counts; each member's line below says its error (once).
+        rest = ", the others are complete" if failed < len(task.members) else ""
+        where = f" (log: {log})" if log else ""
+        lines.insert(0, f"failed    {task.title}: {failed} of {len(task.members)} {task.unit}s failed{rest}{where}")
     return lines
 
 
+def running_tasks() -> set[str]:
+    """Families of the tasks this process started and has not seen end (a stop names them)."""
+    return set(_running.values())
+
+
 def _on_start(task: Any) -> None:
+    _running[id(task)] = task.task_family
     line = start_line(task)
     if line:
         job_logger().info(line)
 
 
 def _on_success(task: Any) -> None:
+    _running.pop(id(task), None)
     for line in finish_lines(task):
         job_logger().info(line)
 
 
 def _on_failure(task: Any, error: BaseException) -> None:
+    _running.pop(id(task), None)
     for line in finish_lines(task, error):
         job_logger().info(line)
 

@@ -5,6 +5,8 @@ Every message is a single line that names the bad value and says what to do next
 
 from __future__ import annotations
 
+import signal
+
 
 def one_line(text: object, limit: int | None = None) -> str:
     """``text`` with all whitespace runs (newlines too) as single spaces, cut to
@@ -47,6 +49,20 @@ class TaskInterrupted(KeyboardInterrupt):
     instead of recording a failure and starting the next task, so a stopped run stays
     stopped.
     """
+
+    def __init__(self, message: str, signum: int | None = None) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+def stop_reason(exc: BaseException) -> str:
+    """How a run or a job was stopped, in a few words: ``Ctrl-C (SIGINT)``, ``SIGTERM``."""
+    signum = getattr(exc, "signum", None)
+    if signum is not None:
+        return signal.Signals(signum).name
+    if isinstance(exc, TaskInterrupted) and str(exc):
+        return one_line(exc, 80)
+    return "Ctrl-C (SIGINT)"
 
 
 class StorageError(FanoutError):

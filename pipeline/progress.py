@@ -15,16 +15,16 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from luigi.interface import _WorkerSchedulerFactory
-
 from pipeline.runner import results
+from pipeline.runner.scheduler import SchedulerFactory
 
 RUNNING_STATUSES = ("RUNNING", "BATCH_RUNNING")
 UNIT_PARAMS = ("label", "job")  # the parameter naming a job's unit(s): TrainModel, RunScript
 
 
-class KeepingSchedulerFactory(_WorkerSchedulerFactory):
-    """Luigi's factory, remembering the scheduler it made so it can be asked what runs."""
+class KeepingSchedulerFactory(SchedulerFactory):
+    """Luigi's factory (luigid through the proxy that outlives it), remembering the
+    scheduler it made so it can be asked what runs."""
 
     scheduler: Any = None
 

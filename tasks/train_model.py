@@ -19,6 +19,7 @@ import platform
 import signal
 import sys
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from typing import Any
@@ -174,6 +175,24 @@ def _warn_nulls(label: str, rows: dict[str, Any], minimums: Minimums) -> None:
         emit_event("warning", label=label, message=warning)
 
 
+def _expected(exc: BaseException) -> bool:
+    """Failures whose one line says it all: bad input, a missing engine, a full or
+    read-only artifact root. Anything else is a bug or a library's error."""
+    return isinstance(exc, (JobInputError, engines.EngineUnavailable)) or (
+        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM))
+
+
+def report_failure(label: str, exc: BaseException) -> None:
+    """One label failed: its one line goes to the controller (an ``error`` event); an
+    unexpected exception's full traceback goes into the job's log too, for whoever
+    debugs it."""
+    if not _expected(exc):
+        print(f"spark-fanout: label {label!r} failed with an unexpected error:", file=sys.stderr)
+        traceback.print_exception(exc, file=sys.stderr)
+        sys.stderr.flush()
+    emit_event("error", label=label, message=_error_message(exc))
+
+
 def _error_message(exc: BaseException) -> str:
     if isinstance(exc, (JobInputError, engines.EngineUnavailable)):
         return str(exc)
@@ -236,7 +255,7 @@ def train_collected(spark: Any, frame: Any, jobs: list[LabelJob], params: dict[s
                 _commit(spark, job, params, rows, model, watch_parent)
             except Exception as exc:  # one label's failure never stops the others
                 failed += 1
-                emit_event("error", label=job.label, message=_error_message(exc))
+                report_failure(job.label, exc)
     return failed
 
 
@@ -337,7 +356,7 @@ def train_batch(spark: Any, data: Any, spec: dict[str, Any], watch_parent: int |
             train_in_spark(spark, prepared, job, params, watch_parent)
         except Exception as exc:  # one label's failure never stops the others
             failed += 1
-            emit_event("error", label=job.label, message=_error_message(exc))
+            report_failure(job.label, exc)
     return failed
 
 

@@ -32,9 +32,21 @@ def run_luigi(args: list[str], cwd: Path, timeout: float = 420, **env: str) -> s
                           timeout=timeout)
 
 
-def start_luigi(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
+def start_luigi(args: list[str], cwd: Path, own_group: bool = False, **env: str) -> subprocess.Popen:
+    """The controller, running; ``own_group``: in a process group of its own, which
+    :func:`ctrl_c` interrupts as a terminal's Ctrl-C does."""
     return subprocess.Popen(luigi_argv(*args), cwd=cwd, env=controller_env(**env), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=own_group)
+
+
+def ctrl_c(proc: subprocess.Popen) -> None:
+    """SIGINT to the controller's whole process group (it and Luigi's task processes), as
+    a terminal sends it on Ctrl-C; the controller must have been started with ``own_group``."""
+    os.killpg(proc.pid, signal.SIGINT)
+
+
+#: How a run that Ctrl-C stopped ends: killed by SIGINT, which a shell reports as exit 130.
+STOPPED_BY_CTRL_C = -signal.SIGINT
 
 
 def config_dir(models: Path) -> Path:

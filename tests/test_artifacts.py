@@ -78,11 +78,11 @@ def test_a_folder_without_its_marker_is_not_complete(tmp_path):
 def test_a_rerun_removes_only_its_own_labels_temporaries(tmp_path):
     # Another label's temporary may belong to a job running right now (another worker,
     # another controller): only the temporaries of the labels about to run are stale.
-    from pipeline.data.artifacts import remove_stale_temporaries
-    from pipeline.storage.locations import parse_location
-
     import subprocess
     import sys
+
+    from pipeline.data.artifacts import remove_stale_temporaries
+    from pipeline.storage.locations import parse_location
 
     def gone() -> int:  # a stale temporary's writer has exited
         proc = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -180,3 +180,13 @@ def test_a_full_or_read_only_artifact_root_says_what_to_do():
     assert _error_message(full) == ("OSError: No space left on device at /models/x/.tmp-a/model.txt: free space on the "
                                     "artifact root or fix its permissions, then rerun (finished labels are kept)")
     assert _error_message(RuntimeError("boom\nmore")) == "RuntimeError: boom"
+
+
+def test_a_failed_batch_is_one_line_naming_the_batch_and_its_log_once():
+    task = TrainModel(label=("a", "b", "c", "d"), data="d.parquet", config="x")
+    task._member_errors = {"a": "label 'a' has one class: pick another"}
+    log = "logs/batches/a-3/1-spark-submit.log"
+    job_error = f"{task.title}: spark-submit exited with code 1 (log: {log})"  # as the job runner raises it
+    assert task._batch_failure(["a", "b"], log, job_error) == (
+        "batch of 4 labels ('a', ...): 2 of 4 labels failed, the others are complete: "
+        f"a: label 'a' has one class: pick another; b: spark-submit exited with code 1 (log: {log})")

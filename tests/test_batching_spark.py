@@ -64,8 +64,13 @@ def test_one_spark_submit_trains_the_batch_and_a_failing_label_fails_alone(tmp_p
     rows = {line.split("  ")[0]: line for line in proc.stdout.splitlines()}
     assert "failing on purpose" in rows["label_01"] and " failed " in rows["label_01"]
     assert proc.stdout.count(" trained ") == 3
-    # luigid's line for the batch names the label that failed, in one line
-    assert "1 of 4 labels failed, the others are complete: label_01:" in out
+    # the batch's own line counts and names its log; the label's own line says its error, once
+    assert (f"failed    batch of 4 labels ('label_00', ...): 1 of 4 labels failed, the others are complete "
+            f"(log: {log.relative_to(tmp_path)})") in out
+    assert proc.stdout.count("failing on purpose") == 1 and proc.stderr.count("failing on purpose") == 1  # summary, job line
+    # its unexpected exception's traceback is in the batch's log, for whoever debugs it, not on the console
+    assert "Traceback (most recent call last)" in log.read_text(errors="replace")
+    assert "Traceback" not in out
     result = json.loads((tmp_path / "logs" / "label-01-415a7028" / "result.json").read_text())
     assert result["status"] == "failed" and result["log"] == str(log.relative_to(tmp_path))
 

@@ -90,3 +90,11 @@ def test_the_documented_slug_example_is_what_the_code_gives():
     assert "(`churn 30d/EU` → `churn-30d-eu-a90bce5c`)" in readme
     assert label_slug("churn 30d/EU") == "churn-30d-eu-a90bce5c"
     assert '"churn 30d/EU"`` → ``"churn-30d-eu-a90bce5c"``' in label_slug.__doc__
+
+
+def test_labels_sort_in_natural_order():
+    from pipeline.data.labels import natural_key
+
+    names = ["label_10", "label_2", "Label_1", "label_100", "churn 30d", "churn 7d", "label_9"]
+    assert sorted(names, key=natural_key) == ["churn 7d", "churn 30d", "Label_1", "label_2", "label_9", "label_10",
+                                              "label_100"]

@@ -1,6 +1,7 @@
 """Faults lose nothing: the real controller and real spark-submit jobs in local mode
 (local[1], at most 2 workers), hit by a kill -9, a failing job, a full or read-only
-artifact root and a stop right after a job published its artifact."""
+artifact root, a stop right after a job published its artifact and a Ctrl-C (which
+also stops a Report)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ import pytest
 
 from pipeline.data.labels import label_slug
 from tests.spark_helpers import (
+    STOPPED_BY_CTRL_C,
     alive,
     artifact_dir,
     config_dir,
+    ctrl_c,
     descendants,
     job_started,
     run_luigi,
+    spark_jobs_running,
     start_luigi,
     stop,
     wait_for,
@@ -120,6 +124,9 @@ def test_failing_labels_leave_a_log_and_one_line_and_rerun_runs_only_them(tmp_pa
         # the job's own log is kept, holding what Spark said and the job's error event
         text = (tmp_path / result["log"]).read_text(errors="replace")  # relative to the run's folder, or absolute
         assert "FANOUT_EVENT" in text and "failing on purpose" in text and "SparkContext" in text
+        # an unexpected exception: one line in the result, its whole traceback in the job's log
+        assert f"label {label!r} failed with an unexpected error:" in text and "Traceback (most recent call last)" in text
+        assert "in check_switch" in text and "RuntimeError: FANOUT_FAIL_LABELS names label" in text
     assert " trained " in _summary_line(proc.stdout, "label_00")
     kept = _model_mtimes(models, ["label_00"])
 
@@ -207,7 +214,9 @@ def test_a_label_published_before_the_stop_is_trained_in_the_summary(tmp_path, d
         out, _ = proc.communicate(timeout=60)
     finally:
         stop(proc, signal.SIGKILL)
-    assert proc.returncode != 0, out[-3000:]
+    assert proc.returncode == STOPPED_BY_CTRL_C, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    assert _closing_lines(out) == ["stopped: Ctrl-C (SIGINT): 1 label trained; rerun to continue (what finished is kept)"]
     result = json.loads((tmp_path / "logs" / label_slug(label) / "result.json").read_text())
     # the stop really ended the job (its application was stopped), after the artifact was out
     assert result["killed_application_id"] == result["application_id"] and result["application_id"], result
@@ -215,3 +224,54 @@ def test_a_label_published_before_the_stop_is_trained_in_the_summary(tmp_path, d
     assert result["artifact"].endswith(f"/{label_slug(label)}") and (artifact_dir(models, label) / "_COMPLETE").is_file()
     line = _summary_line(out, label)
     assert " trained " in line and "done earlier" not in line, line
+
+
+def _closing_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("stopped: ")]
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+
+def test_ctrl_c_stops_every_job_quietly_and_says_what_it_stopped_also_in_a_report(tmp_path, dataset):  # noqa: F811
+    labels = ["label_00", "label_01", "label_02"]
+    models = tmp_path / "models"
+    proc = start_luigi(_train_all(dataset, labels) + ONE_LABEL_PER_JOB, cwd=tmp_path, own_group=True)
+    try:
+        # both workers' spark-submits are up (the jobs start in the order of --labels)
+        assert wait_for(lambda: spark_jobs_running(proc.pid) == 2, timeout=240, interval=0.05), \
+            proc.communicate()[0][-3000:]
+        tree = descendants(proc.pid)
+        ctrl_c(proc)
+        out, _ = proc.communicate(timeout=120)
+        assert wait_for(lambda: not alive(tree), timeout=20), [p.cmdline()[:3] for p in alive(tree)]
+    finally:
+        stop(proc, signal.SIGKILL)
+    assert proc.returncode == STOPPED_BY_CTRL_C, out[-3000:]
+    for noise in ("Traceback", "KeyboardInterrupt", "TaskInterrupted", "stopped ()"):
+        assert noise not in out, out[-3000:]
+    assert _closing_lines(out) == ["stopped: Ctrl-C (SIGINT): 2 labels stopped (label_00, label_01), 1 not started; "
+                                   "rerun to continue (what finished is kept)"], out[-3000:]
+    for label in labels[:2]:
+        line = _summary_line(out, label)
+        assert " interrupted " in line and "stopped by Ctrl-C (SIGINT) before it finished" in line, line
+    assert "not started: the run was stopped by Ctrl-C (SIGINT) first" in _summary_line(out, "label_02")
+    assert _published(models) == {}
+
+    # A Report stopped while it renders: the same one line, no page written.
+    report = start_luigi(["Report", "--models", "models", "--out", "report.html", "--local-scheduler"], cwd=tmp_path,
+                         own_group=True)
+    try:
+        seen = []
+        for line in report.stdout:  # ends when the process closes its output
+            seen.append(line)
+            if " started   Report" in line:
+                ctrl_c(report)
+                break
+        out = "".join(seen) + report.communicate(timeout=60)[0]
+    finally:
+        stop(report, signal.SIGKILL)
+    assert report.returncode == STOPPED_BY_CTRL_C, out[-3000:]
+    assert "Traceback" not in out and "done      Report" not in out, out[-3000:]
+    assert _closing_lines(out) == ["stopped: Ctrl-C (SIGINT) during Report: it did not finish; rerun to continue"]
+    assert not (tmp_path / "report.html").exists()

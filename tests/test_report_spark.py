@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import os
+import shutil
 from html.parser import HTMLParser
 
 import luigi
@@ -19,6 +20,7 @@ from PIL import Image
 
 from pipeline import api
 from pipeline.data import leaderboard as board
+from pipeline.data.labels import label_slug
 from pipeline.flows.demo import make_demo_frame
 from pipeline.flows.report import Report
 from pipeline.report import collect
@@ -70,10 +72,17 @@ class Page(HTMLParser):
         super().__init__()
         self.images, self.text, self.external = [], [], []
         self.open = []
+        self.tables: list[list[list[str]]] = []  # each table's rows (header row first), cells as text
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         self.open.append(tag)
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.tables[-1][-1].append("")
         if tag == "img":
             self.images.append(attrs)
         for key in ("src", "href"):
@@ -84,6 +93,12 @@ class Page(HTMLParser):
 
     def handle_data(self, data):
         self.text.append(data)
+        if self.open and self.open[-1] in ("td", "th") and self.tables:
+            self.tables[-1][-1][-1] += data
+
+    def handle_endtag(self, tag):
+        while self.open and self.open.pop() != tag:
+            pass
 
 
 def parse(path):
@@ -110,6 +125,8 @@ def test_the_report_shows_every_label_and_every_failed_job_with_images_that_deco
     assert len(sizes) >= 2 and all(w > 100 and h > 100 for w, h in sizes)  # curves and timeline at least
     alts = [img["alt"] for img in page.images]
     assert any("ROC" in a for a in alts) and any("timeline" in a for a in alts)
+    assert any(a.startswith("distribution of each metric across the 2 labels") for a in alts)
+    assert text.index("Overview") < text.index("Labels that need attention") < text.index("Failed jobs")
     assert page.external == []  # opens offline: nothing to fetch
     for label in LABELS:
         assert label in text
@@ -214,3 +231,38 @@ def test_a_rerun_logs_nothing_twice(run):
     assert tracking.log_artifact(client, experiment.experiment_id, task.output(), config) is None
     _, _, after = mlflow_runs(run)
     assert sorted(r.info.run_id for r in after) == sorted(r.info.run_id for r in before)
+
+
+def test_the_report_of_hundreds_of_labels_opens_with_an_overview_in_natural_order(run, tmp_path):
+    """200 labels: the run's two real artifacts, copied under the names label_0 ... label_199
+    (only the label in metadata.json and the folder's slug change), beside the run's results."""
+    [conf] = collect(run["settings"]["models"], run["settings"]["log_dir"]).configurations
+    root = tmp_path / "models" / conf.name
+    root.mkdir(parents=True)
+    shutil.copy(os.path.join(run["settings"]["models"], conf.name, "config.json"), root / "config.json")
+    names = [f"label_{i}" for i in range(200)]
+    for i, name in enumerate(names):
+        real = conf.artifacts[i % len(conf.artifacts)]
+        shutil.copytree(real.path, root / label_slug(name))
+        meta = json.loads((root / label_slug(name) / "metadata.json").read_text())
+        (root / label_slug(name) / "metadata.json").write_text(json.dumps({**meta, "label": name, "slug": label_slug(name)}))
+    out = tmp_path / "many.html"
+    assert luigi.build([Report(models=str(tmp_path / "models"), log_dir=run["settings"]["log_dir"], out=str(out))],
+                       local_scheduler=True)
+    page, text = parse(out)
+    sizes = decode_images(page)
+    assert all(h <= 1300 for _, h in sizes), sizes  # no figure grows with the number of labels
+    assert out.stat().st_size < 3_000_000
+    alts = [img["alt"] for img in page.images]
+    assert "distribution of each metric across the 200 labels of " + conf.name in alts
+    assert f"ROC and precision-recall curves of 5 of the 200 labels of {conf.name}" in alts
+    assert text.index("Overview") < text.index("Labels that need attention") < text.index("Failed jobs")
+    [metrics] = [t for t in page.tables if t[0][:2] == ["label", "AUC"]]
+    assert [row[0] for row in metrics[1:]] == names  # label_2 before label_10, not label_10 before label_2
+    [attention] = [t for t in page.tables if t[0][:2] == ["label", "why"]]
+    whys = {row[0]: row[1] for row in attention[1:]}
+    assert whys[FAILING].startswith("failed: ") and "FANOUT_FAIL_LABELS" in whys[FAILING]
+    worst = [row for row in attention[1:] if row[1].startswith("worst AUC #")]
+    assert len(worst) == 10 and all(row[1].endswith("of 200") for row in worst)
+    lowest = min(a.metadata["metrics"]["auc_roc"] for a in conf.artifacts)
+    assert all(float(row[2]) == pytest.approx(lowest, abs=1e-4) for row in worst)

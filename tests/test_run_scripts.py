@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import textwrap
 
 import pytest
 
 from pipeline.data.labels import label_slug
-from tests.spark_helpers import run_luigi
+from tests.spark_helpers import STOPPED_BY_CTRL_C, alive, ctrl_c, descendants, run_luigi, start_luigi, stop, wait_for
 
 pytestmark = pytest.mark.spark
 
@@ -103,3 +104,39 @@ def test_duplicate_names_are_refused_before_any_job_starts(tmp_path):
     assert proc.returncode == SCHEDULING_FAILED
     assert "job name 'x' is used by entries 1 and 2: names must be unique" in proc.stdout + proc.stderr
     assert not (tmp_path / "logs").exists() and not (tmp_path / "o").exists()
+
+
+SLEEPY = textwrap.dedent('''
+    import sys, time
+    print("sleepy job is up", flush=True)
+    time.sleep(600)
+''')
+
+
+def test_ctrl_c_stops_the_running_job_and_says_so_in_one_line(tmp_path):
+    (tmp_path / "sleepy.py").write_text(SLEEPY, encoding="utf-8")
+    jobs = write_jobs(tmp_path, [{"name": "first", "args": ["{output}"], "output": "out/first"},
+                                 {"name": "second", "args": ["{output}"], "output": "out/second"}])
+    proc = start_luigi(["RunScripts", "--script", "sleepy.py", "--jobs", str(jobs), "--workers", "1", "--local-scheduler"],
+                       cwd=tmp_path, own_group=True)
+
+    def up() -> bool:
+        return any("sleepy job is up" in log.read_text(errors="replace") for log in spark_logs(tmp_path, "first"))
+
+    try:
+        assert wait_for(up, timeout=240, interval=0.1), proc.communicate()[0][-3000:]
+        tree = descendants(proc.pid)
+        ctrl_c(proc)
+        out, _ = proc.communicate(timeout=120)
+        assert wait_for(lambda: not alive(tree), timeout=20), [p.cmdline()[:3] for p in alive(tree)]
+    finally:
+        stop(proc, signal.SIGKILL)
+    assert proc.returncode == STOPPED_BY_CTRL_C, out[-3000:]
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out[-3000:]
+    assert [line for line in out.splitlines() if line.startswith("stopped: ")] == [
+        "stopped: Ctrl-C (SIGINT): 1 job stopped (first), 1 not started; rerun to continue (what finished is kept)"]
+    summary = out[out.index("spark-fanout summary (jobs):"):].splitlines()
+    assert summary[1].split() == ["job", "status", "time", "output", "/", "error"]
+    [first] = [line for line in summary if line.startswith("first ")]
+    assert " interrupted " in first and "stopped by Ctrl-C (SIGINT) before it finished" in first
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # no output, no temporary

@@ -31,6 +31,16 @@ def label_slug(label: str) -> str:
     return f"{readable}-{digest}"
 
 
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key putting names in human order: ``label_2`` before ``label_10``
+    (digit runs compare as numbers, the rest case-insensitively)."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part.casefold())
+                 for part in _DIGITS.split(name) if part)
+
+
 def discover_labels(columns: Iterable[str], prefix: str = DEFAULT_LABEL_PREFIX) -> list[str]:
     """The documented default rule: every column whose name starts with ``prefix``,
     in dataset order."""

@@ -25,7 +25,7 @@ from pipeline.params import Parameter
 from pipeline.runner import results
 from pipeline.runner.batching import check_workers
 from pipeline.runner.controller import install_controller_hooks
-from pipeline.runner.job import RunParameters, SparkJob, current_run_id
+from pipeline.runner.job import WRAPPER_PRIORITY, RunParameters, SparkJob, current_run_id, start_in_order
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, parse_location
 from tasks.outputs import SUCCESS
@@ -187,7 +187,10 @@ class RunScripts(RunParameters, luigi.WrapperTask):
     script = Parameter(example="my_job.py", description="Your Spark script, run by spark-submit once per job")
     jobs = Parameter(example="jobs.json", description='Jobs file: a JSON (or YAML) list of {"name", "args", "output"}')
 
+    priority = WRAPPER_PRIORITY  # its jobs start in the order of the jobs file (start_in_order)
     summary_title = "jobs"
+    summary_unit = "job"
+    summary_detail = "output / error"
 
     @cached_property
     def plan(self) -> dict[str, Any]:
@@ -215,11 +218,11 @@ class RunScripts(RunParameters, luigi.WrapperTask):
     def requires(self) -> list[RunScript]:
         check_workers()  # before the exit summary is hooked: a refused run has nothing to sum up
         install_controller_hooks(self)
-        return self.plan["missing"]
+        return start_in_order(self.plan["missing"])
 
     def summary_rows(self) -> list[dict[str, object]]:
         """One row per job: what happened to it in this controller run."""
         entries = self.plan["jobs"]
         done, _ = job_states(self.plan["tasks"])
         return results.summarize([j.name for j in entries], self.run_id or current_run_id(), self.log_dir, done,
-                                 group=RESULT_GROUP, success=RunScript.success_status)
+                                 group=RESULT_GROUP, success=RunScript.success_status, kept="output")

@@ -38,7 +38,7 @@ from pipeline.runner.batching import (
     parse_batch_size,
 )
 from pipeline.runner.controller import install_controller_hooks
-from pipeline.runner.job import RunParameters, SparkJob, current_run_id
+from pipeline.runner.job import WRAPPER_PRIORITY, RunParameters, SparkJob, current_run_id, start_in_order
 from pipeline.runner.submit import train_script
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, first_overlap, parse_location
@@ -298,6 +298,9 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
     labels = OptionalListParameter(default=None, example="label_00,label_01", description="Labels as a,b or a JSON list; default: every column starting with label-prefix")
     batch_size = Parameter(default="auto", description="Labels per spark-submit: auto (from measured start-up "
                            "and per-label times, see [batching]) | N | 1 (one job per label)")
+    priority = WRAPPER_PRIORITY  # its jobs start in the order of --labels (start_in_order)
+    summary_unit = "label"
+
     planned_workers = luigi.IntParameter(default=0, significant=False, visibility=ParameterVisibility.HIDDEN,
                                          description="Internal: workers batch-size auto plans for (0: --workers)")
 
@@ -364,9 +367,9 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
         install_controller_hooks(self)
         plan = self.plan
         run_id = self.run_id or current_run_id()
-        return [self.clone(TrainModel, label=label, features=plan["features"], config=plan["config"], run_id=run_id,
-                           batch_limit=plan["batch_size"])
-                for label in plan["missing"]]
+        return start_in_order([self.clone(TrainModel, label=label, features=plan["features"], config=plan["config"],
+                                          run_id=run_id, batch_limit=plan["batch_size"])
+                               for label in plan["missing"]])
 
     def summary_rows(self) -> list[dict[str, object]]:
         """The per-label outcome of this task in this controller run."""

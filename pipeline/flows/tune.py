@@ -138,6 +138,9 @@ class SearchBase(TrainingParameters):
                 "metrics": meta.get("metrics", {}), "duration": meta.get("job_seconds", meta.get("training_seconds")),
                 "config": job.config_name, "artifact": target.path, **extra}
 
+    summary_unit = "job"  # a row is one (label, trial) job: "label_00 #3"
+    summary_detail = "configuration and metric"
+
     def summary_rows(self) -> list[dict[str, object]]:
         rows = self.report_rows()
         return [{"label": f"{r['label']} #{r.get('trial', '')}", "status": "ranked " + str(r["rank"]),

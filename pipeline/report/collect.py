@@ -10,12 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.data.artifacts import CONFIG_FILE, ArtifactTarget, completed_slugs, configurations, read_json
+from pipeline.data.labels import natural_key
 from pipeline.data.leaderboard import LEADERBOARD
 from pipeline.runner.results import FAILED_STATUSES, RESULT_FILE, JobResult
 from pipeline.storage.locations import Location, parse_location
 from tasks.evaluation import CURVES_FILE
 
 SWEEP = "feature_sweep"  # FeatureSweep's report name under --models
+#: Fewer positive validation rows than this and a label's metrics are mostly noise.
+FEW_POSITIVES = 10
+#: Worst labels per configuration the report lists (by AUC).
+WORST_N = 10
 
 
 @dataclass
@@ -50,7 +55,9 @@ class RunData:
         return list(seen)
 
     def failed(self) -> list[tuple[str, JobResult]]:
-        return [(path, r) for path, r in self.results if r.status in FAILED_STATUSES]
+        """Jobs whose latest attempt failed or was stopped, in natural order of their names."""
+        failed = [(path, r) for path, r in self.results if r.status in FAILED_STATUSES]
+        return sorted(failed, key=lambda item: natural_key(item[1].name))
 
 
 def read_configuration(root: Location, name: str) -> Configuration:
@@ -61,7 +68,65 @@ def read_configuration(root: Location, name: str) -> Configuration:
         meta = target.metadata()
         out.artifacts.append(Artifact(str(meta.get("label", slug)), target.path, meta,
                                       read_json(target.location, CURVES_FILE) or {}))
+    out.artifacts.sort(key=lambda a: natural_key(a.label))  # label_2 before label_10
     return out
+
+
+def metric(artifact: Artifact, name: str) -> float | None:
+    """One of the artifact's validation metrics, ``None`` when missing or not a number."""
+    value = (artifact.metadata.get("metrics") or {}).get(name)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value else None
+
+
+def degenerate_reason(artifact: Artifact) -> str | None:
+    """Why a trained label's metrics cannot be trusted, ``None`` if they can."""
+    positives = (artifact.metadata.get("metrics") or {}).get("positives_validation")
+    if metric(artifact, "auc_roc") is None:
+        return "no AUC: the validation rows hold one class"
+    if isinstance(positives, int) and positives < FEW_POSITIVES:
+        return f"{positives} positive validation rows (under {FEW_POSITIVES}): its metrics are mostly noise"
+    return None
+
+
+def needs_attention(data: RunData, worst: int = WORST_N) -> list[dict[str, Any]]:
+    """The labels to look at first: failed or stopped jobs, trained labels whose metrics
+    are degenerate, and each configuration's worst by AUC (``worst``, at most a quarter
+    of its labels); one row each
+    (``label``, ``configuration``, ``why``, ``auc_roc``, ``positives``)."""
+    rows: list[dict[str, Any]] = []
+    for _, r in data.failed():
+        rows.append({"label": r.name, "configuration": "", "why": f"{r.status}: {r.error or ''}".rstrip(": "),
+                     "auc_roc": None, "positives": None})
+    for conf in data.configurations:
+        listed = set()
+        for a in conf.artifacts:
+            reason = degenerate_reason(a)
+            if reason:
+                listed.add(a.label)
+                rows.append(_attention_row(a, conf.name, reason))
+        ranked = sorted((a for a in conf.artifacts if a.label not in listed and metric(a, "auc_roc") is not None),
+                        key=lambda a: metric(a, "auc_roc"))
+        # the worst only stand out among many: none of 3 labels, 5 of 20, 10 of 40 or more
+        for rank, a in enumerate(ranked[:min(worst, len(conf.artifacts) // 4)], 1):
+                rows.append(_attention_row(a, conf.name, f"worst AUC #{rank} of {len(conf.artifacts)}"))
+    return rows
+
+
+def _attention_row(a: Artifact, configuration: str, why: str) -> dict[str, Any]:
+    return {"label": a.label, "configuration": configuration, "why": why, "auc_roc": metric(a, "auc_roc"),
+            "positives": (a.metadata.get("metrics") or {}).get("positives_validation")}
+
+
+def curve_picks(artifacts: list[Artifact], most: int) -> list[Artifact]:
+    """At most ``most`` labels whose curves stand for all: every label when they are few,
+    else the best, the worst and evenly spaced ranks between by AUC."""
+    drawable = [a for a in artifacts if a.curves.get("roc") and a.curves.get("pr")]
+    if len(drawable) <= most:
+        return drawable
+    ranked = sorted(drawable, key=lambda a: metric(a, "auc_roc") if metric(a, "auc_roc") is not None else -1.0,
+                    reverse=True)
+    picks = sorted({round(i * (len(ranked) - 1) / (most - 1)) for i in range(most)})
+    return [ranked[i] for i in picks]
 
 
 def read_results(log_dir: str) -> list[tuple[str, JobResult]]:

@@ -6,14 +6,19 @@ from __future__ import annotations
 import base64
 import html
 import json
+import statistics
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pipeline.data.labels import natural_key
 from pipeline.data.leaderboard import best_per_label
 from pipeline.report import plots
-from pipeline.report.collect import RunData, job_spans
+from pipeline.report.collect import FEW_POSITIVES, WORST_N, RunData, curve_picks, job_spans, metric, needs_attention
 from tasks.evaluation import DEFAULT_METRIC, METRIC_COLUMNS
+
+#: Metrics whose spread across labels the overview plots (the others are counts and cut-offs).
+DISTRIBUTED = ("auc_roc", "average_precision", "log_loss", "brier", "f1")
 
 HEADERS = {"auc_roc": "AUC", "average_precision": "avg. precision", "log_loss": "log-loss", "brier": "Brier",
            "f1": "F1", "positives_train": "positives (train)", "positives_validation": "positives (val.)",
@@ -91,11 +96,43 @@ def configuration_section(conf: Any) -> str:
              a.metadata.get("job_seconds", a.metadata.get("training_seconds")), a.metadata.get("application_id"),
              a.path.rstrip("/").rsplit("/", 1)[-1]]
             for a in arts]
+    picks = curve_picks(arts, plots.MAX_CURVES)
+    curves = [(a.label, a.curves, metric(a, DEFAULT_METRIC)) for a in picks]
+    drawable = sum(1 for a in arts if a.curves.get("roc") and a.curves.get("pr"))
+    parts.append(image(plots.roc_pr(curves), f"ROC and precision-recall curves of {len(picks)} of the {len(arts)} "
+                                            f"labels of {conf.name}"))
+    if len(picks) < drawable:
+        parts.append(f'<p class="muted">Curves of {len(picks)} labels that stand for all {drawable}: the best, the '
+                     "worst and evenly spaced ranks between by AUC; every label is in the table below.</p>")
     parts.append(table(headers, rows, [False] + [True] * (len(METRIC_COLUMNS) + 1) + [False, False]))
-    curves = [(a.label, a.curves, (a.metadata.get("metrics") or {}).get(DEFAULT_METRIC)) for a in arts]
-    parts.append(image(plots.roc_pr(curves), f"ROC and precision-recall curves of {conf.name}"))
-    if len([c for c in curves if c[1]]) > plots.MAX_CURVES:
-        parts.append(f'<p class="muted">Curves of the first {plots.MAX_CURVES} labels; every label is in the table.</p>')
+    return "".join(parts)
+
+
+def overview_section(data: RunData) -> str:
+    """What a run of hundreds of labels did at a glance: each metric's spread across
+    labels per configuration, and the labels that need attention."""
+    parts = ["<h2>Overview</h2>"]
+    for conf in data.configurations:
+        if not conf.artifacts:
+            continue
+        values = [(HEADERS.get(m, m), [v for a in conf.artifacts if (v := metric(a, m)) is not None]) for m in DISTRIBUTED]
+        rows = [[name, len(v), min(v), statistics.median(v), max(v)] for name, v in values if v]
+        parts.append(f"<h3>Configuration <code>{_esc(conf.name)}</code>: {len(conf.artifacts)} labels</h3>")
+        parts.append(table(["metric", "labels", "min", "median", "max"], rows, [False, True, True, True, True]))
+        parts.append(image(plots.distributions(values, f"{conf.name}: each metric across its labels"),
+                           f"distribution of each metric across the {len(conf.artifacts)} labels of {conf.name}"))
+    attention = needs_attention(data)
+    parts.append("<h3>Labels that need attention</h3>")
+    if not attention:
+        parts.append("<p>None: no job failed or was stopped, and no label's metrics look degenerate.</p>")
+        return "".join(parts)
+    parts.append(f"<p>Failed or stopped jobs, trained labels with no AUC or fewer than {FEW_POSITIVES} positive "
+                 f"validation rows, and the worst by AUC (up to {WORST_N} per configuration, a quarter of its "
+                 "labels at most).</p>")
+    parts.append(table(["label", "why", "AUC", "positives (val.)", "configuration"],
+                       [[r["label"], r["why"], r["auc_roc"], r["positives"], r["configuration"]] for r in attention],
+                       [False, False, True, True, False],
+                       row_class=["failed" if not r["configuration"] else "" for r in attention]))
     return "".join(parts)
 
 
@@ -108,7 +145,8 @@ def leaderboard_section(board: dict[str, Any]) -> str:
              f"<b>{_esc(metric)}</b>; every row is in <code>leaderboard.csv</code>.</p>",
              table(["label", metric, "engine", "parameters", "trial", "configuration"],
                    [[label, (r.get("metrics") or {}).get(metric), r.get("engine"), _params(r.get("params")), r.get("trial"),
-                     r.get("config")] for label, r in sorted(best.items())], [False, True, False, False, True, False]),
+                     r.get("config")] for label, r in sorted(best.items(), key=lambda kv: natural_key(kv[0]))],
+                   [False, True, False, False, True, False]),
              image(plots.trials(rows, metric), "metric of every trial per label")]
     return "".join(parts)
 
@@ -116,7 +154,7 @@ def leaderboard_section(board: dict[str, Any]) -> str:
 def sweep_section(doc: dict[str, Any]) -> str:
     search, rows = doc.get("search", {}), doc.get("rows", [])
     metric = search.get("metric", DEFAULT_METRIC)
-    chosen = [r for r in rows if r.get("chosen")]
+    chosen = sorted((r for r in rows if r.get("chosen")), key=lambda r: natural_key(str(r["label"])))
     return "".join([
         f"<h2>Feature sweep {_esc(search.get('id', ''))}: {_esc(metric)} against the number of features</h2>",
         f"<p>Chosen per label: the smallest N within {_esc(search.get('tolerance'))} of the best.</p>",
@@ -159,6 +197,7 @@ def render(data: RunData, title: str = "spark-fanout report") -> str:
             f"<p>Artifacts under <code>{_esc(data.models)}</code>, results under <code>{_esc(data.log_dir)}</code>; "
             f"written {_esc(_when(time.time()))}. {len(data.configurations)} configurations, {n_art} artifacts, "
             f"{len(data.labels)} labels, {len(data.failed())} failed jobs.</p>",
+            overview_section(data),
             failures_section(data)]
     if data.leaderboard:
         body.append(leaderboard_section(data.leaderboard))

@@ -54,7 +54,7 @@ from pipeline.cluster.yarn_clients import (
 from pipeline.cluster.yarn_clients import yarn as yarn_settings
 from pipeline.config import fanout
 from pipeline.data.labels import label_slug
-from pipeline.errors import ConfigError, FanoutError, JobFailed, JobTimedOut, TaskInterrupted, one_line
+from pipeline.errors import ConfigError, FanoutError, JobFailed, JobTimedOut, TaskInterrupted, one_line, stop_reason
 from pipeline.runner import results
 from pipeline.runner.process import JobProcess, die_with_parent, ignore_stop_signals, stop_signals_raise
 from pipeline.runner.slots import job_slot
@@ -78,6 +78,22 @@ _RUN_ID = f"{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
 def current_run_id() -> str:
     """Identifies this controller process's run in result files and summaries."""
     return _RUN_ID
+
+
+#: A wrapper task's priority: below its jobs', which Luigi's scheduler would otherwise raise to it.
+WRAPPER_PRIORITY = -1
+
+
+def start_in_order(jobs: list[Any]) -> list[Any]:
+    """``jobs`` (a wrapper's requirements), set to start in this order.
+
+    Luigi's scheduler starts the pending task of highest priority, then the one it learned
+    of first; it learns of a wrapper's requirements as a set, in an order that changes from
+    run to run. Decreasing priorities between the wrapper's (:data:`WRAPPER_PRIORITY`) and
+    the default 0 fix the order without putting these jobs ahead of anyone else's."""
+    for rank, job in enumerate(jobs):
+        job.priority = WRAPPER_PRIORITY * rank / len(jobs)
+    return jobs
 
 
 def report_to_scheduler(reporter: Any, *args: Any) -> None:
@@ -323,8 +339,10 @@ class SparkJob(RunParameters, SparkSubmitTask):
         def record(status: str, name: str | None = None, **fields: Any) -> None:
             self._record(run_id, status, started, cpu_started, name=name, log=log_path, **fields)
 
-        try:
-            with stop_signals_raise():
+        # The first stop signal raises; later ones (Luigi follows a Ctrl-C with SIGTERM) are
+        # ignored until the job is killed and recorded, so the record says why it stopped.
+        with stop_signals_raise():
+            try:
                 self.check_spark_settings()
                 self.preflight()
                 if self.active_members:
@@ -341,33 +359,34 @@ class SparkJob(RunParameters, SparkSubmitTask):
                         self._check_final_status(report)
                     if submitted:
                         self.after_success()
-            complete = self.complete_members()
-            missing = [m for m in self.members if m not in complete]
-            if missing and not self.is_batch:
-                raise JobFailed(f"{self.title}: the job ended without a complete output at {self.output().path} (log: {log_path})")
-            if missing:
-                raise JobFailed(f"{self.title}: ended without the outputs of {', '.join(map(repr, missing))} (log: {log_path})")
-        except (TaskInterrupted, KeyboardInterrupt) as exc:
-            self._stop_application()
-            self._record_outcome(record, "interrupted", f"stopped ({exc or 'interrupt'})")
-            raise
-        except (JobTimedOut, YarnDeadlineExceeded):
-            self._stop_application()
-            message = f"{self.title}: job ran past [fanout] job_timeout={timeout}s and was stopped"
-            self._record_outcome(record, "failed", message)
-            raise JobTimedOut(message) from None
-        except FanoutError as exc:
-            failed = self._record_outcome(record, "failed", str(exc))
-            if self.is_batch:
-                raise JobFailed(self._batch_failure(failed, log_path, str(exc))) from None
-            raise
-        except Exception as exc:
-            self._record_outcome(record, "failed", f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            self.job_resources.close()
-            if self._rm is not None and hasattr(self._rm, "close"):
-                self._rm.close()
+                complete = self.complete_members()
+                missing = [m for m in self.members if m not in complete]
+                if missing and not self.is_batch:
+                    raise JobFailed(f"{self.title}: the job ended without a complete output at {self.output().path} (log: {log_path})")
+                if missing:
+                    raise JobFailed(f"{self.title}: ended without the outputs of {', '.join(map(repr, missing))} (log: {log_path})")
+            except (TaskInterrupted, KeyboardInterrupt) as exc:
+                self._stop_application()
+                self._record_outcome(record, "interrupted", f"stopped by {stop_reason(exc)} before it finished: "
+                                                            f"rerun to run it again")
+                raise
+            except (JobTimedOut, YarnDeadlineExceeded):
+                self._stop_application()
+                message = f"{self.title}: job ran past [fanout] job_timeout={timeout}s and was stopped"
+                self._record_outcome(record, "failed", message)
+                raise JobTimedOut(message) from None
+            except FanoutError as exc:
+                failed = self._record_outcome(record, "failed", str(exc))
+                if self.is_batch:
+                    raise JobFailed(self._batch_failure(failed, log_path, str(exc))) from None
+                raise
+            except Exception as exc:
+                self._record_outcome(record, "failed", f"{type(exc).__name__}: {exc}")
+                raise
+            finally:
+                self.job_resources.close()
+                if self._rm is not None and hasattr(self._rm, "close"):
+                    self._rm.close()
         for name in self.members:
             record(self._success_of(name), name=name, artifact=self.member_output(name).path)
         report_to_scheduler(self.set_progress_percentage, 100)
@@ -412,6 +431,8 @@ class SparkJob(RunParameters, SparkSubmitTask):
     def _batch_failure(self, failed: list[str], log_path: Any, error: str) -> str:
         """One line for luigid and the log: which members of the batch failed, and why
         (their own errors, else the job's)."""
+        error = error.removeprefix(f"{self.title}: ")  # the job's error names the batch already
+        error = error.removesuffix(f" (log: {log_path})")  # and its log, which this line names at the end
         own = [f"{name}: {self._member_errors[name]}" for name in failed if name in self._member_errors]
         rest = [name for name in failed if name not in self._member_errors]
         shown = own[:3] + ([f"{', '.join(rest[:5])}{' …' if len(rest) > 5 else ''}: {error}"] if rest else [])
@@ -522,7 +543,7 @@ class SparkJob(RunParameters, SparkSubmitTask):
         with ignore_stop_signals():
             if not self.on_yarn:
                 if self._application_id:
-                    logger.warning("%s: stopped local Spark application %s", self.title, self._application_id)
+                    logger.info("%s: stopped local Spark application %s", self.title, self._application_id)
                     self._killed = self._application_id
                 return
             if not yarn_settings().kill_on_interrupt:

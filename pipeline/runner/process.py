@@ -46,13 +46,21 @@ def _child_setup() -> None:
 
 
 def stop_signals_raise() -> contextlib.AbstractContextManager[None]:
-    """Within the block, SIGTERM and SIGHUP raise :class:`TaskInterrupted` in the main
-    thread (as Ctrl-C raises KeyboardInterrupt), so cleanup code runs."""
+    """Within the block, the first stop signal raises in the main thread: Ctrl-C (SIGINT)
+    KeyboardInterrupt, SIGTERM and SIGHUP :class:`TaskInterrupted`, so cleanup code runs.
+    Later ones are ignored: the stop is under way, and Luigi follows a Ctrl-C with SIGTERM,
+    which must neither cut the cleanup short nor hide why the job stopped."""
+    raised: list[int] = []
 
     def _raise(signum: int, _frame: object) -> None:
-        raise TaskInterrupted(f"received {signal.Signals(signum).name}")
+        if raised:
+            return
+        raised.append(signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise TaskInterrupted(f"received {signal.Signals(signum).name}", signum)
 
-    return _signals_handled((signal.SIGTERM, signal.SIGHUP), _raise)
+    return _signals_handled((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), _raise)
 
 
 def ignore_stop_signals() -> contextlib.AbstractContextManager[None]:
@@ -117,10 +125,15 @@ class JobProcess:
         return self.proc.pid
 
     def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        try:
+            self._drain(self.proc.stdout.fileno())
+        except (ValueError, OSError):  # the pipe or the log was closed under us: the job is being given up
+            return
+
+    def _drain(self, fd: int) -> None:
         # Raw reads behind poll() rather than iterating a text file: a blocked read of a
         # file object cannot be stopped, and its close() waits for that read.
-        assert self.proc is not None and self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         # What text mode did: UTF-8 with replacement, and \r or \r\n ending a line too.
@@ -180,7 +193,7 @@ class JobProcess:
         pgid = self.proc.pid
         if not _group_alive(pgid):
             return
-        logger.info("stopping job process group %d (spark-submit and its children)", pgid)
+        logger.debug("stopping job process group %d (spark-submit and its children)", pgid)
         _signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace_s
         while time.monotonic() < deadline and _group_alive(pgid):
@@ -192,6 +205,11 @@ class JobProcess:
             self.proc.wait(timeout=5)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        assert self.proc is not None
+        with ignore_stop_signals():  # Luigi follows a Ctrl-C with SIGTERM: the kill must finish
+            self._finish()
+
+    def _finish(self) -> None:
         assert self.proc is not None
         try:
             # After an error: the whole job. After a normal exit: any member that outlived
