@@ -27,8 +27,9 @@ from pipeline.progress import KeepingSchedulerFactory, ProgressWatcher, job_rows
 from pipeline.runner import results
 from pipeline.runner.scheduler import SchedulerFactory
 from pipeline.storage.locations import parse_location
+from tasks.engines import get_engine
 from tasks.evaluation import DEFAULT_METRIC
-from tasks.layout import NATIVE_MODEL
+from tasks.layout import SPARK_MODEL
 
 _COMPLETE_STATUSES = (TrainModel.success_status, RunScript.success_status, "done earlier")
 
@@ -134,9 +135,13 @@ def _build(task: TrainAll | RunScripts, workers: int, scheduler_host: str | None
 
 
 def load_artifact(models: str, label: str, config: str | None = None) -> dict[str, Any]:
-    """A finished artifact: its metadata, configuration, location and, for LightGBM
-    engines, the ``lightgbm.Booster``. ``config`` names the configuration folder
-    (``lightgbm-1a2b3c4d``); it may be left out when ``models`` holds only one.
+    """A finished artifact: its metadata, configuration and location; for a model scored
+    in Python (LightGBM, XGBoost, scikit-learn, …) also ``model`` (a ``lightgbm.Booster``,
+    an ``xgboost.Booster``, the estimator; ``booster`` is the same object, its older
+    name) and ``predict``, a function from a feature matrix (the metadata's features,
+    in order) to probabilities of class 1. A Spark ML model (MLlib) is loaded with
+    ``pyspark.ml.PipelineModel.load(spark_model)``. ``config`` names the configuration
+    folder (``lightgbm-1a2b3c4d``); it may be left out when ``models`` holds only one.
     Raises FileNotFoundError if the artifact is not complete."""
     root = parse_location(models)
     if config is None:
@@ -150,12 +155,15 @@ def load_artifact(models: str, label: str, config: str | None = None) -> dict[st
     if not target.exists():
         raise FileNotFoundError(f"no complete artifact for label {label!r} under {models}/{config}: train it first")
     meta = target.metadata()
-    out: dict[str, Any] = {"metadata": meta, "config": config, "location": target.path, "booster": None}
-    model_txt = target.location.join(NATIVE_MODEL)
-    if target.storage.exists(model_txt):
-        import lightgbm
-
-        out["booster"] = lightgbm.Booster(model_str=target.storage.read_bytes(model_txt).decode("utf-8"))
+    engine = get_engine(meta["engine"])
+    out: dict[str, Any] = {"metadata": meta, "config": config, "location": target.path, "model": None, "booster": None,
+                           "predict": None, "spark_model": None}
+    if engine.saves_spark_model:
+        out["spark_model"] = target.location.join(SPARK_MODEL).uri()
+    files = {name: target.location.join(name) for name in engine.model_files}
+    if engine.scores_in_python and all(target.storage.exists(loc) for loc in files.values()):
+        model = engine.load({name: target.storage.read_bytes(loc) for name, loc in files.items()})
+        out.update(model=model, booster=model, predict=lambda x: engine.predict(model, x))
     return out
 
 
@@ -246,7 +254,8 @@ def _partial(task: Any) -> list[dict[str, Any]]:
         return []
 
 
-def predict(data: str, out: str, models: str = "models", *, config: str | None = None, labels: list[str] | None = None,
+def predict(data: str, out: str, models: str = "models", *, config: str | Sequence[str] | None = None,
+            labels: list[str] | None = None,
             key: list[str] | None = None, scheduler_host: str | None = None, scheduler_port: int = 8082,
             log_dir: str = "logs"):
     """Score ``data`` with each chosen label model in one Spark job (as ``luigi --module
@@ -256,7 +265,8 @@ def predict(data: str, out: str, models: str = "models", *, config: str | None =
     from pipeline.errors import JobFailed
     from pipeline.flows.predict import Predict
 
-    task = Predict(data=data, out=out, models=models, config=config, labels=labels, key=key, log_dir=log_dir,
+    configs = [config] if isinstance(config, str) else config
+    task = Predict(data=data, out=out, models=models, config=configs, labels=labels, key=key, log_dir=log_dir,
                    run_id=_new_run_id())
     task.preflight()
     if not _luigi_run(task, 1, scheduler_host, scheduler_port):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasks.balance import plan_balance
-from tasks.engines import LABEL_COL
+from tasks.engines.base import LABEL_COL
 
 VALIDATION_COL = "__validation__"
 

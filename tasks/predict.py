@@ -1,11 +1,15 @@
-"""spark-submit entry point: score a dataset with one LightGBM booster per label.
+"""spark-submit entry point: score a dataset with one chosen model per label, whatever
+engine trained each.
 
 Usage (the controller builds this): ``spark-submit … predict.py --spec <base64 JSON>``.
-The model strings are read once by the driver and broadcast; each Python worker builds
-its boosters once (cached per broadcast) and scores Arrow batches in ``mapInPandas``,
-so scores are written by the executors and never pass through the driver. Output:
-the key columns and one probability column per label, as Parquet into the temporary
-folder the controller renames into place once ``_SUCCESS`` is there.
+Each label's engine record (:mod:`tasks.engines`) says how its model is applied:
+models scored in Python (LightGBM and XGBoost boosters, scikit-learn estimators, user
+engines) have their files read once by the driver and broadcast; each Python worker
+loads them once (cached per broadcast) and scores Arrow batches in ``mapInPandas``.
+Spark ML models (MLlib) are loaded by the driver and applied to the same frame in the
+same Spark job. Scores are written by the executors and never pass through the driver.
+Output: the key columns and one probability column per label, as Parquet into the
+temporary folder the controller renames into place once ``_SUCCESS`` is there.
 """
 
 from __future__ import annotations
@@ -15,51 +19,57 @@ from collections.abc import Iterator
 from typing import Any
 
 from tasks.columns import quoted
+from tasks.engines import get_engine
 from tasks.jobspec import SPEC_FLAG, decode_spec, emit_event
+from tasks.layout import SPARK_MODEL
 
 ROW_HASH = "row_hash"
-_BOOSTERS: dict[int, list[tuple[str, Any, list[int]]]] = {}
+_MODELS: dict[int, list[tuple[str, Any, Any, list[int]]]] = {}
 
 
-def _boosters(payload: Any) -> list[tuple[str, Any, list[int]]]:
-    """(column, booster, feature positions) per label, built once per Python worker."""
+def _loaded(payload: Any) -> list[tuple[str, Any, Any, list[int]]]:
+    """(column, engine, model, feature positions) per label, loaded once per Python worker."""
     key = payload.id if hasattr(payload, "id") else id(payload)
-    if key not in _BOOSTERS:
-        import lightgbm
-
+    if key not in _MODELS:
         value = payload.value if hasattr(payload, "value") else payload
-        _BOOSTERS[key] = [(m["column"], lightgbm.Booster(model_str=m["model"]), m["positions"]) for m in value["models"]]
-    return _BOOSTERS[key]
+        out = []
+        for m in value["models"]:
+            engine = get_engine(m["engine"])
+            out.append((m["column"], engine, engine.load(m["files"]), m["positions"]))
+        _MODELS[key] = out
+    return _MODELS[key]
 
 
-def score_batches(payload: Any, keys: list[str]) -> Any:
-    """The ``mapInPandas`` function: key columns through, one score column per booster.
-    Input columns are the keys, then the features as ``x0…xN`` doubles."""
+def score_batches(payload: Any, keys: list[str], passed: list[str]) -> Any:
+    """The ``mapInPandas`` function: key columns and ``passed`` columns (scores Spark
+    made already) through, one score column per broadcast model. Input columns are
+    ``k0…``, the features as ``x0…xN`` doubles, then ``passed``."""
 
     def score(batches: Iterator[Any]) -> Iterator[Any]:
         import pandas as pd
 
         for pdf in batches:
             features = pdf[[c for c in pdf.columns if c.startswith("x")]].to_numpy(dtype="float64")
-            out = {k: pdf[f"k{i}"] for i, k in enumerate(keys)}
-            for column, booster, positions in _boosters(payload):
-                out[column] = booster.predict(features[:, positions])
+            out = {f"k{i}": pdf[f"k{i}"] for i in range(len(keys))}
+            out.update({c: pdf[c] for c in passed})
+            for column, engine, model, positions in _loaded(payload):
+                out[column] = engine.predict(model, features[:, positions])
             yield pd.DataFrame(out)
 
     return score
 
 
-def _read_text(spark: Any, uri: str) -> str:
-    """A small text file, read by the driver: plain I/O for local files, Hadoop's
-    FileSystem API (whatever the cluster configures) otherwise."""
+def _read_bytes(spark: Any, uri: str) -> bytes:
+    """A small file, read by the driver: plain I/O for local files, Hadoop's FileSystem
+    API (whatever the cluster configures) otherwise."""
     if uri.startswith("file://"):
-        with open(uri[len("file://"):], encoding="utf-8") as fh:
+        with open(uri[len("file://"):], "rb") as fh:
             return fh.read()
     jvm = spark._jvm
     path = jvm.org.apache.hadoop.fs.Path(uri)
     stream = path.getFileSystem(spark._jsc.hadoopConfiguration()).open(path)
     try:
-        return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        return bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
     finally:
         stream.close()
 
@@ -81,9 +91,6 @@ def main(argv: list[str]) -> int:
         data = spark.read.parquet(spec["data"])
         features = sorted({f for m in spec["models"] for f in m["features"]}, key=lambda f: data.columns.index(f))
         position = {f: i for i, f in enumerate(features)}
-        models = [{"column": m["label"], "model": _read_text(spark, m["model_uri"]),
-                   "positions": [position[f] for f in m["features"]]} for m in spec["models"]]
-        payload = sc.broadcast({"models": models})
         keys = list(spec["key"])
         cols = []
         if keys:
@@ -95,13 +102,34 @@ def main(argv: list[str]) -> int:
             cols.append(F.xxhash64(*[F.col(quoted(c)) for c in data.columns]).alias("k0"))
             key_fields = [StructField(ROW_HASH, LongType(), False)]
         cols += [F.col(quoted(f)).cast("double").alias(f"x{i}") for i, f in enumerate(features)]
-        schema = StructType(key_fields + [StructField(m["column"], DoubleType(), True) for m in models])
-        emit_event("progress", percent=30, message=f"{len(models)} boosters broadcast")
-        # The module's own function (not this script's __main__ copy), so workers import
-        # it and share its booster cache.
-        from tasks.predict import score_batches as module_score_batches
+        frame = data.select(*cols)
+        in_python, in_spark = [], []
+        for i, m in enumerate(spec["models"]):
+            engine = get_engine(m["engine"])
+            engine.check_job(spark)
+            columns = [f"x{position[f]}" for f in m["features"]]
+            if engine.scores_in_python:
+                files = {name: _read_bytes(spark, f"{m['artifact_uri']}/{name}") for name in engine.model_files}
+                in_python.append({"column": f"s{i}", "engine": m["engine"], "files": files,
+                                  "positions": [position[f] for f in m["features"]]})
+            else:
+                model = engine.load_spark_model(f"{m['artifact_uri']}/{SPARK_MODEL}")
+                frame = engine.spark_probability(model, frame, columns, f"s{i}")
+                in_spark.append(f"s{i}")
+        emit_event("progress", percent=30, message=f"{len(in_python)} models broadcast, {len(in_spark)} applied in Spark")
+        if in_python:
+            payload = sc.broadcast({"models": in_python})
+            # The module's own function (not this script's __main__ copy), so workers import
+            # it and share its model cache.
+            from tasks.predict import score_batches as module_score_batches
 
-        scored = data.select(*cols).mapInPandas(module_score_batches(payload, keys), schema)
+            schema = StructType([StructField(f"k{i}", f.dataType, f.nullable) for i, f in enumerate(key_fields)]
+                                + [StructField(c, DoubleType(), True) for c in in_spark]
+                                + [StructField(m["column"], DoubleType(), True) for m in in_python])
+            frame = frame.select(*[f"k{i}" for i in range(len(keys))], *[c for c in frame.columns if c.startswith("x")],
+                                 *in_spark).mapInPandas(module_score_batches(payload, keys, in_spark), schema)
+        scored = frame.select(*[F.col(f"k{i}").alias(k) for i, k in enumerate(keys)],
+                              *[F.col(f"s{i}").cast("double").alias(m["label"]) for i, m in enumerate(spec["models"])])
         scored.write.mode("overwrite").parquet(spec["temp"])
         emit_event("artifact", label=None, location=spec["out"], percent=95)
     except Exception as exc:

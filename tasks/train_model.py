@@ -2,7 +2,8 @@
 write each label's artifact as soon as that label is done.
 
 Usage (the controller builds this): ``spark-submit … train_model.py --spec <base64 JSON>``.
-A batch reads the dataset once. With native LightGBM and data that fits the driver
+A batch reads the dataset once. With an engine that trains on the driver (LightGBM,
+XGBoost, scikit-learn, …: :mod:`tasks.engines`) and data that fits the driver
 (``collect_limit_mb``), the rows are collected once and each label is checked,
 balanced and trained in pandas on a pool of driver threads (one per driver core): no
 Spark action per label. Otherwise (Spark engines, or bigger data) labels train one
@@ -24,12 +25,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from typing import Any
 
-from tasks import engines
 from tasks.artifact_writer import ArtifactWriter
 from tasks.balance import plan_balance
 from tasks.columns import quoted
 from tasks.data_errors import damaged_parquet
-from tasks.engine_specs import resolve_params
+from tasks.engines import DRIVER, LABEL_COL, Engine, EngineUnavailable, get_engine
+from tasks.engines.training import Options, imbalance_facts, train_on_driver, train_on_executors
 from tasks.jobspec import (
     COMMIT_DELAY_ENV,
     FAIL_LABELS_ENV,
@@ -95,7 +96,7 @@ def _numeric(data_type: Any) -> bool:  # noqa: ANN401 - a pyspark DataType
 
 def _class_counts(df: Any) -> dict[int, int]:
     """Rows per class of a frame whose labels are already known to be 0/1."""
-    counts = {int(row[engines.LABEL_COL]): int(row["count"]) for row in df.groupBy(engines.LABEL_COL).count().collect()}
+    counts = {int(row[LABEL_COL]): int(row["count"]) for row in df.groupBy(LABEL_COL).count().collect()}
     return {0: counts.get(0, 0), 1: counts.get(1, 0)}
 
 
@@ -114,6 +115,7 @@ class LabelJob:
     def __init__(self, index: int, label: str, slug: str, spec: dict[str, Any]) -> None:
         self.index, self.label, self.slug, self.spec = index, label, slug, spec
         self.started = time.perf_counter()
+        self.imbalance: dict[str, Any] = {}
 
     def check_switch(self) -> None:
         """The test-only fault and delay switches (environment of the job)."""
@@ -124,7 +126,7 @@ class LabelJob:
 
 def _metadata(spark: Any, job: LabelJob, params: dict[str, Any], rows: dict[str, Any], model: Any) -> dict[str, Any]:
     spec = job.spec
-    return {
+    return {**model.info,
         "format_version": FORMAT_VERSION,
         "label": job.label,
         "slug": job.slug,
@@ -137,6 +139,8 @@ def _metadata(spark: Any, job: LabelJob, params: dict[str, Any], rows: dict[str,
         "test_fraction": float(spec["test_fraction"]),
         "split": "validation rows: pmod(xxhash64(all dataset columns, seed), 1e6) < test_fraction * 1e6",
         "rows": rows,
+        "imbalance": job.imbalance,
+        "model_files": sorted(model.files),
         "metrics": model.metrics,
         "training_seconds": round(model.training_seconds, 3),
         "application_id": spark.sparkContext.applicationId,
@@ -178,7 +182,7 @@ def _warn_nulls(label: str, rows: dict[str, Any], minimums: Minimums) -> None:
 def _expected(exc: BaseException) -> bool:
     """Failures whose one line says it all: bad input, a missing engine, a full or
     read-only artifact root. Anything else is a bug or a library's error."""
-    return isinstance(exc, (JobInputError, engines.EngineUnavailable)) or (
+    return isinstance(exc, (JobInputError, EngineUnavailable)) or (
         isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM))
 
 
@@ -194,7 +198,7 @@ def report_failure(label: str, exc: BaseException) -> None:
 
 
 def _error_message(exc: BaseException) -> str:
-    if isinstance(exc, (JobInputError, engines.EngineUnavailable)):
+    if isinstance(exc, (JobInputError, EngineUnavailable)):
         return str(exc)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
         where = f" at {exc.filename}" if exc.filename else ""
@@ -226,10 +230,18 @@ def collect_batch(prepared: Any, n_columns: int, limit_mb: float) -> Any:
     return None if len(frame) > max_rows else frame
 
 
-def train_collected(spark: Any, frame: Any, jobs: list[LabelJob], params: dict[str, Any],
+def _on_driver(engine: Engine, job: LabelJob, train: Any, validation: Any, columns: list[str], params: dict[str, Any]) -> Any:
+    spec = job.spec
+    model, facts = train_on_driver(engine, train, validation, columns, params, int(spec["seed"]), job.label,
+                                   Options.from_spec(spec))
+    job.imbalance = imbalance_facts(engine, params, float(spec["balance_ratio"]), facts["weights"])
+    return model
+
+
+def train_collected(spark: Any, frame: Any, jobs: list[LabelJob], engine: Engine, params: dict[str, Any],
                     watch_parent: int | None) -> int:
-    """Native LightGBM on the collected frame: labels train side by side on a pool of
-    driver threads (LightGBM releases the GIL); each is committed as it finishes.
+    """A driver engine on the collected frame: labels train side by side on a pool of
+    driver threads (the libraries release the GIL); each is committed as it finishes.
     Returns how many labels failed."""
     spec = jobs[0].spec
     columns = [f"f{i}" for i in range(len(spec["features"]))]
@@ -242,7 +254,7 @@ def train_collected(spark: Any, frame: Any, jobs: list[LabelJob], params: dict[s
         sample = label_sample(frame, job.label, label_column(job.index), columns, float(spec["balance_ratio"]), seed, minimums)
         _warn_nulls(job.label, sample.rows, minimums)
         emit_event("progress", label=job.label, percent=50, message="balanced")
-        return sample.rows, engines.train_lightgbm(sample.train, sample.validation, columns, params, seed)
+        return sample.rows, _on_driver(engine, job, sample.train, sample.validation, columns, params)
 
     failed = 0
     threads = min(len(jobs), int(spec.get("threads") or _driver_cores(spark)))
@@ -259,21 +271,22 @@ def train_collected(spark: Any, frame: Any, jobs: list[LabelJob], params: dict[s
     return failed
 
 
-def train_in_spark(spark: Any, prepared: Any, job: LabelJob, params: dict[str, Any], watch_parent: int | None) -> None:
+def train_in_spark(spark: Any, prepared: Any, job: LabelJob, engine: Engine, params: dict[str, Any],
+                   watch_parent: int | None) -> None:
     """One label as Spark jobs on the cached batch frame (Spark engines, or data too big
     to collect): counts, balanced sample, training, artifact."""
     from pyspark.sql import functions as F
 
     job.started = time.perf_counter()
     job.check_switch()
-    spec, engine, seed = job.spec, job.spec["engine"], int(job.spec["seed"])
+    spec, seed = job.spec, int(job.spec["seed"])
     columns = [f"f{i}" for i in range(len(spec["features"]))]
-    y = F.col(engines.LABEL_COL)
-    frame = prepared.select(F.col(label_column(job.index)).alias(engines.LABEL_COL), *columns, VALIDATION_COL)
+    y = F.col(LABEL_COL)
+    frame = prepared.select(F.col(label_column(job.index)).alias(LABEL_COL), *columns, VALIDATION_COL)
     # ONE pass counts rows per split and class: in a fresh JVM every Spark action costs
     # over a second, more than training on a balanced sample.
-    counts = {(bool(r[VALIDATION_COL]), r[engines.LABEL_COL]): int(r["count"])
-              for r in frame.groupBy(VALIDATION_COL, engines.LABEL_COL).count().collect()}
+    counts = {(bool(r[VALIDATION_COL]), r[LABEL_COL]): int(r["count"])
+              for r in frame.groupBy(VALIDATION_COL, LABEL_COL).count().collect()}
     per_value: dict[float, int] = {}
     for (_, value), n in counts.items():
         if value is not None:
@@ -289,23 +302,22 @@ def train_in_spark(spark: Any, prepared: Any, job: LabelJob, params: dict[str, A
     labelled = frame.where(y.isNotNull())
     train = labelled.where(~F.col(VALIDATION_COL))
     if plan.fractions != {0: 1.0, 1: 1.0}:
-        train = train.sampleBy(engines.LABEL_COL, {float(k): v for k, v in plan.fractions.items()}, seed=seed)
+        train = train.sampleBy(LABEL_COL, {float(k): v for k, v in plan.fractions.items()}, seed=seed)
     validation = labelled.where(F.col(VALIDATION_COL))
-    if engine == "lightgbm":
+    if engine.trains_on == DRIVER:
         both = train.unionByName(validation).toPandas()
         train_pd, valid_pd = both[~both[VALIDATION_COL]], both[both[VALIDATION_COL]]
-        after = {c: int((train_pd[engines.LABEL_COL] == c).sum()) for c in (0, 1)}
+        after = {c: int((train_pd[LABEL_COL] == c).sum()) for c in (0, 1)}
         emit_event("progress", label=job.label, percent=50, message="balanced")
-        model = engines.train_lightgbm(train_pd, valid_pd, columns, params, seed)
+        model = _on_driver(engine, job, train_pd, valid_pd, columns, params)
     else:
         train = train.drop(VALIDATION_COL).cache()
         validation = validation.drop(VALIDATION_COL)
         after = _class_counts(train)
         emit_event("progress", label=job.label, percent=50, message="balanced")
-        if engine == "synapseml":
-            model = engines.train_synapseml(spark, train, validation, columns, params, seed, (after[0] + after[1], after[1]))
-        else:
-            model = engines.train_mllib(engine, train, validation, columns, params, seed, (after[0] + after[1], after[1]))
+        model, facts = train_on_executors(engine, spark, train, validation, columns, params, seed, after,
+                                          Options.from_spec(spec))
+        job.imbalance = imbalance_facts(engine, params, float(spec["balance_ratio"]), facts["weights"])
         train.unpersist()
     rows = row_counts(total=sum(counts.values()), per_class=per_class, before=before, after=after,
                       validation=counts.get((True, 0.0), 0) + counts.get((True, 1.0), 0))
@@ -324,7 +336,9 @@ def train_batch(spark: Any, data: Any, spec: dict[str, Any], watch_parent: int |
     odd = [f for f in features if not _numeric(types[f])]
     if odd:
         raise JobInputError(f"feature column {odd[0]!r} is {types[odd[0]].simpleString()}, not numeric: leave it out of --features")
-    params = resolve_params(spec["engine"], spec["params"])
+    engine = get_engine(spec["engine"])
+    params = engine.resolve(spec["params"])
+    engine.check_job(spark)
     failed = 0
     present: list[tuple[str, str]] = []
     for label, slug in zip(spec["labels"], spec["slugs"], strict=True):
@@ -343,17 +357,17 @@ def train_batch(spark: Any, data: Any, spec: dict[str, Any], watch_parent: int |
     prepared = prepare(data, [label for label, _ in present], features, int(spec["seed"]), float(spec["test_fraction"]))
     jobs = [LabelJob(i, label, slug, spec) for i, (label, slug) in enumerate(present)]
     frame = None
-    if spec["engine"] == "lightgbm":
+    if engine.trains_on == DRIVER:
         limit = float(spec.get("collect_limit_mb", DEFAULT_COLLECT_LIMIT_MB))
         frame = collect_batch(prepared, len(present) + len(features) + 1, limit)
     emit_event("data_ready", labels=len(jobs), collected=frame is not None)
     if frame is not None:
-        return failed + train_collected(spark, frame, jobs, params, watch_parent)
+        return failed + train_collected(spark, frame, jobs, engine, params, watch_parent)
     if len(jobs) > 1:
         prepared = prepared.cache()
     for job in jobs:
         try:
-            train_in_spark(spark, prepared, job, params, watch_parent)
+            train_in_spark(spark, prepared, job, engine, params, watch_parent)
         except Exception as exc:  # one label's failure never stops the others
             failed += 1
             report_failure(job.label, exc)
@@ -382,7 +396,7 @@ def main(argv: list[str]) -> int:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise JobInputError(f"cannot read dataset {spec['data']}: {first}") from None
         failed = train_batch(spark, data, spec, watch_parent)
-    except JobInputError as exc:
+    except (JobInputError, EngineUnavailable) as exc:
         emit_event("error", label=None, message=str(exc))
         return 3
     except Exception as exc:

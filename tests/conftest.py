@@ -45,3 +45,20 @@ def pytest_sessionstart(session):
     if not (FIXTURES / "README.md").is_file():
         pytest.exit(f"recorded fixtures not found at {FIXTURES}: restore tests/fixtures from git (git checkout -- tests/fixtures)",
                     returncode=4)
+
+
+@pytest.fixture(scope="session")
+def user_engine_site(tmp_path_factory):
+    """tests/plugin_engine installed with pip into a folder of its own: a user's package
+    that registers the engine ``centroid`` through the entry point group
+    ``spark_fanout.engines``. Put the folder on sys.path (and PYTHONPATH for jobs) to use it."""
+    import shutil
+    import subprocess
+
+    source = tmp_path_factory.mktemp("plugin-source") / "plugin_engine"
+    shutil.copytree(REPO / "tests" / "plugin_engine", source)  # pip builds in place: not in the repository
+    site = tmp_path_factory.mktemp("plugin-site")
+    # The test extra brings setuptools and wheel: a build needs no network.
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--no-build-isolation",
+                    "--target", str(site), str(source)], check=True, capture_output=True, text=True, timeout=300)
+    return site

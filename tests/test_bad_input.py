@@ -48,8 +48,8 @@ def _task(tmp_path, data, **kw):
 
 
 @pytest.mark.parametrize("kw, fragment", [
-    ({"engine": "xgboost"}, "unknown engine 'xgboost': choose one of"),
-    ({"params": {"num_leaves": 1}}, "num_leaves=1 for engine lightgbm: must lie in"),
+    ({"engine": "xgbost"}, "unknown engine 'xgbost': did you mean 'xgboost'?"),
+    ({"params": {"num_leaves": 1}}, "LightGBM refuses the parameters {'num_leaves': 1}: Check failed: (num_leaves) > (1)"),
     ({"params": {"nope": 1}}, "unknown parameter 'nope'"),
     ({"balance_ratio": 0.5}, "balance-ratio 0.5 is invalid"),
     ({"test_fraction": 1.5}, "test-fraction 1.5 is invalid"),

@@ -8,7 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from tasks import engines, evaluation
+from tasks import evaluation
+from tasks.engines import LABEL_COL, get_engine
+from tasks.engines.training import Options, evaluate, train_on_driver
 
 Y = [0, 0, 1, 1]
 S = [0.1, 0.4, 0.35, 0.8]
@@ -47,7 +49,7 @@ def test_curves_are_thinned_with_their_ends_kept():
 
 
 def test_engines_report_the_common_set_with_curves():
-    metrics, files = engines.evaluate(Y, S, (10, 3))
+    metrics, files = evaluate(Y, S, (10, 3))
     assert metrics == evaluation.binary_metrics(Y, S, train_counts=(10, 3))
     assert set(json.loads(files[evaluation.CURVES_FILE])) == {"roc", "pr"}
 
@@ -58,12 +60,14 @@ def test_native_lightgbm_reports_the_common_set_and_curves():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((600, 2))
     y = (x[:, 0] + 0.5 * rng.standard_normal(600) > 0).astype(float)
-    frame = pd.DataFrame({"f0": x[:, 0], "f1": x[:, 1], engines.LABEL_COL: y})
+    frame = pd.DataFrame({"f0": x[:, 0], "f1": x[:, 1], LABEL_COL: y})
     train, test = frame.iloc[:400], frame.iloc[400:]
-    model = engines.train_lightgbm(train, test, ["f0", "f1"], {"num_iterations": 10, "num_leaves": 7}, seed=1)
+    engine = get_engine("lightgbm")
+    model, _ = train_on_driver(engine, train, test, ["f0", "f1"], engine.resolve({"num_iterations": 10, "num_leaves": 7}),
+                               1, "label", Options())
     import lightgbm
 
     scores = lightgbm.Booster(model_str=model.files["model.txt"].decode()).predict(test[["f0", "f1"]])
-    assert model.metrics == evaluation.binary_metrics(test[engines.LABEL_COL], scores, train_counts=(400, int(train[engines.LABEL_COL].sum())))
+    assert model.metrics == evaluation.binary_metrics(test[LABEL_COL], scores, train_counts=(400, int(train[LABEL_COL].sum())))
     assert model.metrics["auc_roc"] > 0.8
-    assert json.loads(model.files[evaluation.CURVES_FILE]) == json.loads(json.dumps(evaluation.curves(test[engines.LABEL_COL], scores)))
+    assert json.loads(model.files[evaluation.CURVES_FILE]) == json.loads(json.dumps(evaluation.curves(test[LABEL_COL], scores)))

@@ -104,6 +104,10 @@ HELD_OUT = [  # what a new user types
     (TRAIN + ["--labels", "label_00,label_00"], PLAN, "label 'label_00' appears twice in --labels: list each label once"),
     (TRAIN + ["--labels", "[]"], PLAN, "the label list is empty"),
     (TRAIN + ["--params", '{"num_leaves": "many"}'], PLAN, "parameter num_leaves='many' for engine lightgbm"),
+    (TRAIN + ["--params", '{"bagging_fracton": 0.5}'], PLAN,
+     "unknown parameter 'bagging_fracton' for engine lightgbm: did you mean 'bagging_fraction'?"),
+    (TRAIN + ["--params", '{"bagging_fraction": 2}'], PLAN, "LightGBM refuses the parameters {'bagging_fraction': 2.0}: "
+     "Check failed: (bagging_fraction) <= (1.0)"),
     (TRAIN + ["--batch-size", "0"], PLAN, "batch-size '0' is invalid"),
     (["TrainAll", "--data", "empty.parquet"], PLAN, "dataset empty.parquet has no rows (1 part file, all empty)"),
     (["TrainAll", "--data", "labels_only.parquet"], PLAN, "labels_only.parquet has no numeric feature columns besides the labels"),

@@ -9,17 +9,21 @@ import pytest
 from pipeline.data import leaderboard
 from pipeline.data.search_space import Choice, Range, canonical, grid_trials, random_trials, suggest, validate_space
 from pipeline.errors import ConfigError
-from tasks.engine_specs import resolve_params
+from tasks.engines import resolve_params
 
 GOOD = {"lightgbm": {"num_leaves": [15, 63], "learning_rate": [0.05, 0.1]}, "mllib-logreg": {"reg_param": [0.0, 0.1]}}
 
 
 @pytest.mark.parametrize("doc, search, words", [
-    ({"xgboost": {}}, "grid", ["unknown engine 'xgboost'", "lightgbm"]),
+    ({"xgbost": {}}, "grid", ["unknown engine 'xgbost'", "did you mean 'xgboost'?"]),
+    ({"lightgbm": {"bagging_fracton": [0.5]}}, "grid", ["lightgbm.bagging_fracton", "did you mean 'bagging_fraction'?"]),
+    ({"lightgbm": {"bagging": [0.5], "subsample": [0.6]}}, "grid", ["lightgbm.subsample", "bagging_fraction is in the space twice"]),
+    ({"lightgbm": {"seed": [1, 2]}}, "grid", ["lightgbm.seed", "set by --seed"]),
+    ({"lightgbm": {"boosting": {"low": 1, "high": 2}}}, "random", ["lightgbm.boosting", "takes str values, not a range"]),
     ({"lightgbm": {"leaves": [3]}}, "grid", ["lightgbm.leaves", "unknown parameter 'leaves'"]),
     ({"lightgbm": {"num_leaves": []}}, "grid", ["lightgbm.num_leaves", "empty list"]),
     ({"lightgbm": {"num_leaves": [15, "many"]}}, "grid", ["lightgbm.num_leaves[1]", "expected a number"]),
-    ({"lightgbm": {"num_leaves": [1]}}, "grid", ["lightgbm.num_leaves[0]", "must lie in"]),
+    ({"mllib-gbt": {"max_depth": [0]}}, "grid", ["mllib-gbt.max_depth[0]", "must lie in"]),
     ({"lightgbm": {"learning_rate": {"low": 0.3, "high": 0.01}}}, "random", ["lightgbm.learning_rate", "empty range"]),
     ({"lightgbm": {"learning_rate": {"low": 0.01, "high": 0.3}}}, "grid", ["lightgbm.learning_rate", "cannot be searched by grid"]),
     ({"lightgbm": {"learning_rate": {"low": 0, "high": 0.3, "log": True}}}, "optuna", ["learning_rate", "low > 0"]),
@@ -108,6 +112,6 @@ def test_leaderboard_ranks_per_label_best_first():
     by_loss = leaderboard.rank(rows, "log_loss")
     assert [(r["trial"], r["rank"]) for r in by_loss if r["label"] == "a"][:2] == [(0, 1), (1, 2)]  # a loss: lower wins
     csv_text = leaderboard.to_csv(ranked)
-    assert csv_text.splitlines()[0].startswith("label,rank,trial,engine,params,auc_roc")
+    assert csv_text.splitlines()[0].startswith("label,rank,trial,study,engine,params,auc_roc")
     assert '"{""x"": 1}"' in csv_text.splitlines()[1]
     assert json.loads(leaderboard.to_json(ranked, {"id": "s"}))["rows"][0]["trial"] == 1

@@ -1,6 +1,7 @@
 """Model artifacts as Luigi targets, and cheap bulk answers about an artifact root.
 
-Layout: ``<models>/<engine>-<config hash>/<label slug>/``. A configuration is every
+Layout: ``<models>/<engine folder>-<config hash>/<label slug>/`` (the engine's name, or
+for a ``sklearn:`` engine ``sklearn-<Class>``). A configuration is every
 setting that changes a model (engine, resolved parameters, features, balancing, split,
 seed, dataset); its folder holds ``config.json`` (written once) beside the labels, so
 the same label trained with other settings is another artifact, and "which labels are
@@ -21,6 +22,7 @@ from pipeline.data.outputs import MarkedFolder
 from pipeline.errors import ConfigError
 from pipeline.storage import Entry, Storage, storage_for
 from pipeline.storage.locations import Location
+from tasks.engines import EngineParamError, get_engine
 from tasks.layout import MARKER, METADATA, is_final_name, is_temp_of, temp_pid
 from tasks.ownership import (
     DEFAULT_LEASE_SECONDS,
@@ -44,12 +46,15 @@ CONFIG_FORMAT = 2
 
 def training_config(*, engine: str, params: Mapping[str, Any], features: Sequence[str], balance_ratio: float,
                     test_fraction: float, seed: int, data: str,
-                    data_fingerprint: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                    data_fingerprint: Mapping[str, Any] | None = None, class_weight: str = "none",
+                    stopping_fraction: float | None = None) -> dict[str, Any]:
     """Every setting that changes a trained model, as plain JSON (``params`` resolved,
     so a default spelled out and a default left out are one configuration). The data is
     its path plus, unless ``[fanout] data_identity = path``, its fingerprint: data
     rebuilt in place is another configuration (without one, the id is the one that
-    path-only identity always gave)."""
+    path-only identity always gave). Class weights and the early-stopping share are
+    written only when they act (balanced weights; an engine that stops early), so the
+    configurations of every earlier run keep their ids."""
     config = {
         "format": CONFIG_FORMAT,
         "engine": engine,
@@ -62,13 +67,21 @@ def training_config(*, engine: str, params: Mapping[str, Any], features: Sequenc
     }
     if data_fingerprint is not None:
         config["data_fingerprint"] = dict(data_fingerprint)
+    if class_weight != "none":
+        config["class_weight"] = class_weight
+    if stopping_fraction is not None:
+        config["stopping_fraction"] = float(stopping_fraction)
     return config
 
 
 def config_id(config: Mapping[str, Any]) -> str:
-    """``<engine>-<8 hex digits>``: readable, and different for any other setting."""
+    """``<engine folder>-<8 hex digits>``: readable, and different for any other setting."""
     canonical = json.dumps(config, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
-    return f"{config['engine']}-{hashlib.sha256(canonical.encode('ascii')).hexdigest()[:8]}"
+    try:
+        folder = get_engine(config["engine"]).folder
+    except EngineParamError as exc:
+        raise ConfigError(str(exc)) from None
+    return f"{folder}-{hashlib.sha256(canonical.encode('ascii')).hexdigest()[:8]}"
 
 
 def read_json(root: Location, file_name: str) -> Any:

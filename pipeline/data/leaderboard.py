@@ -16,7 +16,7 @@ from tasks.evaluation import HIGHER_IS_BETTER, METRIC_COLUMNS
 from tasks.ownership import TOOL
 
 LEADERBOARD = "leaderboard"
-COLUMNS = ("label", "rank", "trial", "engine", "params", *METRIC_COLUMNS, "duration", "config", "artifact")
+COLUMNS = ("label", "rank", "trial", "study", "engine", "params", *METRIC_COLUMNS, "duration", "config", "artifact")
 
 
 def rank(rows: Iterable[Mapping[str, Any]], metric: str) -> list[dict[str, Any]]:

@@ -5,9 +5,10 @@ A space maps engines to parameters, each a list of values or a range::
     {"lightgbm": {"num_leaves": [15, 63], "learning_rate": {"low": 0.01, "high": 0.3, "log": true}},
      "mllib-logreg": {"reg_param": [0.0, 0.1]}}
 
-An engine with ``{}`` is one trial with its defaults. Pure: no file system, no Spark;
-every value is checked against the engine's own parameter rules
-(:mod:`tasks.engine_specs`), so a bad space is refused, naming its entry, before any job.
+An engine with ``{}`` is one trial with its defaults. No file system, no Spark: every
+name and value is checked by the engine's record (:mod:`tasks.engines`), so a bad space
+is refused, naming its entry, before any job. A parameter is written as its library
+names it; aliases count as the parameter they stand for.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from pipeline.data.documents import parse_document
 from pipeline.errors import ConfigError
-from tasks.engine_specs import ENGINES, EngineParamError, resolve_params
+from tasks.engines import Engine, EngineParamError, get_engine
 
 SEARCHES = ("grid", "random", "optuna")
 _RANGE_KEYS = {"low", "high", "log", "int"}
@@ -70,9 +71,29 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _record(name: str, source: str) -> Engine:
+    try:
+        return get_engine(name)
+    except EngineParamError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _main_name(engine: str, name: str, where: str) -> str:
+    """The parameter's main name (an alias resolved), refused naming the nearest known one."""
+    record = get_engine(engine)
+    main = record.canonical_name(name)
+    if main is not None and not record.refused_param(main):
+        return main
+    try:
+        record.resolve({name: None})  # raises the engine's own one-line refusal
+    except EngineParamError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    raise ConfigError(f"{where}: unknown parameter {name!r} for engine {engine}")
+
+
 def _check_value(engine: str, name: str, value: Any, where: str) -> Any:
     try:
-        return resolve_params(engine, {name: value})[name]
+        return get_engine(engine).resolve({name: value})[name]
     except EngineParamError as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
@@ -91,9 +112,11 @@ def _range(engine: str, name: str, spec: Mapping[str, Any], where: str) -> Range
     for flag in ("log", "int"):
         if flag in spec and not isinstance(spec[flag], bool):
             raise ConfigError(f"{where}: '{flag}' must be true or false (got {spec[flag]!r})")
-    kind = ENGINES[engine][name].kind
+    kind = get_engine(engine).param_kind(name)
     if kind is list:
         raise ConfigError(f"{where}: {name} takes lists, not a range: give a list of choices, e.g. [[16], [32, 8]]")
+    if kind not in (int, float, None):
+        raise ConfigError(f"{where}: {name} takes {kind.__name__} values, not a range: give a list of choices")
     integer = spec.get("int", kind is int)
     if integer and kind is float:
         raise ConfigError(f"{where}: 'int': true but {name} is a real-valued parameter: drop 'int'")
@@ -117,16 +140,15 @@ def validate_space(doc: Any, source: str, search: str) -> SearchSpace:
                           'e.g. {"lightgbm": {"num_leaves": [15, 63]}}')
     space: SearchSpace = {}
     for engine, params in doc.items():
-        if engine not in ENGINES:
-            raise ConfigError(f"{source}: unknown engine {engine!r}: choose from {', '.join(sorted(ENGINES))}")
+        _record(engine, source)
         if not isinstance(params, Mapping):
             raise ConfigError(f"{source}: {engine}: expected an object of parameters (or {{}} for the defaults)")
         dims: dict[str, Dimension] = {}
-        for name, spec in params.items():
-            where = f"{source}: {engine}.{name}"
-            if name not in ENGINES[engine]:
-                raise ConfigError(f"{where}: unknown parameter {name!r} for engine {engine}: "
-                                  f"known ones are {', '.join(sorted(ENGINES[engine]))}")
+        for given, spec in params.items():
+            where = f"{source}: {engine}.{given}"
+            name = _main_name(engine, given, where)
+            if name in dims:
+                raise ConfigError(f"{where}: {engine}'s {name} is in the space twice (an alias of another entry): keep one")
             if isinstance(spec, list):
                 if not spec:
                     raise ConfigError(f"{where}: empty list of values: give at least one")
@@ -151,7 +173,7 @@ def canonical(space: SearchSpace) -> str:
 
 
 def _trial(engine: str, chosen: Mapping[str, Any]) -> Trial:
-    return Trial(engine, resolve_params(engine, dict(chosen)))
+    return Trial(engine, get_engine(engine).resolve(dict(chosen)))
 
 
 def grid_trials(space: SearchSpace) -> list[Trial]:

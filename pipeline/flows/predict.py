@@ -4,8 +4,10 @@ every chosen label model and writes one probability column per label, plus the r
 ``luigi --module pipeline Predict --data D --models M --out O [--config lightgbm-1a2b3c4d]``
 
 Models: the best per label of ``<models>/leaderboard.json`` (``TuneAll``'s), or every
-label of one configuration (``--config``); ``--labels`` narrows either. Native LightGBM
-boosters only (engines lightgbm and synapseml save one). The output is committed like a
+label of the configurations ``--config`` names (one or several, no label in two);
+``--labels`` narrows either. Any mix of engines: each label's engine record says how
+its model is applied (broadcast to the executors, or a Spark ML model applied in the
+same job). The output is committed like a
 RunScripts output: Spark writes a temporary sibling, the controller renames it into
 place once ``_SUCCESS`` is there, with a record of what it was computed from (the
 dataset's fingerprint, each model's configuration and application, the key columns):
@@ -27,13 +29,14 @@ from pipeline.data.datasets import data_identity, read_schema
 from pipeline.data.outputs import OwnedOutput
 from pipeline.errors import ConfigError, DatasetError, JobFailed
 from pipeline.flows.tune import read_report
-from pipeline.params import OptionalListParameter, OptionalParameter, Parameter
+from pipeline.params import OptionalListParameter, Parameter
 from pipeline.runner.batching import check_workers
 from pipeline.runner.job import SparkJob, current_run_id
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, first_overlap, parse_location
+from tasks.engines import EngineParamError, get_engine
 from tasks.jobspec import SPEC_FLAG, encode_spec
-from tasks.layout import NATIVE_MODEL
+from tasks.layout import SPARK_MODEL
 from tasks.outputs import SUCCESS
 
 logger = logging.getLogger("luigi-interface")
@@ -41,18 +44,25 @@ logger = logging.getLogger("luigi-interface")
 MODELS_FILE = "_models.json"  # which model scored which column; Spark and pyarrow skip "_" files
 
 
-def choose_models(models: Location, config: str | None, labels: list[str] | None) -> list[dict[str, Any]]:
+def choose_models(models: Location, configs: list[str] | None, labels: list[str] | None) -> list[dict[str, Any]]:
     """``[{"label", "config", "artifact": Location}]``: the leaderboard's rank-1 row per
-    label, or every complete label of ``config``; refused in one line when nothing fits."""
-    if config:
-        root = models.join(config)
-        done = completed_slugs(root)
-        if not done:
-            raise ConfigError(f"configuration {config} under {models} has no complete artifact: train it or fix --config")
+    label, or every complete label of each of ``configs``; refused in one line when
+    nothing fits or two configurations hold one label."""
+    if configs:
         chosen = []
-        for slug in sorted(done):
-            meta = ArtifactTarget(root.join(slug)).metadata()
-            chosen.append({"label": meta["label"], "config": config, "artifact": root.join(slug)})
+        source: dict[str, str] = {}
+        for config in configs:
+            root = models.join(config)
+            done = completed_slugs(root)
+            if not done:
+                raise ConfigError(f"configuration {config} under {models} has no complete artifact: train it or fix --config")
+            for slug in sorted(done):
+                meta = ArtifactTarget(root.join(slug)).metadata()
+                if meta["label"] in source and (labels is None or meta["label"] in labels):
+                    raise ConfigError(f"label {meta['label']!r} is in configurations {source[meta['label']]} and {config}: "
+                                      "name one of them in --config, or narrow --labels")
+                source[meta["label"]] = config
+                chosen.append({"label": meta["label"], "config": config, "artifact": root.join(slug)})
     else:
         report = read_report(models, board.LEADERBOARD)
         if report is None:
@@ -69,13 +79,14 @@ def choose_models(models: Location, config: str | None, labels: list[str] | None
 
 
 class Predict(OwnedOutput, SparkJob):
-    """Score ``--data`` with each chosen label's booster in one spark-submit job."""
+    """Score ``--data`` with each chosen label's model in one spark-submit job."""
 
     data = Parameter(example="new.parquet", description="Parquet dataset to score: local path, file://, hdfs:// or webhdfs://")
     models = Parameter(default="models", description="Artifact root the models come from")
     out = Parameter(example="scores", description="Output Parquet folder: key columns plus one probability column per label")
-    config = OptionalParameter(default=None, example="lightgbm-3f2a91c0", description="Use every label of this configuration "
-                               "(default: the best per label in <models>/leaderboard.json)")
+    config = OptionalListParameter(default=None, example="lightgbm-3f2a91c0", description="Use every label of these "
+                                   "configurations (a,b or a JSON list; default: the best per label in "
+                                   "<models>/leaderboard.json)")
     labels = OptionalListParameter(default=None, example="label_00,label_01", description="Only these labels (a,b or a JSON list)")
     key = OptionalListParameter(default=None, example="customer_id", description="Row key columns copied to the output (a,b or a "
                                 "JSON list); default: row_hash, a 64-bit hash of the whole row")
@@ -99,7 +110,8 @@ class Predict(OwnedOutput, SparkJob):
     @cached_property
     def chosen(self) -> list[dict[str, Any]]:
         """Each chosen model with its features, checked against the dataset."""
-        chosen = choose_models(parse_location(self.models), self.config, None if self.labels is None else list(self.labels))
+        chosen = choose_models(parse_location(self.models), None if self.config is None else list(self.config),
+                               None if self.labels is None else list(self.labels))
         schema = read_schema(self.data)
         keys = list(self.key or [])
         for k in keys:
@@ -109,10 +121,15 @@ class Predict(OwnedOutput, SparkJob):
         for c in chosen:
             target = ArtifactTarget(c["artifact"])
             meta = target.metadata()
-            model = c["artifact"].join(NATIVE_MODEL)
-            if not target.storage.exists(model):
-                raise ConfigError(f"label {c['label']!r}: its model ({meta['engine']}, {c['config']}) has no LightGBM booster; "
-                                  "Predict scores LightGBM models: choose a lightgbm configuration (--config)")
+            try:
+                engine = get_engine(meta["engine"])
+            except EngineParamError as exc:
+                raise ConfigError(f"label {c['label']!r}: its model ({c['config']}) cannot be scored here: {exc}") from None
+            needed = list(engine.model_files) if engine.scores_in_python else [SPARK_MODEL]
+            lacking = [name for name in needed if not target.storage.exists(c["artifact"].join(name))]
+            if lacking:
+                raise ConfigError(f"label {c['label']!r}: its model ({meta['engine']}, {c['config']}) lacks {lacking[0]}: "
+                                  "retrain that configuration")
             missing = [f for f in meta["features"] if f not in schema.columns]
             if missing:
                 raise DatasetError(f"feature {missing[0]!r} of label {c['label']!r}'s model is not a column of {self.data}")
@@ -123,7 +140,7 @@ class Predict(OwnedOutput, SparkJob):
             if c["label"] in keys:
                 raise ConfigError(f"label {c['label']!r} is also a --key column: its score column would replace it")
             out.append({"label": c["label"], "config": c["config"], "engine": meta["engine"],
-                        "model_uri": model.uri(), "features": list(meta["features"]), "artifact": target.path,
+                        "artifact_uri": c["artifact"].uri(), "features": list(meta["features"]), "artifact": target.path,
                         "application_id": meta.get("application_id"), "created_at": meta.get("created_at")})
         if not out:
             raise ConfigError(f"no model chosen under {self.models}: check --labels")
@@ -162,7 +179,7 @@ class Predict(OwnedOutput, SparkJob):
     def app_options(self) -> list[str]:
         spec = {"data": parse_location(self.data).uri(), "out": self.out_location.uri(), "temp": self.temp_location.uri(),
                 "key": list(self.key or []), "run_id": self.run_id or current_run_id(),
-                "models": [{k: m[k] for k in ("label", "model_uri", "features")} for m in self.chosen]}
+                "models": [{k: m[k] for k in ("label", "engine", "artifact_uri", "features")} for m in self.chosen]}
         return [SPEC_FLAG, encode_spec(spec)]
 
     def before_submit(self) -> None:

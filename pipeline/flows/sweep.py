@@ -3,9 +3,10 @@ train one ``TrainModel`` per (label, N) on the top N, and report metric against 
 
 ``luigi --module pipeline FeatureSweep --sizes '[5, 10, 20]' --models M --workers 20``
 
-The ranking is the gain importance of a baseline LightGBM model per label trained on
-every feature (an ordinary artifact, so it is trained once and reused), or a ranking
-file (``--ranking``: a JSON list of features, or an object of label to list). Each
+The ranking is the gain importance of a baseline model per label trained on every
+feature with default parameters (an ordinary artifact, so it is trained once and
+reused): of the swept engine when its record gives importances (LightGBM, XGBoost,
+tree estimators of scikit-learn), else of LightGBM; or a ranking file (``--ranking``: a JSON list of features, or an object of label to list). Each
 (label, N) is its own configuration folder, so a sweep resumes like TrainAll. Writes
 ``feature_sweep.csv``/``.json`` under ``--models``: one row per (label, N), and per label
 the smallest N whose metric is within ``--tolerance`` of the best.
@@ -31,11 +32,10 @@ from pipeline.params import FloatParameter, ListParameter, OptionalParameter
 from pipeline.runner.controller import install_controller_hooks
 from pipeline.storage import storage_for
 from pipeline.storage.locations import parse_location
+from tasks.engines import DEFAULT_ENGINE, get_engine
 from tasks.evaluation import HIGHER_IS_BETTER
-from tasks.layout import NATIVE_MODEL
 
 REPORT = "feature_sweep"
-BASELINE_ENGINE = "lightgbm"
 
 
 def top_features_by_gain(feature_names: Sequence[str], gains: Sequence[float]) -> list[str]:
@@ -106,17 +106,22 @@ class FeatureSweep(SearchBase, luigi.Task):
         about["id"] = hashlib.sha256(json.dumps(about, sort_keys=True).encode("utf-8")).hexdigest()[:12]
         return {"labels": labels, "features": features, "sizes": about["sizes"], "ranking": ranking, "about": about}
 
+    @property
+    def baseline_engine(self) -> str:
+        """The swept engine when it ranks features itself (a model scored in Python whose
+        record gives importances), else the default engine."""
+        return self.engine if self.engine_record.ranks_features else DEFAULT_ENGINE
+
     def baselines(self) -> list[TrainModel]:
-        return [self.job(label, BASELINE_ENGINE, {}, self.plan["features"]) for label in self.plan["labels"]]
+        return [self.job(label, self.baseline_engine, {}, self.plan["features"]) for label in self.plan["labels"]]
 
     @staticmethod
     def gain_ranking(job: TrainModel) -> list[str]:
-        import lightgbm
-
         target = ArtifactTarget(job.output().location)
-        booster = lightgbm.Booster(model_str=target.storage.read_bytes(target.location.join(NATIVE_MODEL)).decode("utf-8"))
-        names = target.metadata()["features"]
-        return top_features_by_gain(names, booster.feature_importance(importance_type="gain"))
+        meta = target.metadata()
+        engine = get_engine(meta["engine"])
+        model = engine.load({name: target.storage.read_bytes(target.location.join(name)) for name in engine.model_files})
+        return top_features_by_gain(meta["features"], engine.feature_importance(model) or [0.0] * len(meta["features"]))
 
     def rankings(self) -> dict[str, list[str]]:
         if self.plan["ranking"] is not None:

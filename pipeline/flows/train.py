@@ -26,7 +26,14 @@ from pipeline.data.columns import check_label, check_training_data
 from pipeline.data.datasets import DatasetSchema, data_identity, dataset_fingerprint, read_schema
 from pipeline.data.labels import DEFAULT_LABEL_PREFIX, feature_columns, label_slug, resolve_labels
 from pipeline.errors import ConfigError, DatasetError, FanoutError
-from pipeline.params import FloatParameter, IntParameter, JsonObjectParameter, OptionalListParameter, Parameter
+from pipeline.params import (
+    ChoiceParameter,
+    FloatParameter,
+    IntParameter,
+    JsonObjectParameter,
+    OptionalListParameter,
+    Parameter,
+)
 from pipeline.runner import results
 from pipeline.runner.batching import (
     MemberParameter,
@@ -42,7 +49,8 @@ from pipeline.runner.job import WRAPPER_PRIORITY, RunParameters, SparkJob, curre
 from pipeline.runner.submit import train_script
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, first_overlap, parse_location
-from tasks.engine_specs import DEFAULT_ENGINE, EngineParamError, resolve_params
+from tasks.engines import DEFAULT_ENGINE, DRIVER, SKLEARN_EXAMPLE, Engine, EngineParamError, engine_names, get_engine
+from tasks.engines.training import CLASS_WEIGHTS, DEFAULT_STOPPING_FRACTION
 from tasks.jobspec import SPEC_FLAG, encode_spec
 from tasks.layout import MARKER
 from tasks.ownership import parse_record
@@ -59,13 +67,27 @@ class _LabelAndConfig:
                              "empty: computed from the other parameters")
 
 
+def engine_record(name: str) -> Engine:
+    """The engine record named ``name``, or ConfigError in one line."""
+    try:
+        return get_engine(name)
+    except EngineParamError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def engine_help() -> str:
+    """``--engine``'s description: the registry's engines (plugins included)."""
+    return f"{' | '.join(engine_names())} | {SKLEARN_EXAMPLE} (any scikit-learn classifier by import path)"
+
+
 class TrainingParameters(RunParameters):
     """Parameters shared by TrainAll and TrainModel (TrainAll hands them down)."""
 
     data = Parameter(default="data/demo.parquet", description="Parquet dataset: local path, file://, hdfs:// or webhdfs://")
     models = Parameter(default="models", description="Artifact root: one folder per label is written under it")
-    engine = Parameter(default=DEFAULT_ENGINE, description="lightgbm | mllib-gbt | mllib-logreg | mllib-mlp | synapseml")
-    params = JsonObjectParameter(default={}, example="'{\"num_iterations\": 200}'", description='Engine parameters as JSON, e.g. {"num_iterations": 200}')
+    engine = Parameter(default=DEFAULT_ENGINE, description=engine_help())
+    params = JsonObjectParameter(default={}, example="'{\"num_iterations\": 200}'", description="Engine parameters as JSON, "
+                                 'each as the library names it, e.g. {"num_iterations": 200, "bagging_fraction": 0.8}')
     # Hidden in luigid (hundreds of names on real data); the configuration id carries them.
     features = OptionalListParameter(default=None, example="f000,f001", visibility=ParameterVisibility.HIDDEN,
                                      description="Feature columns (a,b or a JSON list); default: every numeric column that is not a label")
@@ -74,18 +96,40 @@ class TrainingParameters(RunParameters):
     balance_ratio = FloatParameter(default=1.0, description="Keep at most this many majority rows per minority row (0 = no balancing)")
     test_fraction = FloatParameter(default=0.2, description="Share of rows held out for evaluation (0 to 0.9)")
     seed = IntParameter(default=42, description="Seed for splitting, balancing and training")
+    class_weight = ChoiceParameter(choices=CLASS_WEIGHTS, default="none", description="balanced: weigh each class by "
+                                   "rows / (2 * its rows) while training, beside or instead of --balance-ratio (0)")
+    stopping_fraction = FloatParameter(default=DEFAULT_STOPPING_FRACTION, description="Share of the training rows held out to decide when to "
+                                       "stop, when the engine's parameters ask for early stopping (e.g. LightGBM's "
+                                       "early_stopping_round)")
+
+    @property
+    def engine_record(self) -> Engine:
+        return engine_record(self.engine)
 
     def check_training_parameters(self) -> dict[str, Any]:
         """Validate what can be checked without data; returns the resolved engine params."""
+        engine = self.engine_record
         try:
-            resolved = resolve_params(self.engine, recursively_unfreeze(self.params))
+            resolved = engine.resolve(recursively_unfreeze(self.params))
         except EngineParamError as exc:
             raise ConfigError(str(exc)) from None
         if not (self.balance_ratio == 0 or self.balance_ratio >= 1):
             raise ConfigError(f"balance-ratio {self.balance_ratio} is invalid: use 0 (off) or a value >= 1")
         if not 0 <= self.test_fraction <= 0.9:
             raise ConfigError(f"test-fraction {self.test_fraction} is invalid: use a value from 0 to 0.9")
+        if not 0 < self.stopping_fraction < 1:
+            raise ConfigError(f"stopping-fraction {self.stopping_fraction} is invalid: use a share between 0 and 1")
+        if self.class_weight != "none" and not engine.weighs_classes:
+            raise ConfigError(f"engine {self.engine} cannot weigh classes: drop --class-weight and balance by "
+                              "downsampling (--balance-ratio)")
         return resolved
+
+    def check_engine_params(self, params: dict[str, Any], features: list[str]) -> None:
+        """The engine library's own checks of ``params`` for this many features."""
+        try:
+            self.engine_record.check_params(params, len(features))
+        except EngineParamError as exc:
+            raise ConfigError(str(exc)) from None
 
     @property
     def models_root(self) -> Location:
@@ -94,10 +138,13 @@ class TrainingParameters(RunParameters):
     def training_config(self, features: list[str]) -> dict[str, Any]:
         """Every setting that changes the model (see :func:`pipeline.data.artifacts.training_config`),
         the dataset's fingerprint as this run took it included."""
-        return training_config(engine=self.engine, params=self.check_training_parameters(), features=features,
+        params = self.check_training_parameters()
+        return training_config(engine=self.engine, params=params, features=features,
                                balance_ratio=self.balance_ratio, test_fraction=self.test_fraction, seed=self.seed,
                                data=self.data_location.uri(),
-                               data_fingerprint=data_identity(self.data, self.run_id or current_run_id()))
+                               data_fingerprint=data_identity(self.data, self.run_id or current_run_id()),
+                               class_weight=self.class_weight,
+                               stopping_fraction=self.stopping_fraction if self.engine_record.early_stopping_rounds(params) else None)
 
     def data_about(self) -> dict[str, Any]:
         """The dataset as a search or sweep names it: its URI, plus its fingerprint as this
@@ -155,7 +202,8 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
 
     @property
     def name_prefix(self) -> str:
-        return self.engine if len(self.labels) == 1 else f"{self.engine}-{len(self.labels)}-labels"
+        folder = self.engine_record.folder
+        return folder if len(self.labels) == 1 else f"{folder}-{len(self.labels)}-labels"
 
     def member_output(self, name: str) -> ArtifactTarget:
         return ArtifactTarget(artifact_location(self.config_root, name))
@@ -221,6 +269,8 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
             "features": list(self.resolved_features()),
             "balance_ratio": self.balance_ratio,
             "test_fraction": self.test_fraction,
+            "class_weight": self.class_weight,
+            "stopping_fraction": self.stopping_fraction,
             "seed": self.seed,
             "run_id": self.run_id or current_run_id(),
             "task_id": self.task_id,
@@ -244,7 +294,7 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
 
     def preflight(self) -> None:
         """Everything that can be refused in milliseconds instead of after a JVM start."""
-        self.check_training_parameters()
+        params = self.check_training_parameters()
         if self.config and self.config != config_id(self.config_document):
             raise ConfigError(f"--config {self.config} does not match this task's settings "
                               f"({config_id(self.config_document)}): leave --config empty")
@@ -253,23 +303,21 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
         if planned is not None and dataset_fingerprint(self.data) != planned:
             raise DatasetError(f"dataset {self.data} changed since this run planned its configuration {self.config_name}: "
                                f"rerun, and the new data trains as a new configuration")
-        if self.engine == "synapseml":
-            loaded = ",".join((self.packages or []) + (self.jars or []))
-            if "synapseml" not in loaded:
-                raise ConfigError(
-                    "engine synapseml needs SynapseML's jar: set [spark] packages=com.microsoft.azure:synapseml_2.12:1.1.3 "
-                    "(and spark.jars.repositories in [spark] conf if your Maven mirror lacks it), or use --engine lightgbm"
-                )
+        engine = self.engine_record
+        missing = engine.missing_setting(list(self.packages or []) + list(self.jars or []))
+        if missing:
+            raise ConfigError(missing)
         if self.on_yarn:
             # Executors read the data on cluster nodes; Spark models are saved by executors
             # too, and in cluster mode the driver itself runs on a node.
-            local_models_ok = not self.cluster_mode and self.engine == "lightgbm"
+            local_models_ok = not self.cluster_mode and engine.trains_on == DRIVER and not engine.saves_spark_model
             for what, loc, local_ok in (("--data", self.data_location, False), ("--models", self.models_root, local_models_ok)):
                 if loc.is_local and not local_ok:
                     raise ConfigError(f"{what} {loc} is a local path but the job runs on YARN nodes: use an hdfs:// path")
         schema = self.schema
         features = self.resolved_features()
         check_training_data(schema, features, self.data)
+        self.check_engine_params(params, features)
         for label in self.labels:
             try:
                 self._check_label(label, schema, features)
@@ -315,6 +363,7 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
         labels = resolve_labels(None if self.labels is None else list(self.labels), schema.columns, self.label_prefix, self.data)
         features = list(self.features) if self.features is not None else feature_columns(schema.numeric, labels, self.label_prefix)
         check_training_data(schema, features, self.data)
+        self.check_engine_params(self.check_training_parameters(), features)
         config = self.training_config(features)
         name = config_id(config)
         root = self.models_root.join(name)

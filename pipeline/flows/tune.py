@@ -8,6 +8,8 @@ its study for ``--parallel-trials`` trials at a time (Luigi dynamic dependencies
 finished trial's mean metric over the labels, and keeps the study in a file journal
 beside the artifacts (``<models>/_tune/<search id>.journal``), so a stopped search
 continues where it was on the next run and a finished trial is never trained again.
+``--study per-label`` gives each label a study of its own (its own ``--trials``, told
+that label's metric alone), so each label finds its own best parameters.
 The leaderboard (``leaderboard.csv`` and ``.json`` under ``--models``) is written when
 every trial is done.
 """
@@ -41,18 +43,21 @@ from pipeline.data.search_space import (
     validate_space,
 )
 from pipeline.errors import ConfigError
-from pipeline.flows.train import TrainingParameters, TrainModel
+from pipeline.flows.train import TrainingParameters, TrainModel, engine_record
 from pipeline.params import ChoiceParameter, IntParameter, OptionalListParameter, Parameter
 from pipeline.runner.batching import check_workers
 from pipeline.runner.controller import install_controller_hooks
 from pipeline.runner.job import current_run_id
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, parse_location
+from tasks.engines import EngineParamError
+from tasks.engines.training import DEFAULT_STOPPING_FRACTION
 from tasks.evaluation import DEFAULT_METRIC, HIGHER_IS_BETTER, RANKABLE
 
 logger = logging.getLogger("luigi-interface")
 
 STUDY_FOLDER = "_tune"
+STUDIES = ("shared", "per-label")
 
 
 def load_space(path: str, search: str) -> SearchSpace:
@@ -128,6 +133,13 @@ class SearchBase(TrainingParameters):
                 listed[j.config_name] = completed_slugs(j.config_root)
         return {(name, slug) for name, slugs in listed.items() for slug in slugs}
 
+    def check_trial(self, trial: Trial, features: Sequence[str]) -> None:
+        """The engine library's own checks of one trial's parameters, before any job."""
+        try:
+            engine_record(trial.engine).check_params(trial.params, len(features))
+        except EngineParamError as exc:
+            raise ConfigError(f"{self.space}: {trial.engine}: {exc}") from None
+
     def row(self, job: TrainModel, **extra: Any) -> dict[str, Any] | None:
         """The leaderboard row of a finished job (None while it is not complete)."""
         target = ArtifactTarget(job.output().location)
@@ -164,6 +176,8 @@ class TuneAll(SearchBase, luigi.Task):
     trials = IntParameter(default=20, description="Trials for random and optuna (grid: every combination)")
     parallel_trials = IntParameter(default=4, description="optuna: trials asked (and run) at once; more = more parallel, "
                                    "less informed sampling")
+    study = ChoiceParameter(choices=STUDIES, default="shared", description="optuna: shared (one study, told the mean "
+                            "metric over the labels) | per-label (one study per label, each told its own metric)")
 
     @cached_property
     def plan(self) -> dict[str, Any]:
@@ -174,10 +188,20 @@ class TuneAll(SearchBase, luigi.Task):
             raise ConfigError(f"--trials {self.trials} is invalid: use 1 or more")
         if self.parallel_trials < 1:
             raise ConfigError(f"--parallel-trials {self.parallel_trials} is invalid: use 1 or more")
+        if self.study != "shared" and self.search != "optuna":
+            raise ConfigError(f"--study {self.study} needs --search optuna: grid and random try every trial on every "
+                              "label already")
         labels, features = self.data_plan()
         about = {"space": json.loads(canonical(space)), "search": self.search, "labels": labels, "features": features,
                  **self.data_about(), "balance_ratio": float(self.balance_ratio),
                  "test_fraction": float(self.test_fraction), "seed": int(self.seed), "metric": self.metric}
+        # Written only when they differ from what searches always did, so earlier searches keep their ids.
+        if self.study != "shared":
+            about["study"] = self.study
+        if self.class_weight != "none":
+            about["class_weight"] = self.class_weight
+        if self.stopping_fraction != DEFAULT_STOPPING_FRACTION:
+            about["stopping_fraction"] = float(self.stopping_fraction)
         search_id = hashlib.sha256(json.dumps(about, sort_keys=True).encode("utf-8")).hexdigest()[:12]
         if self.search == "grid":
             trials = grid_trials(space)
@@ -185,12 +209,15 @@ class TuneAll(SearchBase, luigi.Task):
             trials = random_trials(space, self.trials, self.seed)
         else:
             trials = []
+        for trial in trials:
+            self.check_trial(trial, features)
         return {"space": space, "labels": labels, "features": features, "about": about, "id": search_id,
                 "trials": trials}
 
     # --- jobs ---------------------------------------------------------------------------
-    def trial_jobs(self, trial: Trial) -> list[TrainModel]:
-        return [self.job(label, trial.engine, trial.params, self.plan["features"]) for label in self.plan["labels"]]
+    def trial_jobs(self, trial: Trial, labels: Sequence[str] | None = None) -> list[TrainModel]:
+        return [self.job(label, trial.engine, trial.params, self.plan["features"])
+                for label in (self.plan["labels"] if labels is None else labels)]
 
     def missing(self, jobs: list[TrainModel]) -> list[TrainModel]:
         done = self.done(jobs)
@@ -215,7 +242,14 @@ class TuneAll(SearchBase, luigi.Task):
         base = os.path.join(root.path, STUDY_FOLDER) if root.is_local else os.path.join(self.log_dir, "tune")
         return os.path.join(base, f"{self.plan['id']}.journal")
 
-    def study(self) -> Any:
+    def studies(self) -> dict[str, list[str]]:
+        """Study name -> the labels its trials train: one shared study, or one per label."""
+        labels = self.plan["labels"]
+        if self.study == "shared":
+            return {self.plan["id"]: labels}
+        return {f"{self.plan['id']}-{label_slug(label)}": [label] for label in labels}
+
+    def open_study(self, name: str) -> Any:
         try:
             import optuna
             from optuna.storages import JournalStorage
@@ -226,11 +260,11 @@ class TuneAll(SearchBase, luigi.Task):
         os.makedirs(os.path.dirname(self.study_path), exist_ok=True)
         storage = JournalStorage(JournalFileBackend(self.study_path))
         direction = "maximize" if HIGHER_IS_BETTER[self.metric] else "minimize"
-        known = optuna.create_study(study_name=self.plan["id"], storage=storage, load_if_exists=True, direction=direction)
+        known = optuna.create_study(study_name=name, storage=storage, load_if_exists=True, direction=direction)
         # A sampler seeded alike in every process would suggest a rerun's first trials
         # again: seeding with the trials asked so far keeps runs reproducible, never repeating.
         sampler = optuna.samplers.TPESampler(seed=self.seed + len(known.get_trials(deepcopy=False)))
-        return optuna.load_study(study_name=self.plan["id"], storage=storage, sampler=sampler)
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
 
     @staticmethod
     def _trial_of(frozen: Any) -> Trial:
@@ -241,51 +275,61 @@ class TuneAll(SearchBase, luigi.Task):
         return sum(values) / len(values) if values else None
 
     def optuna_steps(self) -> Iterator[list[TrainModel]]:
-        """Ask, run, tell until ``--trials`` trials are finished. Luigi calls ``run()`` again
-        from the top after yielded jobs finish (in a new task process, possibly a new
-        controller run): every step is read back from the study, never held in memory."""
+        """Ask, run, tell until every study has ``--trials`` finished trials. Luigi calls
+        ``run()`` again from the top after yielded jobs finish (in a new task process,
+        possibly a new controller run): every step is read back from the studies, never
+        held in memory."""
+        studies = {name: (self.open_study(name), labels) for name, labels in self.studies().items()}
+        while True:
+            jobs = [j for study, labels in studies.values() for j in self._step(study, labels)]
+            if not jobs:
+                return
+            yield jobs
+
+    def _step(self, study: Any, labels: list[str]) -> list[TrainModel]:
+        """Tell ``study`` its finished trials, ask new ones up to ``--parallel-trials``;
+        the jobs its running trials still miss (none: the study is done)."""
         from optuna.trial import TrialState
 
-        study = self.study()
-        while True:
-            frozen = study.get_trials(deepcopy=False)
-            running = [t for t in frozen if t.state == TrialState.RUNNING]
-            for t in running:
-                jobs = self.trial_jobs(self._trial_of(t))
-                if not self.missing(jobs):
-                    value = self._objective(jobs)
-                    study.tell(t.number, value, state=TrialState.COMPLETE if value is not None else TrialState.FAIL)
-            frozen = study.get_trials(deepcopy=False)
-            finished = sum(t.state.is_finished() for t in frozen)
-            running = [t for t in frozen if t.state == TrialState.RUNNING]
-            if finished >= self.trials:
-                return
-            for _ in range(min(self.parallel_trials - len(running), self.trials - finished - len(running))):
-                asked = study.ask()
-                trial = suggest(asked, self.plan["space"])
-                asked.set_user_attr("engine", trial.engine)
-                asked.set_user_attr("params", trial.params)
-                running.append(study.trials[asked.number])
-            logger.info("TuneAll %s: %d/%d trials finished, running %s", self.plan["id"], finished, self.trials,
-                        [t.number for t in running])
-            yield [j for t in running for j in self.missing(self.trial_jobs(self._trial_of(t)))]
+        frozen = study.get_trials(deepcopy=False)
+        for t in (t for t in frozen if t.state == TrialState.RUNNING):
+            jobs = self.trial_jobs(self._trial_of(t), labels)
+            if not self.missing(jobs):
+                value = self._objective(jobs)
+                study.tell(t.number, value, state=TrialState.COMPLETE if value is not None else TrialState.FAIL)
+        frozen = study.get_trials(deepcopy=False)
+        finished = sum(t.state.is_finished() for t in frozen)
+        running = [t for t in frozen if t.state == TrialState.RUNNING]
+        if finished >= self.trials:
+            return []
+        for _ in range(min(self.parallel_trials - len(running), self.trials - finished - len(running))):
+            asked = study.ask()
+            trial = suggest(asked, self.plan["space"])
+            asked.set_user_attr("engine", trial.engine)
+            asked.set_user_attr("params", trial.params)
+            running.append(study.trials[asked.number])
+        logger.info("TuneAll %s: %d/%d trials finished, running %s", study.study_name, finished, self.trials,
+                    [t.number for t in running])
+        return [j for t in running for j in self.missing(self.trial_jobs(self._trial_of(t), labels))]
 
     # --- result -----------------------------------------------------------------------------
     def report_rows(self) -> list[dict[str, Any]]:
         """Leaderboard rows of every finished (trial, label), ranked per label."""
         rows = []
-        if self.search == "optuna":
-            from optuna.trial import TrialState
+        for name, labels in self.studies().items():
+            if self.search == "optuna":
+                from optuna.trial import TrialState
 
-            trials = [(t.number, self._trial_of(t)) for t in self.study().get_trials(deepcopy=False)
-                      if t.state != TrialState.WAITING and "engine" in t.user_attrs]
-        else:
-            trials = list(enumerate(self.plan["trials"]))
-        for number, trial in trials:
-            for job in self.trial_jobs(trial):
-                row = self.row(job, trial=number)
-                if row is not None:
-                    rows.append(row)
+                trials = [(t.number, self._trial_of(t)) for t in self.open_study(name).get_trials(deepcopy=False)
+                          if t.state != TrialState.WAITING and "engine" in t.user_attrs]
+            else:
+                trials = list(enumerate(self.plan["trials"]))
+            study = "shared" if self.study == "shared" else labels[0]
+            for number, trial in trials:
+                for job in self.trial_jobs(trial, labels):
+                    row = self.row(job, trial=number, study=study)
+                    if row is not None:
+                        rows.append(row)
         return board.rank(rows, self.metric)
 
     def about(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pipeline.data.labels import natural_key
 from pipeline.data.leaderboard import best_per_label
 from pipeline.report import plots
 from pipeline.report.collect import FEW_POSITIVES, WORST_N, RunData, curve_picks, job_spans, metric, needs_attention
+from tasks.engines import EngineParamError, get_engine
 from tasks.evaluation import DEFAULT_METRIC, METRIC_COLUMNS
 
 #: Metrics whose spread across labels the overview plots (the others are counts and cut-offs).
@@ -82,12 +83,20 @@ def _params(params: Any) -> str:
     return json.dumps(params, sort_keys=True, separators=(", ", ": ")) if params else "{}"
 
 
+def _engine_description(name: str) -> str:
+    """What the engine record says of itself; an engine this installation lacks says so."""
+    try:
+        return get_engine(name).description
+    except EngineParamError:
+        return "an engine not installed here"
+
+
 def configuration_section(conf: Any) -> str:
     arts = conf.artifacts
     engine = conf.config.get("engine", arts[0].metadata.get("engine") if arts else "")
     params = conf.config.get("params", arts[0].metadata.get("params") if arts else {})
     parts = [f"<h2>Configuration <code>{_esc(conf.name)}</code></h2>",
-             f"<p>engine <b>{_esc(engine)}</b>, parameters <code>{_esc(_params(params))}</code>, "
+             f"<p>engine <b>{_esc(engine)}</b> ({_esc(_engine_description(engine))}), parameters <code>{_esc(_params(params))}</code>, "
              f"{len(conf.config.get('features') or [])} features, {len(arts)} labels trained</p>"]
     if not arts:
         return "".join(parts)
@@ -140,13 +149,17 @@ def leaderboard_section(board: dict[str, Any]) -> str:
     search, rows = board.get("search", {}), board.get("rows", [])
     metric = search.get("metric", DEFAULT_METRIC)
     best = best_per_label(rows)
+    study = search.get("study", "shared")
+    studies = "one study per label, each told its own metric" if study == "per-label" else "one study shared by the labels"
     parts = [f"<h2>Search {_esc(search.get('id', ''))}: best configuration per label</h2>",
-             f"<p>{_esc(search.get('search', ''))} search, {len(rows)} finished (trial, label) pairs, ranked by "
+             f"<p>{_esc(search.get('search', ''))} search ({_esc(studies) if search.get('search') == 'optuna' else 'every trial on every label'}), "
+             f"{len(rows)} finished (trial, label) pairs, ranked by "
              f"<b>{_esc(metric)}</b>; every row is in <code>leaderboard.csv</code>.</p>",
-             table(["label", metric, "engine", "parameters", "trial", "configuration"],
+             table(["label", metric, "engine", "parameters", "trial", "study", "configuration"],
                    [[label, (r.get("metrics") or {}).get(metric), r.get("engine"), _params(r.get("params")), r.get("trial"),
-                     r.get("config")] for label, r in sorted(best.items(), key=lambda kv: natural_key(kv[0]))],
-                   [False, True, False, False, True, False]),
+                     r.get("study", "shared"), r.get("config")]
+                    for label, r in sorted(best.items(), key=lambda kv: natural_key(kv[0]))],
+                   [False, True, False, False, True, False, False]),
              image(plots.trials(rows, metric), "metric of every trial per label")]
     return "".join(parts)
 
