@@ -8,6 +8,12 @@ from pipeline import defaults
 
 defaults.install()  # [retcode] and the other defaults hold from any folder, user files still win
 
+from tasks.engines.base import isolate_library_calls
+
+# The controller forks a process per Luigi task: model libraries' native threads must not
+# start in its main process (tasks/engines/base.py says why).
+isolate_library_calls()
+
 from pipeline.flows.demo import MakeDemoData
 from pipeline.flows.predict import Predict
 from pipeline.flows.report import Report

@@ -283,3 +283,42 @@ def test_a_resource_manager_client_made_before_a_fork_opens_its_own_connection_i
         # parent, child, parent: the child's request came on a connection of its own
         assert len(ports) == 3 and ports[0] == ports[2] != ports[1], ports
         client.close()
+
+
+_FORKED_AFTER_CHECKS = """
+import multiprocessing, sys
+import pipeline  # the controller: model libraries' checks go to a helper process
+from tasks.engines import get_engine
+for name, params in (("lightgbm", {"bagging_fraction": 0.5, "bagging_freq": 1}), ("xgboost", {"max_depth": 3}),
+                     ("sklearn:sklearn.ensemble.HistGradientBoostingClassifier", {"max_iter": 5})):
+    engine = get_engine(name)
+    engine.check_params(engine.resolve(params), 4)
+    engine.learned_kinds()
+
+def train():  # what a forked Luigi task does: run the libraries' threaded code
+    import numpy as np, lightgbm, xgboost
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    x = np.random.default_rng(0).standard_normal((2000, 4)); y = (x[:, 0] > 0).astype(float)
+    lightgbm.train({"verbosity": -1, "objective": "binary"}, lightgbm.Dataset(x, y), num_boost_round=3)
+    xgboost.train({"objective": "binary:logistic"}, xgboost.DMatrix(x, label=y), num_boost_round=3)
+    HistGradientBoostingClassifier(max_iter=3).fit(x, y)
+
+child = multiprocessing.get_context("fork").Process(target=train)
+child.start()
+child.join(90)
+if child.is_alive():
+    child.kill()
+    sys.exit(2)
+sys.exit(0 if child.exitcode == 0 else 1)
+"""
+
+
+def test_tasks_forked_after_the_controller_checked_engine_parameters_still_train():
+    """The controller checks parameters with LightGBM, XGBoost and scikit-learn, then Luigi
+    forks its tasks: a child whose parent had started OpenMP's threads hung in its first
+    parallel region (exit 2 here), so the checks run in a helper process."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _FORKED_AFTER_CHECKS], capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, ("the forked child hung" if proc.returncode == 2 else proc.stderr[-2000:])

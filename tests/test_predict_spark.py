@@ -27,9 +27,13 @@ def test_predict_columns_equal_each_boosters_own_predictions(tmp_path):
     pq.write_table(table, data)
     train = run_luigi(["TrainAll", "--workers", "2", "--local-scheduler", "--data", str(data), "--models", "models",
                        "--labels", json.dumps(LABELS), "--features", json.dumps(FEATURES),
-                       "--params", '{"num_iterations": 15}'], cwd=tmp_path, timeout=560)
+                       "--params", '{"num_iterations": 15, "bagging_fraction": 0.5, "bagging_freq": 1}'],
+                      cwd=tmp_path, timeout=560)
     assert train.returncode == 0, (train.stdout + train.stderr)[-3000:]
     config = config_dir(tmp_path / "models").name
+    for label in LABELS:  # parameters beyond the seven spark-fanout once knew reach the booster
+        saved = lightgbm.Booster(model_str=(tmp_path / "models" / config / label_slug(label) / "model.txt").read_text()).params
+        assert (saved["bagging_fraction"], saved["bagging_freq"], saved["num_iterations"]) == (0.5, 1, 15)
 
     proc = run_luigi(["Predict", "--local-scheduler", "--data", str(data), "--models", "models", "--config", config,
                       "--key", '["row_id"]', "--out", "scores/all labels"], cwd=tmp_path, timeout=560)

@@ -4,11 +4,19 @@ is loaded and applied). Nothing outside :mod:`tasks.engines` compares engine nam
 
 Imports no model library at module level: the controller checks parameters without a
 JVM, and a job imports only the library its engine needs.
+
+A model library's own checks run native, threaded code (OpenMP, BLAS), which a process
+that later forks must not start: Luigi forks a process per task, and a child whose
+parent had started OpenMP's threads hangs in its first parallel region. The controller
+therefore calls :func:`isolate_library_calls`; its main process then asks a helper
+process (:mod:`tasks.engines.probe`) instead, and keeps each answer (a forked task
+inherits them). Jobs, the helper and forked tasks call the library directly.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +28,30 @@ WEIGHT_COL = "__weight__"
 #: Spark ML estimator on the executors.
 DRIVER = "driver"
 EXECUTORS = "executors"
+
+
+_KINDS: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str, "list": list}
+_library_here = True
+
+
+def isolate_library_calls() -> None:
+    """From now on, this process (while it has no parent process of its own: Luigi's
+    forked tasks do) runs model libraries' checks in a helper process."""
+    global _library_here
+    _library_here = False
+
+
+def library_calls_here() -> bool:
+    """Whether a model library's native code may run in this process."""
+    if _library_here:
+        return True
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
+
+
+def kind_name(kind: type | None) -> str | None:
+    return None if kind is None else kind.__name__
 
 
 class EngineParamError(ValueError):
@@ -140,6 +172,8 @@ class Engine:
     imbalance_params: tuple[str, ...] = ()
     #: Where its parameters are documented (named in refusals).
     params_doc: str = ""
+    #: Whether its default parameters need no check by the library (a built-in engine's).
+    defaults_are_valid: bool = False
 
     # --- identity ---------------------------------------------------------------------
     @property
@@ -165,14 +199,47 @@ class Engine:
         return None
 
     def param_kind(self, name: str) -> type | None:
-        """int, float, bool, str or list when known (search ranges need int or float)."""
+        """int, float, bool, str or list when known (search ranges need int or float):
+        the defaults' kinds, else what :meth:`library_kinds` learnt from the library."""
         p = self.defaults.get(name)
-        return p.kind if p is not None else None
+        return p.kind if p is not None else self.learned_kinds().get(name)
+
+    def learned_kinds(self) -> dict[str, type | None]:
+        """:meth:`library_kinds`, learnt once per installed library version (in a helper
+        process where needed) and kept: in this process, and in a cache file when the
+        record names its library's version (:meth:`table_key`)."""
+        cached = self.__dict__.get("_kind_table")
+        if cached is None:
+            from tasks.engines import tables
+
+            key = self.table_key()
+            table = tables.read(key) if key else None
+            if table is None:
+                if library_calls_here():
+                    table = {n: kind_name(k) for n, k in self.library_kinds().items()}
+                else:
+                    from tasks.engines.probe import ask
+
+                    table = ask(self.name, {"op": "kinds"})["kinds"]
+                if key:
+                    tables.write(key, table)
+            cached = self.__dict__["_kind_table"] = {n: _KINDS.get(k) if k else None for n, k in table.items()}
+        return cached
+
+    def library_kinds(self) -> dict[str, type | None]:
+        """Override: every parameter's kind as the library knows it (its native code may run)."""
+        return {}
+
+    def table_key(self) -> str | None:
+        """Names what :meth:`library_kinds` depends on (the library and its version), so
+        the table is learnt once per version; None: learnt in every process."""
+        return None
 
     def coerce(self, name: str, value: Any, where: str) -> Any:
-        """One value, checked and converted to the parameter's kind."""
+        """One value, checked and converted to its kind where spark-fanout keeps the
+        parameter's default (others are the library's to check: :meth:`check_params`)."""
         p = self.defaults.get(name)
-        kind = p.kind if p is not None else self.param_kind(name)
+        kind = p.kind if p is not None else None
         if kind in (int, float):
             return check_number(where, kind, value, p.low if p else None, p.high if p else None)
         if kind is bool and not isinstance(value, bool):
@@ -202,8 +269,27 @@ class Engine:
         return out
 
     def check_params(self, params: Mapping[str, Any], n_features: int) -> None:
-        """The library's own checks of resolved ``params`` (ranges, choices), where it
-        can make them without a JVM: raises EngineParamError in one line."""
+        """The library's own checks of resolved ``params`` for ``n_features`` features
+        (ranges, choices; :meth:`library_check`), in a helper process where this one
+        must not run it; each answer is kept. Raises EngineParamError in one line."""
+        if self.defaults_are_valid and dict(params) == self.resolve({}):
+            return  # the library's defaults with ours: nothing to ask
+        key = json.dumps([params, n_features], sort_keys=True, default=str)
+        checked = self.__dict__.setdefault("_checked", {})
+        if key not in checked:
+            if library_calls_here():
+                checked[key] = self.library_check(params, n_features)
+            else:
+                from tasks.engines.probe import ask
+
+                checked[key] = ask(self.name, {"op": "check", "params": dict(params), "n_features": n_features})["error"]
+        if checked[key]:
+            raise EngineParamError(checked[key])
+
+    def library_check(self, params: Mapping[str, Any], n_features: int) -> str | None:
+        """Override: the library's refusal of ``params`` as one line, None when it takes
+        them (its native code may run here)."""
+        return None
 
     def early_stopping_rounds(self, params: Mapping[str, Any]) -> int:
         """Rounds without improvement after which training stops (0: no early stopping);
@@ -222,7 +308,11 @@ class Engine:
 
     def check_job(self, spark: Any) -> None:
         """Inside the job, before training: raise EngineUnavailable when the engine
-        cannot run here."""
+        cannot run here (by default: when a Python module it needs is missing)."""
+        self.check_modules()
+
+    def check_modules(self) -> None:
+        """Raise EngineUnavailable, saying what to install, when a module it needs is missing."""
         import importlib
 
         for module, install in self.requires:

@@ -78,6 +78,7 @@ class LightGBMEngine(Engine):
     defaults = LIGHTGBM_DEFAULTS
     imbalance_params = ("scale_pos_weight", "is_unbalance", "pos_bagging_fraction", "neg_bagging_fraction")
     params_doc = "https://lightgbm.readthedocs.io/en/latest/Parameters.html"
+    defaults_are_valid = True
     ranks_features = True
 
     def versions(self) -> dict[str, str]:
@@ -119,25 +120,28 @@ class LightGBMEngine(Engine):
                                      num_boost_round=1)
         return lightgbm.Booster(model_str=booster.model_to_string()).params
 
-    def param_kind(self, name: str) -> type | None:
-        if name in self.defaults:
-            return self.defaults[name].kind
-        default = self._defaults_of_lightgbm.get(name)
-        if isinstance(default, (bool, str, list)):
-            return type(default)
-        if isinstance(default, float) and not default.is_integer():
-            return float
-        if isinstance(default, (int, float)):
-            # Integral default: ask LightGBM whether 0.5 parses as this parameter.
-            error = self._refusal({name: 0.5}, 2)
-            return int if error is not None and "should be of type int" in error else float
-        return None
+    def library_kinds(self) -> dict[str, type | None]:
+        """Each parameter's kind from its default as a booster reports it; an integral
+        default is an int when LightGBM refuses 0.5 for it as "should be of type int"."""
+        kinds: dict[str, type | None] = {}
+        for name, default in self._defaults_of_lightgbm.items():
+            if isinstance(default, (bool, str, list)):
+                kinds[name] = type(default)
+            elif isinstance(default, float) and not default.is_integer():
+                kinds[name] = float
+            elif isinstance(default, (int, float)):
+                error = self._refusal({name: 0.5}, 2)
+                kinds[name] = int if error is not None and "should be of type int" in error else float
+        return kinds
+
+    def table_key(self) -> str | None:
+        from importlib.metadata import version
+
+        return f"lightgbm-{version('lightgbm')}"
 
     def coerce(self, name: str, value: Any, where: str) -> Any:
         if name == "objective" and value not in BINARY_OBJECTIVES:
             raise EngineParamError(f"{where}: spark-fanout trains binary classifiers: use one of {', '.join(BINARY_OBJECTIVES)}")
-        if isinstance(value, float) and value.is_integer() and name not in self.defaults and self.param_kind(name) is int:
-            return int(value)  # 50.0 from a search range is 50 rounds
         return super().coerce(name, value, where)
 
     def _refusal(self, params: Mapping[str, Any], n_features: int) -> str | None:
@@ -152,11 +156,12 @@ class LightGBMEngine(Engine):
             return one_line(str(exc).split(" at /")[0].split(" at \\")[0])
         return None
 
-    def check_params(self, params: Mapping[str, Any], n_features: int) -> None:
+    def library_check(self, params: Mapping[str, Any], n_features: int) -> str | None:
         error = self._refusal(params, n_features)
-        if error is not None:
-            given = {k: v for k, v in params.items() if k not in self.defaults or v != self.defaults[k].default}
-            raise EngineParamError(f"LightGBM refuses the parameters {given}: {error}")
+        if error is None:
+            return None
+        given = {k: v for k, v in params.items() if k not in self.defaults or v != self.defaults[k].default}
+        return f"LightGBM refuses the parameters {given}: {error}"
 
     def early_stopping_rounds(self, params: Mapping[str, Any]) -> int:
         return int(params.get("early_stopping_round") or 0)

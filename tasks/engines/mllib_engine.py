@@ -51,6 +51,7 @@ class MLlibEngine(Engine):
     saves_spark_model = True
     requires = (("pyspark", "pip install pyspark"),)
     params_doc = "https://spark.apache.org/docs/latest/api/python/reference/pyspark.ml.html#classification"
+    defaults_are_valid = True
 
     def __init__(self, name: str, estimator: str, description: str, defaults: Mapping[str, Param]) -> None:
         self.name, self.estimator, self.description, self.defaults = name, estimator, description, dict(defaults)

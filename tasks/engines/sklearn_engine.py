@@ -109,7 +109,7 @@ class SklearnEngine(Engine):
         extra = {"random_state": seed} if "random_state" in self._defaults else {}
         return self.cls(**params, **extra)
 
-    def check_params(self, params: Mapping[str, Any], n_features: int) -> None:
+    def library_check(self, params: Mapping[str, Any], n_features: int) -> str | None:
         import numpy as np
 
         rng = np.random.default_rng(0)
@@ -120,8 +120,8 @@ class SklearnEngine(Engine):
                 model = self._estimator(params, 0).fit(x, y)
                 model.predict_proba(x[:2])
         except Exception as exc:  # the estimator's own validation: ValueError, TypeError, AttributeError, …
-            raise EngineParamError(f"{self.cls.__name__} refuses the parameters {dict(params)}: "
-                                   f"{type(exc).__name__}: {one_line(str(exc))}") from None
+            return f"{self.cls.__name__} refuses the parameters {dict(params)}: {type(exc).__name__}: {one_line(str(exc))}"
+        return None
 
     @property
     def weighs_classes(self) -> bool:

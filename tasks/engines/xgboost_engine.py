@@ -60,6 +60,7 @@ class XGBoostEngine(Engine):
     defaults = XGBOOST_DEFAULTS
     imbalance_params = ("scale_pos_weight", "max_delta_step")
     params_doc = "https://xgboost.readthedocs.io/en/stable/parameter.html"
+    defaults_are_valid = True
     ranks_features = True
 
     def versions(self) -> dict[str, str]:
@@ -68,43 +69,54 @@ class XGBoostEngine(Engine):
         return {"xgboost": xgboost.__version__}
 
     @cached_property
-    def _names(self) -> set[str]:
+    def _library_names(self) -> dict[str, str]:
+        """Every parameter name XGBoost's saved configurations list -> a booster that has it."""
         import xgboost
 
         x, y = _tiny(2)
-        found: set[str] = set()
+        found: dict[str, str] = {}
         with _lock, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for booster in ("gbtree", "dart", "gblinear"):
                 model = xgboost.train({"objective": "binary:logistic", "booster": booster, "nthread": 1},
                                       xgboost.DMatrix(x, label=y), num_boost_round=1)
-                _param_sections(json.loads(model.save_config()), found)
-        return found | set(_TRAIN_ARGUMENTS) | set(_ALIASES)
+                names: set[str] = set()
+                _param_sections(json.loads(model.save_config()), names)
+                for name in names:
+                    found.setdefault(name, booster)  # the first booster that knows it
+        return found
 
     def param_names(self) -> Collection[str]:
-        return self._names
+        return set(self.learned_kinds()) | set(_ALIASES)
 
     def canonical_name(self, name: str) -> str | None:
-        return _ALIASES.get(name, name) if name in self._names else None
+        return _ALIASES.get(name, name) if name in self.param_names() else None
 
     def refused_param(self, name: str) -> str | None:
         return _SET_BY_JOB.get(name)
 
+    def library_kinds(self) -> dict[str, type | None]:
+        """A parameter XGBoost takes 0.5 for is real-valued; one it refuses as "expect
+        int" whole; any other refusal: neither (a choice of names)."""
+        kinds: dict[str, type | None] = dict(_TRAIN_ARGUMENTS)
+        for name, booster in self._library_names.items():
+            if name in kinds:
+                continue
+            error = None if name in _SET_BY_JOB else self._refusal({"booster": booster, name: 0.5}, 2)
+            kinds[name] = float if error is None else int if "expect int" in error else None
+        return kinds
+
     def param_kind(self, name: str) -> type | None:
-        if name in self.defaults:
-            return self.defaults[name].kind
-        if name in _TRAIN_ARGUMENTS:
-            return _TRAIN_ARGUMENTS[name]
-        error = self._refusal({name: 0.5}, 2)
-        if error is None:
-            return float
-        return int if "expect int" in error else None
+        return _TRAIN_ARGUMENTS[name] if name in _TRAIN_ARGUMENTS else super().param_kind(name)
+
+    def table_key(self) -> str | None:
+        import xgboost
+
+        return f"xgboost-{xgboost.__version__}"
 
     def coerce(self, name: str, value: Any, where: str) -> Any:
         if name == "objective" and value != "binary:logistic":
             raise EngineParamError(f"{where}: spark-fanout trains binary classifiers with probabilities: use binary:logistic")
-        if isinstance(value, float) and value.is_integer() and name not in self.defaults and self.param_kind(name) is int:
-            return int(value)
         return super().coerce(name, value, where)
 
     def _refusal(self, params: Mapping[str, Any], n_features: int) -> str | None:
@@ -119,13 +131,16 @@ class XGBoostEngine(Engine):
                 xgboost.train(booster_params, xgboost.DMatrix(x, label=y), num_boost_round=1)
         except xgboost.core.XGBoostError as exc:
             return one_line(str(exc))
+        except Exception as exc:  # refused by XGBoost's Python side (constraints given as numbers, …)
+            return f"{type(exc).__name__}: {one_line(str(exc))}"
         return None
 
-    def check_params(self, params: Mapping[str, Any], n_features: int) -> None:
+    def library_check(self, params: Mapping[str, Any], n_features: int) -> str | None:
         error = self._refusal(params, n_features)
-        if error is not None:
-            given = {k: v for k, v in params.items() if k not in self.defaults or v != self.defaults[k].default}
-            raise EngineParamError(f"XGBoost refuses the parameters {given}: {error}")
+        if error is None:
+            return None
+        given = {k: v for k, v in params.items() if k not in self.defaults or v != self.defaults[k].default}
+        return f"XGBoost refuses the parameters {given}: {error}"
 
     def early_stopping_rounds(self, params: Mapping[str, Any]) -> int:
         return int(params.get("early_stopping_rounds") or 0)
