@@ -6,9 +6,12 @@ import csv
 import json
 import signal
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.data.labels import label_slug
 from pipeline.flows.demo import make_demo_frame
 from tests.spark_helpers import run_luigi, start_luigi, stop, wait_for
 
@@ -19,8 +22,16 @@ LABELS = ["label_00", "label_01"]
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
+    """label_00 a noisy logistic function of the features (a linear model's ground),
+    label_01 the sign of f000 * f001 (an interaction no linear model sees)."""
     folder = tmp_path_factory.mktemp("data") / "tune.parquet"
-    pq.write_table(make_demo_frame(rows=2000, features=5, labels=2, seed=3), folder)
+    table = make_demo_frame(rows=2000, features=5, labels=2, seed=3)
+    f0, f1 = table.column("f000").to_numpy(), table.column("f001").to_numpy()
+    flip = np.random.default_rng(4).random(table.num_rows) < 0.1
+    xor = ((f0 * f1 > 0) ^ flip).astype("int32")
+    table = table.set_column(table.schema.get_field_index("label_01"), "label_01", pa.array(xor))
+    table = table.append_column("row_id", pa.array(np.arange(table.num_rows), pa.int64()))
+    pq.write_table(table, folder)
     return folder
 
 
@@ -30,8 +41,9 @@ def _space(tmp_path, doc) -> str:
     return str(path)
 
 
-def test_grid_over_two_engines_ranks_four_trained_rows(tmp_path, dataset):
-    space = _space(tmp_path, {"lightgbm": {"num_iterations": [20]}, "mllib-logreg": {"max_iter": [10]}})
+def test_grid_over_two_engines_ranks_four_rows_and_predict_scores_the_mixed_winners(tmp_path, dataset):
+    space = _space(tmp_path, {"lightgbm": {"num_iterations": [20], "learning_rate": [0.05], "num_leaves": [4]},
+                              "mllib-logreg": {"max_iter": [10]}})
     args = ["TuneAll", "--space", space, "--search", "grid", "--workers", "2", "--local-scheduler",
             "--data", str(dataset), "--models", "models", "--labels", json.dumps(LABELS)]
     proc = run_luigi(args, cwd=tmp_path, timeout=560)
@@ -40,15 +52,20 @@ def test_grid_over_two_engines_ranks_four_trained_rows(tmp_path, dataset):
     rows = board["rows"]
     assert len(rows) == 4
     assert sorted((r["label"], r["engine"]) for r in rows) == sorted((la, e) for la in LABELS for e in ("lightgbm", "mllib-logreg"))
+    # a trial's two labels trained in one job: two spark-submits for four (trial, label) pairs
+    assert len(list((tmp_path / "logs").rglob("*-spark-submit.log"))) == 2
     for label in LABELS:
         mine = sorted((r for r in rows if r["label"] == label), key=lambda r: r["rank"])
-        assert [r["rank"] for r in mine] == [1, 2]
-        assert mine[0]["metrics"]["auc_roc"] >= mine[1]["metrics"]["auc_roc"]
+        assert [r["rank"] for r in mine] == [1, 2] and {r["study"] for r in mine} == {"shared"}
+        assert mine[0]["metrics"]["auc_roc"] >= mine[1]["metrics"]["auc_roc"] > 0.4
         # both engines were judged on the same held-out rows
         assert len({(r["metrics"]["rows_validation"], r["metrics"]["positives_validation"]) for r in mine}) == 1
+    # the linear model wins the linear label, the trees the interaction
+    winners = {r["label"]: r["engine"] for r in rows if r["rank"] == 1}
+    assert winners == {"label_00": "mllib-logreg", "label_01": "lightgbm"}, rows
     for r in rows:
         m = r["metrics"]
-        assert 0.6 < m["auc_roc"] <= 1 and 0 < m["average_precision"] <= 1 and 0 < m["brier"] < 0.25
+        assert 0 < m["average_precision"] <= 1 and 0 < m["brier"] < 0.3
         assert m["positives_validation"] > 0 and m["positives_train"] > 0 and 0 < m["f1"] <= 1
         artifact = tmp_path / "models" / r["config"] / r["artifact"].rsplit("/", 1)[1]
         meta = json.loads((artifact / "metadata.json").read_text())
@@ -57,6 +74,26 @@ def test_grid_over_two_engines_ranks_four_trained_rows(tmp_path, dataset):
         assert len(curves["roc"]["fpr"]) > 10 and curves["pr"]["precision"][-1] == 1.0
     with open(tmp_path / "models" / "leaderboard.csv", newline="") as fh:
         assert len(list(csv.DictReader(fh))) == 4
+
+    # Predict the leaderboard's winners, an MLlib model and a LightGBM booster, in one job
+    scored = run_luigi(["Predict", "--local-scheduler", "--data", str(dataset), "--models", "models", "--key", "row_id",
+                        "--out", "scores"], cwd=tmp_path, timeout=560)
+    assert scored.returncode == 0, (scored.stdout + scored.stderr)[-3000:]
+    assert len(list((tmp_path / "logs" / "predict").rglob("*-spark-submit.log"))) == 1
+    scores = pq.read_table(tmp_path / "scores").to_pandas().sort_values("row_id").reset_index(drop=True)
+    assert list(scores.columns) == ["row_id", *LABELS]
+    frame = pq.read_table(dataset).to_pandas().sort_values("row_id").reset_index(drop=True)
+    best = {r["label"]: tmp_path / "models" / r["config"] / label_slug(r["label"]) for r in rows if r["rank"] == 1}
+    features = json.loads((best["label_00"] / "metadata.json").read_text())["features"]
+    x = frame[features].to_numpy(dtype="float64")
+    weights, intercept = _logistic_regression(best["label_00"] / "spark-model")
+    np.testing.assert_allclose(scores["label_00"], 1 / (1 + np.exp(-(x @ weights + intercept))), rtol=1e-9, atol=1e-12)
+    import lightgbm
+
+    booster = lightgbm.Booster(model_str=(best["label_01"] / "model.txt").read_text())
+    np.testing.assert_allclose(scores["label_01"], booster.predict(x), rtol=1e-12, atol=1e-12)
+    used = {m["label"]: m["engine"] for m in json.loads((tmp_path / "scores" / "_models.json").read_text())}
+    assert used == winners
     # a rerun trains nothing: the search is complete
     submits = sorted((tmp_path / "logs").rglob("*-spark-submit.log"))
     again = run_luigi(args, cwd=tmp_path)
@@ -70,6 +107,14 @@ def test_grid_over_two_engines_ranks_four_trained_rows(tmp_path, dataset):
     assert frame.attrs["ok"] and len(frame) == 4
     assert sorted(frame["auc_roc"]) == sorted(r["metrics"]["auc_roc"] for r in rows)
     assert set(frame.columns) >= {"label", "rank", "engine", "params", "average_precision", "duration", "artifact"}
+
+
+def _logistic_regression(spark_model):
+    """Coefficients and intercept of a saved MLlib logistic regression, read from the
+    model's own Parquet data (no JVM in the test)."""
+    [data] = spark_model.glob("stages/*LogisticRegression*/data")
+    row = pq.read_table(data).to_pylist()[0]
+    return np.asarray(row["coefficientMatrix"]["values"]), row["interceptVector"]["values"][0]
 
 
 def _artifact_events(logs) -> int:
@@ -119,3 +164,27 @@ def test_optuna_search_stopped_then_rerun_ends_with_exactly_the_trials(tmp_path,
     assert sorted(r["trial"] for r in rows) == [0, 1, 2]
     assert [r["metrics"]["auc_roc"] for r in sorted(rows, key=lambda r: r["rank"])] == \
         sorted((t.value for t in study.trials), reverse=True)
+
+
+def test_per_label_studies_each_follow_their_own_label(tmp_path, dataset):
+    """--study per-label: one Optuna study per label, told that label's metric alone;
+    the leaderboard says whose study each row is."""
+    space = _space(tmp_path, {"lightgbm": {"num_iterations": {"low": 5, "high": 30}, "num_leaves": {"low": 3, "high": 15}}})
+    args = ["TuneAll", "--space", space, "--search", "optuna", "--study", "per-label", "--trials", "1", "--workers", "2",
+            "--local-scheduler", "--data", str(dataset), "--models", "models", "--labels", json.dumps(LABELS)]
+    proc = run_luigi(args, cwd=tmp_path, timeout=560)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    doc = json.loads((tmp_path / "models" / "leaderboard.json").read_text())
+    assert doc["search"]["study"] == "per-label"
+    rows = {r["label"]: r for r in doc["rows"]}
+    assert sorted(rows) == LABELS and all(rows[la]["study"] == la and rows[la]["rank"] == 1 for la in LABELS)
+    assert rows["label_00"]["params"] != rows["label_01"]["params"]  # each study samples on its own
+    import optuna
+
+    [journal] = (tmp_path / "models" / "_tune").glob("*.journal")
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    studies = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
+    assert sorted(studies) == sorted(f"{doc['search']['id']}-{label_slug(la)}" for la in LABELS)
+    for label in LABELS:
+        [trial] = optuna.load_study(study_name=f"{doc['search']['id']}-{label_slug(label)}", storage=storage).trials
+        assert trial.value == rows[label]["metrics"]["auc_roc"]  # told its own label's metric, not a mean

@@ -113,7 +113,9 @@ class FeatureSweep(SearchBase, luigi.Task):
         return self.engine if self.engine_record.ranks_features else DEFAULT_ENGINE
 
     def baselines(self) -> list[TrainModel]:
-        return [self.job(label, self.baseline_engine, {}, self.plan["features"]) for label in self.plan["labels"]]
+        labels = self.plan["labels"]
+        limit = self.batch_limit(len(labels), len(labels))
+        return [self.job(label, self.baseline_engine, {}, self.plan["features"], limit) for label in labels]
 
     @staticmethod
     def gain_ranking(job: TrainModel) -> list[str]:

@@ -20,12 +20,14 @@ import hashlib
 import json
 import logging
 import os
+import zlib
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import Any
 
 import luigi
 
+from pipeline.config import batching
 from pipeline.data import leaderboard as board
 from pipeline.data.artifacts import ArtifactTarget, completed_slugs, read_json
 from pipeline.data.columns import check_training_data
@@ -45,7 +47,7 @@ from pipeline.data.search_space import (
 from pipeline.errors import ConfigError
 from pipeline.flows.train import TrainingParameters, TrainModel, engine_record
 from pipeline.params import ChoiceParameter, IntParameter, OptionalListParameter, Parameter
-from pipeline.runner.batching import check_workers
+from pipeline.runner.batching import auto_batch_size, check_workers, configured_workers
 from pipeline.runner.controller import install_controller_hooks
 from pipeline.runner.job import current_run_id
 from pipeline.storage import storage_for
@@ -116,10 +118,11 @@ class SearchBase(TrainingParameters):
         check_training_data(schema, features, self.data)
         return labels, features
 
-    def job(self, label: str, engine: str, params: dict[str, Any], features: Sequence[str]) -> TrainModel:
-        """The TrainModel of one (configuration, label); it names its own configuration."""
+    def job(self, label: str, engine: str, params: dict[str, Any], features: Sequence[str], batch_limit: int = 1) -> TrainModel:
+        """The TrainModel of one (configuration, label); it names its own configuration.
+        Up to ``batch_limit`` labels of one configuration pending together train in one job."""
         job = self.clone(TrainModel, label=label, engine=engine, params=params, features=list(features), config="",
-                         run_id=self.run_id or current_run_id())
+                         run_id=self.run_id or current_run_id(), batch_limit=batch_limit)
         # The configuration id goes into the task id: features are hidden from luigid and
         # so from task ids, and two feature sets must never be one task.
         return job.clone(config=job.config_name)
@@ -132,6 +135,15 @@ class SearchBase(TrainingParameters):
             if j.config_name not in listed:
                 listed[j.config_name] = completed_slugs(j.config_root)
         return {(name, slug) for name, slugs in listed.items() for slug in slugs}
+
+    @staticmethod
+    def batch_limit(jobs_at_once: int, labels: int) -> int:
+        """Labels of one configuration per job: the jobs a search has pending at once spread
+        over the workers (TrainAll's ``--batch-size auto`` rule), at most ``labels``."""
+        settings = batching()
+        size = auto_batch_size(jobs_at_once, configured_workers(), startup_s=settings.startup_seconds_local,
+                               per_item_s=None, max_size=settings.max_size, startup_share=settings.startup_share)
+        return max(1, min(size, labels))
 
     def check_trial(self, trial: Trial, features: Sequence[str]) -> None:
         """The engine library's own checks of one trial's parameters, before any job."""
@@ -215,8 +227,14 @@ class TuneAll(SearchBase, luigi.Task):
                 "trials": trials}
 
     # --- jobs ---------------------------------------------------------------------------
+    @cached_property
+    def trial_batch_limit(self) -> int:
+        labels = len(self.plan["labels"])
+        at_once = labels * (len(self.plan["trials"]) if self.search != "optuna" else self.parallel_trials)
+        return self.batch_limit(at_once, labels if self.study == "shared" else 1)
+
     def trial_jobs(self, trial: Trial, labels: Sequence[str] | None = None) -> list[TrainModel]:
-        return [self.job(label, trial.engine, trial.params, self.plan["features"])
+        return [self.job(label, trial.engine, trial.params, self.plan["features"], self.trial_batch_limit)
                 for label in (self.plan["labels"] if labels is None else labels)]
 
     def missing(self, jobs: list[TrainModel]) -> list[TrainModel]:
@@ -263,7 +281,9 @@ class TuneAll(SearchBase, luigi.Task):
         known = optuna.create_study(study_name=name, storage=storage, load_if_exists=True, direction=direction)
         # A sampler seeded alike in every process would suggest a rerun's first trials
         # again: seeding with the trials asked so far keeps runs reproducible, never repeating.
-        sampler = optuna.samplers.TPESampler(seed=self.seed + len(known.get_trials(deepcopy=False)))
+        # Each label's own study starts from a seed of its own (not every label the same trials).
+        own = 0 if name == self.plan["id"] else zlib.crc32(name.encode("utf-8")) % 1_000_003
+        sampler = optuna.samplers.TPESampler(seed=self.seed + own + len(known.get_trials(deepcopy=False)))
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
 
     @staticmethod
