@@ -41,7 +41,12 @@ def best_f1_threshold(y_true: Any, scores: Any) -> float:
     y = np.asarray(y_true, dtype=int)
     if y.sum() == 0:
         return 0.5
-    precision, recall, thresholds = precision_recall_curve(y, np.asarray(scores, dtype=float))
+    return _best_f1(*precision_recall_curve(y, np.asarray(scores, dtype=float)))
+
+
+def _best_f1(precision: Any, recall: Any, thresholds: Any) -> float:
+    import numpy as np
+
     p, r = precision[:-1], recall[:-1]  # the last point has no threshold
     with np.errstate(divide="ignore", invalid="ignore"):
         f1 = np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
@@ -52,16 +57,19 @@ def binary_metrics(y_true: Any, scores: Any, *, train_counts: tuple[int, int] | 
     """AUC-ROC, average precision, log-loss, Brier score, and F1/precision/recall at the
     validation-chosen threshold, plus validation rows and positives (and the training
     rows' ``(rows, positives)`` when given). ``scores`` are probabilities of class 1."""
+    return metrics_and_curves(y_true, scores, train_counts=train_counts)[0]
+
+
+def metrics_and_curves(y_true: Any, scores: Any, *, train_counts: tuple[int, int] | None = None,
+                       max_points: int = CURVE_POINTS) -> tuple[dict[str, float | int | None], dict[str, Any]]:
+    """:func:`binary_metrics` and :func:`curves` from one ROC and one precision-recall
+    curve (scikit-learn's): AUC is the ROC curve's area and average precision the PR
+    curve's step sum, as ``roc_auc_score`` and ``average_precision_score`` compute them;
+    the rest are counts at the threshold. A label's evaluation then costs two curve
+    computations instead of ten metric calls, each with its own input checks."""
     import numpy as np
-    from sklearn.metrics import (
-        average_precision_score,
-        brier_score_loss,
-        f1_score,
-        log_loss,
-        precision_score,
-        recall_score,
-        roc_auc_score,
-    )
+    from sklearn.metrics import auc as area
+    from sklearn.metrics import precision_recall_curve, roc_curve
 
     y = np.asarray(y_true, dtype=int)
     s = np.clip(np.asarray(scores, dtype=float), 0.0, 1.0)
@@ -69,23 +77,30 @@ def binary_metrics(y_true: Any, scores: Any, *, train_counts: tuple[int, int] | 
     if train_counts is not None:
         out.update(rows_train=int(train_counts[0]), positives_train=int(train_counts[1]))
     if len(y) == 0:
-        return out
-    both_classes = 0 < y.sum() < len(y)
-    auc = _finite(roc_auc_score(y, s)) if both_classes else None
-    threshold = best_f1_threshold(y, s)
-    predicted = (s >= threshold).astype(int)
+        return out, {}
+    positives = int(y.sum())
+    both_classes = 0 < positives < len(y)
+    roc = roc_curve(y, s) if both_classes else None
+    pr = precision_recall_curve(y, s) if positives else None
+    threshold = _best_f1(*pr) if pr is not None else 0.5
+    predicted = s >= threshold
+    tp = int(np.count_nonzero(predicted & (y == 1)))
+    fp = int(np.count_nonzero(predicted & (y == 0)))
+    fn = positives - tp
+    p = np.clip(s, _EPS, 1 - _EPS)
+    auc = _finite(area(roc[0], roc[1])) if roc is not None else None
     out.update(
         auc_roc=auc,
         auc_test=auc,  # the name metadata format 1 used; same value
-        average_precision=_finite(average_precision_score(y, s)) if y.sum() > 0 else None,
-        log_loss=_finite(log_loss(y, np.clip(s, _EPS, 1 - _EPS), labels=[0, 1])),
-        brier=_finite(brier_score_loss(y, s, pos_label=1)),
+        average_precision=_finite(-np.sum(np.diff(pr[1]) * pr[0][:-1])) if pr is not None else None,
+        log_loss=_finite(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
+        brier=_finite(np.mean((s - y) ** 2)),
         threshold=threshold,
-        f1=_finite(f1_score(y, predicted, zero_division=0)),
-        precision=_finite(precision_score(y, predicted, zero_division=0)),
-        recall=_finite(recall_score(y, predicted, zero_division=0)),
+        f1=_finite(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else 0.0,
+        precision=_finite(tp / (tp + fp)) if tp + fp else 0.0,
+        recall=_finite(tp / positives) if positives else 0.0,
     )
-    return out
+    return out, (_curve_points(roc, pr, max_points) if both_classes else {})
 
 
 def _thin(n: int, max_points: int) -> list[int]:
@@ -107,8 +122,14 @@ def curves(y_true: Any, scores: Any, max_points: int = CURVE_POINTS) -> dict[str
     s = np.asarray(scores, dtype=float)
     if not 0 < y.sum() < len(y):
         return {}
-    fpr, tpr, roc_t = roc_curve(y, s)
-    precision, recall, pr_t = precision_recall_curve(y, s)
+    return _curve_points(roc_curve(y, s), precision_recall_curve(y, s), max_points)
+
+
+def _curve_points(roc: Any, pr: Any, max_points: int) -> dict[str, dict[str, list[float]]]:
+    import numpy as np
+
+    fpr, tpr, roc_t = roc
+    precision, recall, pr_t = pr
     pr_t = np.append(pr_t, np.nan)  # the (recall 0, precision 1) end point has no threshold
     keep_roc, keep_pr = _thin(len(fpr), max_points), _thin(len(recall), max_points)
 

@@ -2,12 +2,15 @@
 write each label's artifact as soon as that label is done.
 
 Usage (the controller builds this): ``spark-submit … train_model.py --spec <base64 JSON>``.
-A batch reads the dataset once. With an engine that trains on the driver (LightGBM,
+A batch reads the dataset once. With an engine that trains on pandas rows (LightGBM,
 XGBoost, scikit-learn, …: :mod:`tasks.engines`) and data that fits the driver
-(``collect_limit_mb``), the rows are collected once and each label is checked,
-balanced and trained in pandas on a pool of driver threads (one per driver core): no
-Spark action per label. Otherwise (Spark engines, or bigger data) labels train one
-after the other as Spark jobs on the cached, prepared frame.
+(``collect_limit_mb``), the rows are collected once and shipped once to every
+executor; labels are fitted as Spark tasks (:mod:`tasks.fit_tasks`), a group of labels
+per task, on every core the job was given (``local[N]``'s slots in local mode), and the
+driver commits each label's artifact as its task returns. (``fit_place = driver``:
+labels train on a pool of driver threads instead, one per driver core.) Otherwise (Spark
+engines, or bigger data) labels train one after the other as Spark jobs on the cached,
+prepared frame.
 Exit status 0 means every label of the spec has a complete artifact; each label that
 failed has a ``FANOUT_EVENT error`` line with its label and a one-line reason.
 """
@@ -19,6 +22,7 @@ import os
 import platform
 import signal
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -31,6 +35,7 @@ from tasks.columns import quoted
 from tasks.data_errors import damaged_parquet
 from tasks.engines import DRIVER, LABEL_COL, Engine, EngineUnavailable, get_engine
 from tasks.engines.training import Options, imbalance_facts, train_on_driver, train_on_executors
+from tasks.fit_tasks import FitSettings, LabelWork, TaskFailure, fit_group, warm_up
 from tasks.jobspec import (
     COMMIT_DELAY_ENV,
     FAIL_LABELS_ENV,
@@ -59,6 +64,12 @@ __all__ = ["JobInputError", "main"]
 #: Default cap on the collected batch frame (MB of float64 values); the controller's
 #: ``[batching] collect_limit_mb`` overrides it through the spec.
 DEFAULT_COLLECT_LIMIT_MB = 512
+#: Where collected labels are fitted (``[batching] fit_place`` through the spec).
+FIT_IN_TASKS, FIT_ON_DRIVER = "tasks", "driver"
+#: Labels per task when a batch has many: enough tasks per slot to even out the load,
+#: few enough that a Spark job's own cost (tens of ms) stays small beside the fits.
+TASKS_PER_SLOT = 4
+MAX_LABELS_PER_TASK = 16
 HASH_BUCKETS = 1_000_000
 
 
@@ -192,13 +203,16 @@ def report_failure(label: str, exc: BaseException) -> None:
     debugs it."""
     if not _expected(exc):
         print(f"spark-fanout: label {label!r} failed with an unexpected error:", file=sys.stderr)
-        traceback.print_exception(exc, file=sys.stderr)
+        if isinstance(exc, TaskFailure):  # raised in a Spark task: its traceback came back as text
+            print(exc.trace, file=sys.stderr, end="")
+        else:
+            traceback.print_exception(exc, file=sys.stderr)
         sys.stderr.flush()
     emit_event("error", label=label, message=_error_message(exc))
 
 
 def _error_message(exc: BaseException) -> str:
-    if isinstance(exc, (JobInputError, EngineUnavailable)):
+    if isinstance(exc, (JobInputError, EngineUnavailable, TaskFailure)):
         return str(exc)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
         where = f" at {exc.filename}" if exc.filename else ""
@@ -268,6 +282,99 @@ def train_collected(spark: Any, frame: Any, jobs: list[LabelJob], engine: Engine
             except Exception as exc:  # one label's failure never stops the others
                 failed += 1
                 report_failure(job.label, exc)
+    return failed
+
+
+def task_slots(spark: Any) -> int:
+    """Fits that can run at once as Spark tasks: the job's cores (local[N]'s N, the
+    executors' registered cores on a cluster) over ``spark.task.cpus``."""
+    sc = spark.sparkContext
+    per_task = max(1, int(spark.conf.get("spark.task.cpus", "1")))
+    return max(1, int(sc.defaultParallelism) // per_task)
+
+
+def start_warm_up(spark: Any, engine: Engine) -> threading.Thread:
+    """While the driver collects the rows, one task per slot starts a Python worker and
+    imports the engine's library in it (~1-3 s each, paid once per worker, which Spark
+    keeps for the fits); a warm-up that fails only costs the fits that import."""
+    sc = spark.sparkContext
+    slots = task_slots(spark)
+
+    def warm() -> None:
+        try:
+            sc.parallelize(range(slots), slots).flatMap(lambda _: warm_up(engine.name)).collect()
+        except Exception:  # noqa: BLE001,S110 - the fits report any real trouble themselves
+            pass
+
+    thread = threading.Thread(target=warm, name="warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def label_groups(jobs: list[LabelJob], slots: int) -> list[list[LabelJob]]:
+    """The labels of each task: one per task for a few labels, more per task for many."""
+    size = max(1, min(MAX_LABELS_PER_TASK, len(jobs) // (slots * TASKS_PER_SLOT)))
+    return [jobs[i:i + size] for i in range(0, len(jobs), size)]
+
+
+def train_as_tasks(spark: Any, frame: Any, jobs: list[LabelJob], engine: Engine, params: dict[str, Any],
+                   watch_parent: int | None) -> int:
+    """A driver engine on the collected frame, fitted as Spark tasks: the frame goes to
+    every executor once, each group of labels is one Spark job of one task (submitted
+    from driver threads, so as many run at once as there are slots), and each label's
+    artifact is committed by the driver as soon as its task returns. Returns how many
+    labels failed."""
+    spec = jobs[0].spec
+    sc = spark.sparkContext
+    settings = FitSettings(engine=engine.name, params=params, columns=[f"f{i}" for i in range(len(spec["features"]))],
+                           seed=int(spec["seed"]), balance_ratio=float(spec["balance_ratio"]),
+                           options=Options.from_spec(spec), minimums=Minimums.from_spec(spec))
+    shipped = sc.broadcast(frame)
+    slots = task_slots(spark)
+    groups = label_groups(jobs, slots)
+    failed = 0
+    lock = threading.Lock()
+
+    def run(group: list[LabelJob]) -> None:
+        nonlocal failed
+        ready = []
+        for job in group:
+            job.started = time.perf_counter()
+            try:
+                job.check_switch()
+                ready.append(job)
+            except Exception as exc:
+                with lock:
+                    failed += 1
+                report_failure(job.label, exc)
+        if not ready:
+            return
+        works = [LabelWork(job.label, label_column(job.index)) for job in ready]
+        try:
+            outcomes = sc.parallelize([works], 1).flatMap(lambda w: fit_group(shipped, settings, w)).collect()
+        except Exception as exc:  # the task itself failed (lost executor, …): its labels fail, the rest go on
+            with lock:
+                failed += len(ready)
+            for job in ready:
+                report_failure(job.label, exc)
+            return
+        for job, outcome in zip(ready, outcomes, strict=True):
+            try:
+                if "error" in outcome:
+                    raise outcome["error"]
+                job.imbalance = outcome["imbalance"]
+                _warn_nulls(job.label, outcome["rows"], Minimums.from_spec(spec))
+                _commit(spark, job, params, outcome["rows"], outcome["model"], watch_parent)
+            except Exception as exc:  # one label's failure never stops the others
+                with lock:
+                    failed += 1
+                report_failure(job.label, exc)
+
+    # More threads than slots: while one thread commits its labels, another's task runs.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(groups), 2 * slots)), thread_name_prefix="fit") as pool:
+        for future in [pool.submit(run, group) for group in groups]:
+            future.result()
+    shipped.unpersist()
     return failed
 
 
@@ -359,9 +466,14 @@ def train_batch(spark: Any, data: Any, spec: dict[str, Any], watch_parent: int |
     frame = None
     if engine.trains_on == DRIVER:
         limit = float(spec.get("collect_limit_mb", DEFAULT_COLLECT_LIMIT_MB))
+        warming = start_warm_up(spark, engine) if spec.get("fit_place", FIT_IN_TASKS) == FIT_IN_TASKS else None
         frame = collect_batch(prepared, len(present) + len(features) + 1, limit)
+        if warming is not None:
+            warming.join()
     emit_event("data_ready", labels=len(jobs), collected=frame is not None)
     if frame is not None:
+        if spec.get("fit_place", FIT_IN_TASKS) == FIT_IN_TASKS:
+            return failed + train_as_tasks(spark, frame, jobs, engine, params, watch_parent)
         return failed + train_collected(spark, frame, jobs, engine, params, watch_parent)
     if len(jobs) > 1:
         prepared = prepared.cache()

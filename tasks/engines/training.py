@@ -41,8 +41,7 @@ def evaluate(labels: Any, scores: Any, train_counts: tuple[int, int] | None = No
     """The common metric set (:mod:`tasks.evaluation`) and ``curves.json`` for the artifact."""
     from tasks import evaluation
 
-    metrics = evaluation.binary_metrics(labels, scores, train_counts=train_counts)
-    curve_points = evaluation.curves(labels, scores)
+    metrics, curve_points = evaluation.metrics_and_curves(labels, scores, train_counts=train_counts)
     files = {evaluation.CURVES_FILE: json.dumps(curve_points, separators=(",", ":")).encode("utf-8")} if curve_points else {}
     return metrics, files
 
