@@ -73,5 +73,14 @@ class batching(luigi.Config):  # noqa: N801 - luigi names the config section aft
         default=512.0, description="A LightGBM batch collects its rows to the driver (features and labels as doubles) "
         "up to this size and trains labels in driver threads; above it, labels train as Spark jobs.")
     threads = IntParameter(
-        default=0, description="Training threads in a batch's driver (0 = one per driver core: local[N]'s N, "
-        "spark.driver.cores on YARN).")
+        default=0, description="Training threads in a batch's driver with fit_place = driver (0 = one per driver "
+        "core: local[N]'s N, spark.driver.cores on YARN).")
+    fit_place = ChoiceParameter(
+        choices=("tasks", "driver"), default="tasks", description="Where a batch fits the labels of a driver engine "
+        "(LightGBM, XGBoost, scikit-learn) once its rows are collected: tasks = as Spark tasks on every core the job "
+        "has (local[N]'s slots, the executors on YARN: they need the engine's library); driver = on driver threads.")
+    widen_local = luigi.BoolParameter(
+        default=True, description="With --batch-size auto and a local [spark] master, TrainAll makes the fewest "
+        "batches and gives each its share of this machine's cores (local[N]); false: [spark] master as written.")
+    local_cores = IntParameter(default=0, description="Cores TrainAll shares among its local batches (0: all of "
+                               "this machine's).")

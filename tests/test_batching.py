@@ -4,6 +4,7 @@ scheduler, and the per-label sample cut from a batch's collected frame (no JVM h
 from __future__ import annotations
 
 import json
+import os
 
 import luigi
 import luigi.scheduler
@@ -13,7 +14,7 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.flows.train import TrainModel
-from pipeline.runner.batching import MemberParameter, auto_batch_size, members, parse_batch_size
+from pipeline.runner.batching import MemberParameter, auto_batch_size, members, parse_batch_size, plan_batches
 from tasks.engines import LABEL_COL
 from tasks.label_sample import VALIDATION_COL, JobInputError, label_sample
 
@@ -92,10 +93,14 @@ def test_luigis_scheduler_batches_labels_up_to_the_batch_size(tmp_path):
     assert len(sch.task_list("PENDING", "")) == 3  # the others wait for the next batches
 
 
-def test_batch_size_auto_follows_what_earlier_runs_of_the_configuration_recorded(tmp_path):
+def test_batch_size_auto_follows_what_earlier_runs_of_the_configuration_recorded(tmp_path, monkeypatch):
     """TrainAll's --batch-size auto from result.json files in the log folder (no Spark):
     the medians of the trained labels' start-up and per-label seconds, only those of this
-    configuration's artifacts and of successful attempts."""
+    configuration's artifacts and of successful attempts (the rule of a cluster, where
+    each batch brings its own executors; here: a local master not widened)."""
+    import luigi
+
+    monkeypatch.setattr(luigi.configuration.get_config(), "get", _config_with({("batching", "widen_local"): "false"}))
     from pipeline.data.artifacts import artifact_location
     from pipeline.flows.train import TrainAll
     from pipeline.runner import results
@@ -123,6 +128,67 @@ def test_batch_size_auto_follows_what_earlier_runs_of_the_configuration_recorded
     # Medians S = 30 s, t = 7 s: ceil(30 * 0.8 / (0.2 * 7)) = 18 labels keep start-up at 20 %.
     assert task.chosen_batch_size(100, labels, root) == 18
     assert TrainAll(batch_size="5", log_dir=logs, planned_workers=2).chosen_batch_size(100, labels, root) == 5
+
+
+def _config_with(overrides):
+    import luigi
+
+    real = luigi.configuration.LuigiConfigParser.get
+
+    def get(self, section, option, *args, **kwargs):
+        if (section, option) in overrides:
+            return overrides[(section, option)]
+        return real(self, section, option, *args, **kwargs)
+
+    return get.__get__(luigi.configuration.get_config())
+
+
+def test_on_one_machine_auto_makes_the_fewest_batches_each_with_its_share_of_the_cores():
+    """Issue 21: on 2 cores with --workers 2, one local[2] batch beat two of local[1]."""
+    local = {"cluster_slots": None, "startup_s": 8, "per_item_s": None, **RULE}
+    for labels in (8, 64):
+        plan = plan_batches(labels, 2, local_cores=2, **local)
+        assert (plan.batches, plan.batch_size, plan.at_once, plan.cores_per_batch, plan.fits_per_batch) == (1, labels, 1, 2, 2)
+    # more labels than one batch holds: the batches running together share the cores
+    plan = plan_batches(1000, 2, local_cores=2, **local)
+    assert (plan.batches, plan.batch_size, plan.at_once, plan.cores_per_batch) == (16, 64, 2, 1)
+    assert plan_batches(1000, 2, local_cores=16, **local).cores_per_batch == 8
+    # a cluster: every worker gets a batch, each fits on its executors x cores
+    plan = plan_batches(64, 2, local_cores=None, **{**local, "cluster_slots": 16})
+    assert (plan.batches, plan.batch_size, plan.cores_per_batch, plan.fits_per_batch) == (2, 32, 0, 16)
+    # --batch-size N is kept; measured times give an expected wall time
+    plan = plan_batches(64, 2, local_cores=2, **{**local, "per_item_s": 0.5}, fixed_size=8)
+    assert (plan.batches, plan.at_once, plan.cores_per_batch) == (8, 2, 1)
+    assert plan.expected_s == 4 * (8 + 8 * 0.5)  # 4 rounds of 2 batches, 8 labels one after the other
+    assert "8 batch(es) of up to 8, 2 at once" in plan.describe() and "about 48 s" in plan.describe()
+
+
+def test_fits_at_once_is_the_allocation_over_task_cpus():
+    from pipeline.flows.train import fits_at_once
+
+    assert fits_at_once("yarn", "4", "4", {}) == 16
+    assert fits_at_once("yarn", "4", "4", {"spark.task.cpus": "2"}) == 8
+    assert fits_at_once("yarn", None, None, {"spark.executor.instances": "3", "spark.executor.cores": "2"}) == 6
+    assert fits_at_once("yarn", "4", "4", {"spark.dynamicAllocation.enabled": "true"}) is None
+    assert fits_at_once("local[3]", None, None, {}) == 3 and fits_at_once("local-cluster[2,1,1024]", None, None, {}) is None
+
+
+def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
+    import luigi
+    import pyarrow.parquet as pq
+
+    from pipeline.flows.demo import make_demo_frame
+    from pipeline.flows.train import TrainAll
+
+    pq.write_table(make_demo_frame(rows=200, features=3, labels=8, seed=1), tmp_path / "d.parquet")
+    task = TrainAll(data=str(tmp_path / "d.parquet"), models=str(tmp_path / "models"), log_dir=str(tmp_path / "logs"),
+                    dry_run=True, planned_workers=2)
+    assert luigi.build([task], local_scheduler=True, log_level="ERROR")
+    out = capsys.readouterr().out
+    cores = os.cpu_count()
+    assert f"TrainAll plan: 8 labels in 1 batch(es) of up to 8, 1 at once; each batch on local[{cores}]" in out
+    assert "expected: unknown until a run of this configuration is measured" in out
+    assert not list((tmp_path / "models").rglob("*"))  # nothing written: no configuration, no artifact
 
 
 # --------------------------------------------------------------------------- per-label sample

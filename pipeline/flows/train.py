@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 from functools import cached_property
 from typing import Any
 
@@ -37,12 +39,13 @@ from pipeline.params import (
 from pipeline.runner import results
 from pipeline.runner.batching import (
     MemberParameter,
-    auto_batch_size,
+    Plan,
     check_workers,
     configured_workers,
     measured_median,
     members,
     parse_batch_size,
+    plan_batches,
 )
 from pipeline.runner.controller import install_controller_hooks
 from pipeline.runner.job import WRAPPER_PRIORITY, RunParameters, SparkJob, current_run_id, start_in_order
@@ -165,7 +168,22 @@ class TrainingParameters(RunParameters):
         return parse_location(self.data)
 
 
-class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
+class _PlannedWidth(luigi.Task):
+    """The local master's width TrainAll's plan chose for a batch."""
+
+    local_cores = luigi.IntParameter(default=0, significant=False, visibility=ParameterVisibility.HIDDEN,
+                                     description="Cores of a local master chosen by TrainAll's plan (0: [spark] master as written)")
+
+    @property
+    def master(self) -> str:
+        """``[spark] master``, widened to the plan's ``local[N]`` when it is a plain local master."""
+        configured = super().master  # type: ignore[misc]
+        if self.local_cores > 0 and re.fullmatch(r"local(\[(\d+|\*)\])?", configured):
+            return f"local[{self.local_cores}]"
+        return configured
+
+
+class TrainModel(_LabelAndConfig, _PlannedWidth, TrainingParameters, SparkJob):
     """Train one label's model in a spark-submit job; output: its artifact under its
     configuration's folder. Luigi batches TrainModel tasks that differ only in their
     label (up to ``batch_limit``): one job then trains them all, reading the data once,
@@ -262,6 +280,8 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
                                "validation_per_class": limits.min_validation_per_class,
                                "null_warning_share": limits.null_label_warning},
             "threads": settings.threads,
+            "fit_place": settings.fit_place,
+            "fits_at_once": fits_at_once(self.master, self.num_executors, self.executor_cores, self.conf),
             "data": self.data_location.uri(),
             "artifact_root": self.config_root.uri(),
             "engine": self.engine,
@@ -337,6 +357,23 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
                                  lease_seconds=fanout().temporary_lease_seconds)
 
 
+def fits_at_once(master: str, num_executors: str | None, executor_cores: str | None, conf: dict[str, str]) -> int | None:
+    """Labels a batch fits at once on a cluster: executors x cores per executor over
+    ``spark.task.cpus`` (None when YARN decides: dynamic allocation, nothing configured);
+    on a local master, its width."""
+    per_task = max(1, int(conf.get("spark.task.cpus", 1) or 1))
+    width = re.fullmatch(r"local\[(\d+)\]", master or "")
+    if width:
+        return max(1, int(width.group(1)) // per_task)
+    if (master or "").startswith("local"):
+        return None
+    executors = num_executors or conf.get("spark.executor.instances")
+    cores = executor_cores or conf.get("spark.executor.cores") or 1
+    if not executors or str(conf.get("spark.dynamicAllocation.enabled", "false")).lower() == "true":
+        return None
+    return max(1, int(executors) * int(cores) // per_task)
+
+
 class TrainAll(TrainingParameters, luigi.WrapperTask):
     """Train one model per label. Only labels without a complete artifact for this
     configuration are required, learned from one listing of the configuration's folder;
@@ -351,6 +388,9 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
 
     planned_workers = luigi.IntParameter(default=0, significant=False, visibility=ParameterVisibility.HIDDEN,
                                          description="Internal: workers batch-size auto plans for (0: --workers)")
+    dry_run = luigi.BoolParameter(default=False, significant=False,
+                                  description="Print the plan (batches, labels per batch, fits at once, expected time) "
+                                  "and train nothing")
 
     @cached_property
     def plan(self) -> dict[str, Any]:
@@ -373,23 +413,26 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
         if refusal is not None:
             raise refusal
         done = slugs_in(entries)
-        if not done:  # a configuration with finished labels has its config.json already
+        if not done and not self.dry_run:  # a configuration with finished labels has its config.json already
             ensure_config_file(root, config, storage)
         missing = [label for label in labels if label_slug(label) not in done]
-        batch = self.chosen_batch_size(len(missing), labels, root)
+        plan = self.chosen_plan(len(missing), labels, root)
         logger.info("TrainAll: %d labels, %d complete, %d to train (configuration %s)%s",
                     len(labels), len(labels) - len(missing), len(missing), name,
-                    f", up to {batch} per spark-submit" if batch > 1 else "")
+                    f", up to {plan.batch_size} per spark-submit" if plan.batch_size > 1 else "")
         return {"labels": labels, "features": features, "missing": missing, "config": name, "root": root,
-                "batch_size": batch}
+                "batch_size": plan.batch_size, "plan": plan}
 
     def chosen_batch_size(self, missing: int, labels: list[str], root: Location) -> int:
-        """``--batch-size`` as a number; ``auto`` by the rule in :mod:`pipeline.runner.batching`,
-        from the start-up and per-label seconds earlier runs of this configuration
-        recorded in the log folder (local files: no storage requests)."""
+        """Labels per spark-submit of :meth:`chosen_plan`."""
+        return self.chosen_plan(missing, labels, root).batch_size
+
+    def chosen_plan(self, missing: int, labels: list[str], root: Location) -> Plan:
+        """``--batch-size`` N, or ``auto`` by the rule in :mod:`pipeline.runner.batching`:
+        on a local master the fewest batches, each on its share of this machine's cores;
+        on a cluster from the start-up and per-label seconds earlier runs of this
+        configuration recorded in the log folder (local files: no storage requests)."""
         fixed = parse_batch_size(self.batch_size)
-        if fixed is not None:
-            return fixed
         settings = batching()
         startups, per_label = [], []
         for label in labels[:64]:
@@ -399,9 +442,15 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
             startups.append(res.startup_seconds)
             per_label.append(res.work_seconds)
         default_startup = settings.startup_seconds_yarn if self._on_yarn() else settings.startup_seconds_local
-        return auto_batch_size(missing, self.planned_workers or configured_workers(), startup_s=measured_median(startups) or default_startup,
-                               per_item_s=measured_median(per_label), max_size=settings.max_size,
-                               startup_share=settings.startup_share)
+        config = luigi.configuration.get_config()
+        master = config.get("spark", "master", "local[1]") or "local[1]"
+        widen = fixed is None and settings.widen_local and re.fullmatch(r"local(\[(\d+|\*)\])?", master) is not None
+        return plan_batches(missing, self.planned_workers or configured_workers(),
+                            local_cores=(settings.local_cores or os.cpu_count() or 1) if widen else None,
+                            cluster_slots=fits_at_once(master, config.get("spark", "num-executors", None),
+                                                       config.get("spark", "executor-cores", None), {}),
+                            startup_s=measured_median(startups) or default_startup, per_item_s=measured_median(per_label),
+                            max_size=settings.max_size, startup_share=settings.startup_share, fixed_size=fixed)
 
     @staticmethod
     def _on_yarn() -> bool:
@@ -413,11 +462,17 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
 
     def requires(self) -> list[TrainModel]:
         check_workers()  # before the exit summary is hooked: a refused run has nothing to sum up
-        install_controller_hooks(self)
         plan = self.plan
+        if self.dry_run:
+            if not getattr(self, "_plan_printed", False):
+                print(f"TrainAll plan: {plan['plan'].describe()}", flush=True)
+                self._plan_printed = True
+            return []
+        install_controller_hooks(self)
         run_id = self.run_id or current_run_id()
         return start_in_order([self.clone(TrainModel, label=label, features=plan["features"], config=plan["config"],
-                                          run_id=run_id, batch_limit=plan["batch_size"])
+                                          run_id=run_id, batch_limit=plan["batch_size"],
+                                          local_cores=plan["plan"].cores_per_batch)
                                for label in plan["missing"]])
 
     def summary_rows(self) -> list[dict[str, object]]:

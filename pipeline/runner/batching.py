@@ -14,6 +14,13 @@ Larger batches only cost parallelism and resume granularity, so ``b`` is also ca
 ``ceil(labels / workers)`` (every worker gets a batch) and at ``max_size``. Without a
 measured ``t`` (a first run), ``b = min(ceil(labels / workers), max_size)``: with
 nothing known, start-up is what to save.
+
+TrainAll's plan (:func:`plan_batches`) applies that rule on a cluster, where every batch
+brings its own executors. On one machine (a local master) more batches bring no more
+cores, only more start-ups: a batch fits its labels as Spark tasks on every core it has,
+so TrainAll makes the fewest batches (``ceil(labels / max_size)``) and gives each of the
+batches running at once an equal share of the machine's cores (``local[N]``). Measured on
+2 cores: one batch of ``local[2]`` beat two of ``local[1]`` (issue 21).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import json
 import math
 import statistics
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import luigi
@@ -76,6 +84,57 @@ def auto_batch_size(items: int, workers: int, *, startup_s: float, per_item_s: f
         needed = math.ceil(startup_s * (1 - startup_share) / (startup_share * per_item_s))
         size = min(size, max(1, needed))
     return max(1, size)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How TrainAll runs its labels: ``batches`` spark-submits of up to ``batch_size``
+    labels, ``at_once`` of them together, each fitting ``fits_per_batch`` labels at once
+    (``None``: as many as the executors YARN grants) on ``cores_per_batch`` cores (a local
+    master's width; 0 on a cluster). ``expected_s``: the wall time the measured start-up
+    and per-label seconds predict, ``None`` before anything was measured."""
+
+    labels: int
+    batch_size: int
+    batches: int
+    at_once: int
+    cores_per_batch: int
+    fits_per_batch: int | None
+    expected_s: float | None
+
+    def describe(self) -> str:
+        """The plan in words (TrainAll ``--dry-run``)."""
+        fits = "as many as the executors YARN grants" if self.fits_per_batch is None else str(self.fits_per_batch)
+        where = f"local[{self.cores_per_batch}]" if self.cores_per_batch else "its executors"
+        expected = ("unknown until a run of this configuration is measured" if self.expected_s is None
+                    else f"about {self.expected_s:.0f} s (measured start-up and per-label times)")
+        return (f"{self.labels} labels in {self.batches} batch(es) of up to {self.batch_size}, {self.at_once} at once; "
+                f"each batch on {where}, fitting {fits} labels at once (1 core per fit); expected: {expected}")
+
+
+def plan_batches(items: int, workers: int, *, local_cores: int | None, cluster_slots: int | None, startup_s: float,
+                 per_item_s: float | None, max_size: int, startup_share: float, fixed_size: int | None = None) -> Plan:
+    """The plan of this module's docstring (pure). ``local_cores``: the machine's cores
+    when the master is local (else None); ``cluster_slots``: a cluster batch's executors x
+    cores when configured; ``fixed_size``: ``--batch-size N``."""
+    workers = max(1, workers)
+    if fixed_size is not None:
+        size = fixed_size
+    elif local_cores is not None:
+        size = max(1, min(items, max(1, max_size)))
+    else:
+        size = auto_batch_size(items, workers, startup_s=startup_s, per_item_s=per_item_s, max_size=max_size,
+                               startup_share=startup_share)
+    batches = max(1, math.ceil(items / size)) if items else 0
+    at_once = max(1, min(batches, workers))
+    cores = max(1, local_cores // at_once) if local_cores is not None else 0
+    fits = min(size, cores) if local_cores is not None else cluster_slots
+    expected = None
+    if per_item_s is not None and items:
+        rounds = math.ceil(batches / at_once)
+        expected = rounds * (startup_s + math.ceil(min(size, items) / max(1, fits or 1)) * per_item_s)
+    return Plan(labels=items, batch_size=size, batches=batches, at_once=at_once, cores_per_batch=cores,
+                fits_per_batch=fits, expected_s=expected)
 
 
 def configured_workers() -> int:
