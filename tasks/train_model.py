@@ -363,6 +363,7 @@ def train_as_tasks(spark: Any, frame: Any, jobs: list[LabelJob], engine: Engine,
                 if "error" in outcome:
                     raise outcome["error"]
                 job.imbalance = outcome["imbalance"]
+                outcome["model"].info["fitted_in"]["driver_pid"] = os.getpid()
                 _warn_nulls(job.label, outcome["rows"], Minimums.from_spec(spec))
                 _commit(spark, job, params, outcome["rows"], outcome["model"], watch_parent)
             except Exception as exc:  # one label's failure never stops the others

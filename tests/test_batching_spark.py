@@ -1,6 +1,7 @@
 """Batches end to end with real spark-submit in local mode (local[1], one worker): one
 job trains several labels, a failing label fails alone, a batch cut short keeps what
-it finished and the rerun trains only the rest."""
+it finished and the rerun trains only the rest; and on a local-cluster master, labels
+fitted as Spark tasks in executor processes."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from pipeline.flows.demo import make_demo_frame
 from tasks.jobspec import parse_event
-from tests.conftest import ODD_LABEL
+from tests.conftest import ODD_LABEL, REPO
 from tests.spark_helpers import alive, artifact_dir, descendants, metadata, run_luigi, start_luigi, stop, wait_for
 
 pytestmark = pytest.mark.spark
@@ -112,3 +113,25 @@ def test_a_batch_cut_short_keeps_its_finished_labels_and_the_rerun_trains_the_re
     assert sorted(e["label"] for e in events(second_log, "artifact")) == sorted(set(labels) - set(done))
     assert all((artifact_dir(models, label) / "_COMPLETE").is_file() for label in labels)
     assert not list(models.glob("*/.tmp-*")), "the rerun cleans the killed batch's temporaries"
+
+
+def test_labels_fit_as_spark_tasks_in_the_executor_processes_of_a_local_cluster(tmp_path, dataset):
+    """Issue 21: a batch fits its labels as Spark tasks on the executors. Spark's
+    ``local-cluster[2,1,1024]`` master runs two executors as JVMs of their own (each with
+    its Python workers), as on a cluster. How the test knows where each label was fitted:
+    its metadata's ``fitted_in`` names the executor from the environment Spark gives only
+    an executor's processes (``SPARK_EXECUTOR_DIRS``, the executor's own folder; a local
+    master's tasks run under the driver's JVM and say ``driver``), and the fitting
+    process's pid, which differs from the driver's."""
+    cfg = tmp_path / "luigi.cfg"
+    cfg.write_text(Path(REPO / "luigi.cfg").read_text().replace("master = local[1]", "master = local-cluster[2,1,1024]"))
+    labels = ["label_00", ODD_LABEL]
+    proc = run_luigi(_train(dataset, labels), cwd=tmp_path, LUIGI_CONFIG_PATH=str(cfg))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert len(batch_logs(tmp_path)) == 1
+    places = [metadata(tmp_path / "models", label)["fitted_in"] for label in labels]
+    for place in places:
+        assert place["where"] == "spark task"
+        assert place["executor"].startswith("executor-"), place  # an executor's folder, not "driver"
+        assert place["pid"] != place["driver_pid"], place
+    assert len({p["driver_pid"] for p in places}) == 1  # one batch, one driver
