@@ -110,3 +110,34 @@ def test_a_failed_batch_application_fails_only_the_labels_without_an_artifact(cl
     # luigid's explanation of the failed batch task: one line naming the label that failed
     [expl] = [e for e in sch.explanations if "labels failed" in e]
     assert "1 of 3 labels failed, the others are complete: label_02:" in expl and "\n" not in expl.strip()
+
+
+def test_a_batch_asks_yarn_for_its_executors_and_its_spec_says_how_many_labels_fit_at_once(cluster, monkeypatch):  # noqa: F811
+    """Issue 21: a batch's labels fit as Spark tasks on its executors, so the batch's
+    spark-submit asks for the executors ([spark] num-executors, executor-cores) and its
+    job spec says how many labels fit at once (executors x cores / spark.task.cpus); the
+    plan (--dry-run) says the same."""
+    import luigi
+
+    c = cluster
+    data = _three_labels(c)
+    config = luigi.configuration.get_config()
+    config.set("spark", "num_executors", "2")  # the fixture restores the [spark] section
+    config.set("spark", "executor_cores", "2")
+    submissions = c["tmp"] / "argv.log"
+    monkeypatch.setenv("FAKE_SPARK_SUBMIT_ARGV_LOG", str(submissions))
+    _fake(monkeypatch, "spark-submit-succeeded.stderr", 0)
+    task = TrainAll(data=data, models=c["models"], labels=LABELS, log_dir=str(c["logs"]), planned_workers=1)
+    plan = task.plan["plan"]
+    assert (plan.batches, plan.batch_size, plan.fits_per_batch, plan.cores_per_batch) == (1, 3, 4, 0)
+    assert "each batch on its executors, fitting 4 labels at once" in plan.describe()
+    c["rm"].route("GET", f"{APPS}/{SUCCEEDED}", Timeline([
+        Step(recorded_reply("yarn/rm-rest-app-SUCCEEDED.json"), before=_writes(c, task, LABELS)),
+    ]))
+    ok, _ = build(task)
+    assert ok
+    [argv] = [json.loads(line) for line in submissions.read_text().splitlines()]  # one spark-submit
+    assert argv[argv.index("--num-executors") + 1] == "2" and argv[argv.index("--executor-cores") + 1] == "2"
+    spec = decode_spec(argv[argv.index(SPEC_FLAG) + 1])
+    assert sorted(spec["labels"]) == LABELS
+    assert spec["fit_place"] == "tasks" and spec["fits_at_once"] == 4
