@@ -61,7 +61,8 @@ class fanout(luigi.Config):  # noqa: N801 - luigi names the config section after
 class batching(luigi.Config):  # noqa: N801 - luigi names the config section after the class
     """Several labels per spark-submit (see :mod:`pipeline.runner.batching` for the rule)."""
 
-    max_size = IntParameter(default=64, description="Most labels in one batch with batch-size auto.")
+    max_size = IntParameter(default=256, description="Most labels in one batch with batch-size auto (the job spec "
+                            "carries every label's name in one command-line argument, which Linux caps at 128 KiB).")
     startup_share = FloatParameter(
         default=0.2, description="batch-size auto keeps the start-up share of a batch's time under this.")
     startup_seconds_local = FloatParameter(

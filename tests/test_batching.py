@@ -150,8 +150,9 @@ def test_on_one_machine_auto_makes_the_fewest_batches_each_with_its_share_of_the
         plan = plan_batches(labels, 2, local_cores=2, **local)
         assert (plan.batches, plan.batch_size, plan.at_once, plan.cores_per_batch, plan.fits_per_batch) == (1, labels, 1, 2, 2)
     # more labels than one batch holds: the batches running together share the cores
-    plan = plan_batches(1000, 2, local_cores=2, **local)
-    assert (plan.batches, plan.batch_size, plan.at_once, plan.cores_per_batch) == (16, 64, 2, 1)
+    plan = plan_batches(1000, 2, local_cores=2, **{**local, "max_size": 256})
+    assert (plan.batches, plan.batch_size, plan.at_once, plan.cores_per_batch) == (4, 250, 2, 1)
+    assert plan_batches(1000, 2, local_cores=2, **local).batches == 16  # max_size 64
     assert plan_batches(1000, 2, local_cores=16, **local).cores_per_batch == 8
     # a cluster: every worker gets a batch, each fits on its executors x cores
     plan = plan_batches(64, 2, local_cores=None, **{**local, "cluster_slots": 16})

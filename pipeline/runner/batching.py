@@ -18,7 +18,8 @@ nothing known, start-up is what to save.
 TrainAll's plan (:func:`plan_batches`) applies that rule on a cluster, where every batch
 brings its own executors. On one machine (a local master) more batches bring no more
 cores, only more start-ups: a batch fits its labels as Spark tasks on every core it has,
-so TrainAll makes the fewest batches (``ceil(labels / max_size)``) and gives each of the
+so TrainAll makes the fewest batches (``ceil(labels / max_size)``, when more than one a
+multiple of the workers, of equal size) and gives each of the
 batches running at once an equal share of the machine's cores (``local[N]``). Measured on
 2 cores: one batch of ``local[2]`` beat two of ``local[1]`` (issue 21).
 """
@@ -121,7 +122,11 @@ def plan_batches(items: int, workers: int, *, local_cores: int | None, cluster_s
     if fixed_size is not None:
         size = fixed_size
     elif local_cores is not None:
-        size = max(1, min(items, max(1, max_size)))
+        # The fewest batches; when several, a multiple of the workers, of equal size.
+        count = math.ceil(items / max(1, max_size)) if items else 1
+        if count > 1:
+            count = math.ceil(count / workers) * workers
+        size = max(1, math.ceil(items / count))
     else:
         size = auto_batch_size(items, workers, startup_s=startup_s, per_item_s=per_item_s, max_size=max_size,
                                startup_share=startup_share)
