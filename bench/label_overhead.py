@@ -34,6 +34,7 @@ from pipeline.flows.demo import make_demo_frame  # noqa: E402
 #: (category, module, function): the steps timed, wherever they run on the driver
 STEPS = (
     ("read + collect (Spark -> pandas)", "tasks.train_model", "collect_batch"),
+    ("fits as Spark tasks, whole phase", "tasks.train_model", "train_as_tasks"),
     ("label's rows (check, balance, split)", "tasks.train_model", "label_sample"),
     ("training incl. evaluation (driver)", "tasks.train_model", "train_on_driver"),
     ("  of which evaluation", "tasks.engines.training", "evaluate"),
