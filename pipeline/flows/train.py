@@ -462,13 +462,14 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
 
     def requires(self) -> list[TrainModel]:
         check_workers()  # before the exit summary is hooked: a refused run has nothing to sum up
+        if not self.dry_run:  # a dry run has no exit summary
+            install_controller_hooks(self)
         plan = self.plan
         if self.dry_run:
             if not getattr(self, "_plan_printed", False):
                 print(f"TrainAll plan: {plan['plan'].describe()}", flush=True)
                 self._plan_printed = True
             return []
-        install_controller_hooks(self)
         run_id = self.run_id or current_run_id()
         return start_in_order([self.clone(TrainModel, label=label, features=plan["features"], config=plan["config"],
                                           run_id=run_id, batch_limit=plan["batch_size"],
