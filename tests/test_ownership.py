@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import luigi
+import psutil
 import pyarrow.parquet as pq
 import pytest
 
@@ -37,10 +38,11 @@ from tasks.ownership import (
     owner_gone,
     owner_record,
     parse_record,
+    process_alive,
     process_started,
     this_host,
 )
-from tests.spark_helpers import run_luigi
+from tests.spark_helpers import run_luigi, wait_for
 from tests.webhdfs_server import WebHdfsServer
 
 SCHEDULING_FAILED = 35  # [retcode] scheduling_error in luigi.cfg
@@ -97,6 +99,17 @@ def _temp(root: Path, slug: str, record: dict | None, pid: int = 4242) -> Path:
     if record is not None:
         (folder / OWNER_FILE).write_bytes(encode_record(record))
     return folder
+
+
+def test_an_exited_writer_not_yet_reaped_is_gone():
+    # Where nothing reaps orphans (a container's pid 1), a killed job's driver stays a zombie.
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert wait_for(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, timeout=30)
+    try:
+        assert not process_alive(child.pid, process_started(child.pid))
+        assert process_alive(os.getpid(), process_started(os.getpid()))
+    finally:
+        child.wait()
 
 
 def test_a_live_writers_temporary_is_left_alone_and_a_gone_ones_removed(tmp_path):
