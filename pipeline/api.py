@@ -18,13 +18,13 @@ from typing import Any
 
 import luigi
 
+from pipeline.data import results
 from pipeline.data.artifacts import ArtifactTarget, artifact_location, configurations
 from pipeline.data.jobs_file import validate_jobs
 from pipeline.errors import ConfigError
 from pipeline.flows.scripts import RESULT_GROUP, RunScript, RunScripts, load_jobs
 from pipeline.flows.train import TrainAll, TrainModel
 from pipeline.progress import KeepingSchedulerFactory, ProgressWatcher, job_rows, result_outcome, wait_for_plan
-from pipeline.runner import results
 from pipeline.runner.scheduler import SchedulerFactory
 from pipeline.storage.locations import parse_location
 from tasks.evaluation import DEFAULT_METRIC

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pipeline.runner import results
+from pipeline.data import results
 from pipeline.runner.scheduler import SchedulerFactory
 
 RUNNING_STATUSES = ("RUNNING", "BATCH_RUNNING")

@@ -96,9 +96,9 @@ def test_batch_size_auto_follows_what_earlier_runs_of_the_configuration_recorded
     """TrainAll's --batch-size auto from result.json files in the log folder (no Spark):
     the medians of the trained labels' start-up and per-label seconds, only those of this
     configuration's artifacts and of successful attempts."""
+    from pipeline.data import results
     from pipeline.data.artifacts import artifact_location
     from pipeline.flows.train import TrainAll
-    from pipeline.runner import results
     from pipeline.storage.locations import parse_location
 
     logs = str(tmp_path / "logs")

@@ -19,9 +19,9 @@ from pathlib import Path
 import luigi
 import pytest
 
+from pipeline.data.results import current_run_id
 from pipeline.flows.scripts import RunScript, RunScripts
 from pipeline.runner import slots
-from pipeline.runner.job import current_run_id
 from pipeline.runner.slots import SlotPool, local_job_cap, parse_memory
 from tests.test_yarn_cluster_path import FAKE_BIN, RecordingScheduler, build, logged
 from tests.test_yarn_cluster_path import cluster as cluster  # noqa: F401 - the shared pytest fixture

@@ -31,10 +31,10 @@ import luigi.worker
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.data import results
 from pipeline.data.labels import label_slug
 from pipeline.flows.demo import make_demo_frame
 from pipeline.flows.train import TrainModel
-from pipeline.runner import results
 from pipeline.storage.webhdfs import clear_webhdfs_cache
 from tests.replay import (
     ReplayServer,

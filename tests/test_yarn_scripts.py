@@ -17,9 +17,9 @@ import luigi
 import pytest
 
 from pipeline import api
+from pipeline.data import results
 from pipeline.data.labels import label_slug
 from pipeline.flows.scripts import RESULT_GROUP, RunScript, RunScripts
-from pipeline.runner import results
 from tests.replay import fixture_bytes
 from tests.test_yarn_cluster_path import FAILED, SUCCEEDED
 from tests.test_yarn_cluster_path import cluster as cluster  # noqa: F401 - the shared pytest fixture

@@ -25,11 +25,12 @@ from pipeline.data import leaderboard as board
 from pipeline.data.artifacts import ArtifactTarget, artifact_location, completed_slugs
 from pipeline.data.datasets import data_identity, read_schema
 from pipeline.data.outputs import OwnedOutput
+from pipeline.data.results import current_run_id
 from pipeline.errors import ConfigError, DatasetError, JobFailed
 from pipeline.flows.tune import read_report
 from pipeline.params import OptionalListParameter, OptionalParameter, Parameter
 from pipeline.runner.batching import check_workers
-from pipeline.runner.job import SparkJob, current_run_id
+from pipeline.runner.job import SparkJob
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, first_overlap, parse_location
 from tasks.jobspec import SPEC_FLAG, encode_spec

@@ -17,15 +17,16 @@ import luigi
 from luigi.freezing import recursively_unfreeze
 from luigi.parameter import ParameterVisibility
 
+from pipeline.data import results
 from pipeline.data.datasets import data_identity
 from pipeline.data.jobs_file import ScriptJob, output_location, parse_jobs_text, validate_jobs
 from pipeline.data.outputs import OwnedOutput, read_made_record
+from pipeline.data.results import current_run_id
 from pipeline.errors import ConfigError, DatasetError, JobFailed
 from pipeline.params import Parameter
-from pipeline.runner import results
 from pipeline.runner.batching import check_workers
 from pipeline.runner.controller import install_controller_hooks
-from pipeline.runner.job import WRAPPER_PRIORITY, RunParameters, SparkJob, current_run_id, start_in_order
+from pipeline.runner.job import WRAPPER_PRIORITY, RunParameters, SparkJob, start_in_order
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, parse_location
 from tasks.outputs import SUCCESS

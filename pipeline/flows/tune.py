@@ -29,6 +29,7 @@ from pipeline.data.artifacts import ArtifactTarget, completed_slugs, read_json
 from pipeline.data.columns import check_training_data
 from pipeline.data.datasets import read_schema
 from pipeline.data.labels import feature_columns, label_slug, resolve_labels
+from pipeline.data.results import current_run_id
 from pipeline.data.search_space import (
     SEARCHES,
     SearchSpace,
@@ -45,7 +46,6 @@ from pipeline.flows.train import TrainingParameters, TrainModel
 from pipeline.params import ChoiceParameter, IntParameter, OptionalListParameter, Parameter
 from pipeline.runner.batching import check_workers
 from pipeline.runner.controller import install_controller_hooks
-from pipeline.runner.job import current_run_id
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, parse_location
 from tasks.evaluation import DEFAULT_METRIC, HIGHER_IS_BETTER, RANKABLE

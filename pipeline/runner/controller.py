@@ -37,8 +37,10 @@ import luigi
 from pipeline import console, tracking
 from pipeline.cluster import kerberos
 from pipeline.config import fanout
+from pipeline.data import results
+from pipeline.data.results import current_run_id
 from pipeline.errors import FanoutError, TaskInterrupted, one_line, stop_reason
-from pipeline.runner import results, scheduler
+from pipeline.runner import scheduler
 
 _hooked: dict[str, Any] = {}
 _hook_lock = threading.Lock()
@@ -185,8 +187,6 @@ def _summary(task: Any, rows: list[dict[str, object]], unit: str) -> str:
 
 
 def _run_id(task: Any) -> str:
-    from pipeline.runner.job import current_run_id
-
     return getattr(task, "run_id", "") or current_run_id()
 
 

@@ -53,9 +53,10 @@ from pipeline.cluster.yarn_clients import (
 )
 from pipeline.cluster.yarn_clients import yarn as yarn_settings
 from pipeline.config import fanout
+from pipeline.data import results
 from pipeline.data.labels import label_slug
+from pipeline.data.results import current_run_id
 from pipeline.errors import ConfigError, FanoutError, JobFailed, JobTimedOut, TaskInterrupted, one_line, stop_reason
-from pipeline.runner import results
 from pipeline.runner.process import JobProcess, die_with_parent, ignore_stop_signals, stop_signals_raise
 from pipeline.runner.slots import job_slot
 from pipeline.runner.submit import (
@@ -71,14 +72,6 @@ from pipeline.runner.submit import (
 from tasks.jobspec import parse_event
 
 logger = logging.getLogger("luigi-interface")
-
-_RUN_ID = f"{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
-
-
-def current_run_id() -> str:
-    """Identifies this controller process's run in result files and summaries."""
-    return _RUN_ID
-
 
 #: A wrapper task's priority: below its jobs', which Luigi's scheduler would otherwise raise to it.
 WRAPPER_PRIORITY = -1
