@@ -19,9 +19,9 @@ from pathlib import Path
 import luigi
 import pytest
 
-from pipeline.cluster import spark_archive
-from pipeline.cluster.spark_archive import ensure_shared_files, publish, spark_jars_dir, spark_version
 from pipeline.flows.scripts import RunScript, RunScripts
+from pipeline.runner import spark_archive
+from pipeline.runner.spark_archive import ensure_shared_files, publish, spark_jars_dir, spark_version
 from pipeline.runner.submit import job_conf, tasks_zip
 from pipeline.storage import storage_for
 from pipeline.storage.locations import parse_location

@@ -31,7 +31,6 @@ import luigi
 from luigi.contrib.spark import SparkSubmitTask
 from luigi.parameter import ParameterVisibility
 
-from pipeline.cluster.spark_archive import SharedFiles, shared_files
 from pipeline.cluster.yarn import (
     ApplicationReport,
     SubmitOutputParser,
@@ -59,6 +58,7 @@ from pipeline.data.results import current_run_id
 from pipeline.errors import ConfigError, FanoutError, JobFailed, JobTimedOut, TaskInterrupted, one_line, stop_reason
 from pipeline.runner.process import JobProcess, die_with_parent, ignore_stop_signals, stop_signals_raise
 from pipeline.runner.slots import job_slot
+from pipeline.runner.spark_archive import SharedFiles, shared_files
 from pipeline.runner.submit import (
     free_port,
     is_local_master,
