@@ -40,6 +40,7 @@ from pipeline.config import fanout
 from pipeline.data import results
 from pipeline.data.results import current_run_id
 from pipeline.errors import FanoutError, TaskInterrupted, one_line, stop_reason
+from pipeline.internals import wrap_trigger_event
 from pipeline.runner import scheduler
 
 _hooked: dict[str, Any] = {}
@@ -195,10 +196,10 @@ def _keep_ctrl_c_in_event_callbacks() -> None:
     KeyboardInterrupt, so a Ctrl-C (or a SIGTERM made an interrupt) that lands while one
     runs (the start line, MLflow logging of a finished artifact) was lost and the run went
     on. Wrapped: such a stop is raised again once the callbacks are done."""
-    original = luigi.Task.trigger_event
-    if getattr(original, "keeps_ctrl_c", False):
-        return
+    wrap_trigger_event(_keeping_ctrl_c)
 
+
+def _keeping_ctrl_c(original: Any) -> Any:
     def trigger_event(self: luigi.Task, event: str, *args: Any, **kwargs: Any) -> None:
         if threading.current_thread() is not threading.main_thread():
             return original(self, event, *args, **kwargs)
@@ -225,8 +226,7 @@ def _keep_ctrl_c_in_event_callbacks() -> None:
         if caught:
             raise caught[0]
 
-    trigger_event.keeps_ctrl_c = True  # type: ignore[attr-defined]
-    luigi.Task.trigger_event = trigger_event  # type: ignore[method-assign]
+    return trigger_event
 
 
 def _use_quiet_task_processes() -> None:

@@ -46,6 +46,7 @@ from hdfs.util import HdfsError
 from pipeline.cluster import kerberos
 from pipeline.cluster.hadoop_conf import hadoop_user, load_site
 from pipeline.errors import ConfigError, StorageError, StoragePermissionDenied, StorageUnavailable, one_line
+from pipeline.internals import hdfs_client_urls
 from pipeline.storage.base import ContentSummary, Entry, Storage
 from pipeline.storage.locations import Location
 
@@ -529,7 +530,7 @@ class WebHdfsStorage(Storage):
             # on them, close or shut them down: only this process's references go. The
             # NameNode order (the active one first) is plain data and carries over. Two
             # threads racing here each build one; the loser's requests just go uncounted.
-            urls = list(conn.client._urls) if conn is not None else self.namenode_urls
+            urls = hdfs_client_urls(conn.client) if conn is not None else self.namenode_urls
             conn = self._connection = self._connect(urls)
         return conn
 
