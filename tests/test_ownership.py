@@ -21,11 +21,11 @@ from pipeline.data.datasets import data_identity, dataset_fingerprint, forget_id
 from pipeline.data.jobs_file import validate_jobs
 from pipeline.data.leaderboard import LEADERBOARD
 from pipeline.data.outputs import OwnedOutput
+from pipeline.data.reports import write_report
 from pipeline.errors import ConfigError, JobFailed
 from pipeline.flows.demo import MakeDemoData, make_demo_frame
 from pipeline.flows.report import Report
 from pipeline.flows.train import TrainAll
-from pipeline.flows.tune import write_report
 from pipeline.storage import storage_for
 from pipeline.storage.locations import first_overlap, first_overlap_across, parse_location
 from pipeline.storage.webhdfs import WebHdfsStorage
