@@ -18,6 +18,7 @@ from typing import Any
 
 import luigi
 
+from pipeline import tracking
 from pipeline.data import results
 from pipeline.data.artifacts import ArtifactTarget, artifact_location, configurations
 from pipeline.data.jobs_file import validate_jobs
@@ -116,6 +117,7 @@ def _new_run_id() -> str:
 def _build(task: TrainAll | RunScripts, workers: int, scheduler_host: str | None, scheduler_port: int,
            progress: bool = True) -> RunReport:
     _check_workers(workers)
+    tracking.install()  # this entry's one Luigi event handler: MLflow logging ([mlflow] tracking_uri)
     factory = KeepingSchedulerFactory()
     kwargs = {**_scheduler(scheduler_host, scheduler_port), "workers": workers, "detailed_summary": True,
               "worker_scheduler_factory": factory}
@@ -183,6 +185,7 @@ def _check_workers(workers: int) -> None:
 
 def _luigi_run(task: luigi.Task, workers: int, scheduler_host: str | None, scheduler_port: int) -> bool:
     _check_workers(workers)
+    tracking.install()
     kwargs = {**_scheduler(scheduler_host, scheduler_port), "workers": workers,
               "worker_scheduler_factory": SchedulerFactory()}
     return bool(luigi.build([task], **kwargs)) and task.complete()

@@ -136,7 +136,8 @@ def _after_job(task: Any, *_: Any) -> None:
 
 def install() -> None:
     """Log after every training task, succeeded or failed (a failed batch may have
-    published some labels); once per process."""
+    published some labels); once per process. The entry points call it (the ``luigi``
+    command line, the notebook API); a program calling ``luigi.build`` itself calls it first."""
     if _installed.is_set():
         return
     _installed.set()
