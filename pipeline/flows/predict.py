@@ -166,7 +166,7 @@ class Predict(OwnedOutput, SparkJob):
         return [SPEC_FLAG, encode_spec(spec)]
 
     def before_submit(self) -> None:
-        if not self.claim_output(self.job_resources, self.status_message, self._deadline):
+        if not self.claim_output(self.state, self.status_message):
             self.done_elsewhere(self.job_name)
 
     def after_success(self) -> None:

@@ -165,7 +165,7 @@ class RunScript(OwnedOutput, SparkJob):
     def before_submit(self) -> None:
         """Claim the output (waiting for another run writing it), removing what a gone
         attempt of ours left: its temporary, or a partial output it wrote itself."""
-        if not self.claim_output(self.job_resources, self.status_message, self._deadline):
+        if not self.claim_output(self.state, self.status_message):
             self.done_elsewhere(self.job)
 
     def after_success(self) -> None:

@@ -168,7 +168,8 @@ class TrainModel(_LabelAndConfig, TrainingParameters, SparkJob):
             return False  # not among the job's own `artifact` events: another run's
         target = self.member_output(name)
         record = parse_record(target.storage.read_bytes(target.location.join(MARKER)))
-        return record is None or not self._application_id or record.get("application_id") == self._application_id
+        app_id = self.state.application_id
+        return record is None or not app_id or record.get("application_id") == app_id
 
     def complete_members(self) -> set[str]:
         if len(self.labels) == 1:
