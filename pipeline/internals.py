@@ -108,6 +108,14 @@ def in_process_task_params(scheduler: Any, statuses: tuple[str, ...]) -> list[di
     return [(t.params or {}) for t in list(state.get_active_tasks_by_status(*statuses))]
 
 
+def hdfs_operation(client: Any, name: str) -> Callable[..., Any]:
+    """One WebHDFS operation of an ``hdfs`` client as a bare request (``Client._get_file_status``,
+    ``_list_status``, ``_open``, ``_create``, ...): with ``strict=False`` the answer, an error
+    answer too, comes back as it is, through the client's HA failover; the public methods
+    raise on an error answer without it and read whole bodies (tests/test_webhdfs.py)."""
+    return getattr(client, f"_{name}")
+
+
 def hdfs_client_urls(client: Any) -> list[str]:
     """The NameNode URLs of an ``hdfs`` client, the active one first (``Client._urls``, which
     the client reorders on an HA failover; no public accessor) (tests/test_webhdfs.py)."""
