@@ -11,9 +11,9 @@ import textwrap
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.data import results
 from pipeline.data.labels import label_slug
 from pipeline.flows.demo import make_demo_frame
-from pipeline.runner import results
 from tasks.jobspec import COMMIT_DELAY_ENV
 from tasks.layout import MARKER
 from tasks.ownership import MADE_FILE, OWNER_FILE, parse_record

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.data import results
 from pipeline.data.labels import label_slug
 from pipeline.flows.demo import make_demo_frame
-from pipeline.runner import results
 from tasks.jobspec import parse_event
 from tests.conftest import ODD_LABEL
 from tests.spark_helpers import (
