@@ -8,6 +8,8 @@ that exercise each name are listed with it).
 from __future__ import annotations
 
 import json
+import multiprocessing
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -120,3 +122,15 @@ def hdfs_client_urls(client: Any) -> list[str]:
     """The NameNode URLs of an ``hdfs`` client, the active one first (``Client._urls``, which
     the client reorders on an HA failover; no public accessor) (tests/test_webhdfs.py)."""
     return list(client._urls)
+
+
+def worker_timeout_passed() -> float | None:
+    """In a task process Luigi started: its ``--worker-timeout`` (seconds) when that time
+    is up, else ``None``. Luigi's worker ends a task past its timeout with SIGTERM and
+    nothing tells the task why; its ``TaskProcess`` (the current process) holds
+    ``timeout_time`` and ``worker_timeout`` (tests/test_train_spark.py::test_worker_timeout_stops_the_job)."""
+    process = multiprocessing.current_process()
+    timeout_time = getattr(process, "timeout_time", None)
+    if timeout_time is None or time.time() < float(timeout_time) - 1.0:
+        return None
+    return float(getattr(process, "worker_timeout", 0) or 0)

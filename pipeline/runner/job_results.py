@@ -3,6 +3,7 @@ whether it succeeded here, was completed by another run, failed or was stopped, 
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from typing import Any
 from pipeline.cluster.yarn import YarnDeadlineExceeded
 from pipeline.data import results
 from pipeline.errors import FanoutError, JobFailed, JobTimedOut, TaskInterrupted, one_line, stop_reason
+from pipeline.internals import worker_timeout_passed
 from pipeline.runner.job_state import JobRun
 
 
@@ -33,6 +35,13 @@ class JobRecorder:
             yield
         except (TaskInterrupted, KeyboardInterrupt) as exc:
             stop()
+            timeout = worker_timeout_passed() if getattr(exc, "signum", None) == signal.SIGTERM else None
+            if timeout is not None:
+                # Luigi's --worker-timeout: a failure of this task, not a stop of the run
+                # (as an interrupt, Luigi would hand the task out again at once).
+                message = f"{job.title}: job ran past --worker-timeout={timeout:g}s and was stopped"
+                self.record_outcome("failed", message)
+                raise JobTimedOut(message) from None
             self.record_outcome("interrupted", f"stopped by {stop_reason(exc)} before it finished: rerun to run it again")
             raise
         except (JobTimedOut, YarnDeadlineExceeded):
