@@ -144,7 +144,10 @@ def cluster(tmp_path, monkeypatch):
         for section, values in (
             ("spark", {"master": "yarn", "deploy_mode": "cluster", "spark_submit": str(FAKE_BIN / "spark-submit")}),
             ("yarn", {"rm_address": rm.url, "yarn_bin": str(FAKE_BIN / "yarn"), "wait_app_completion": "true",
-                      "log_dir": str(tmp_path / "yarn-logs"), "poll_interval": "0.05", "max_poll_interval": "0.2"}),
+                      "log_dir": str(tmp_path / "yarn-logs"), "poll_interval": "0.05", "max_poll_interval": "0.2",
+                      # these tests move one application's own reports (no recorded list holds an
+                      # application both live and finished); the shared poll has tests/test_yarn_shared_poll.py
+                      "shared_poll": "false"}),
         ):
             for key, value in values.items():
                 config.set(section, key, value)

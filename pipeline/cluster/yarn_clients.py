@@ -73,8 +73,19 @@ class yarn(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg sectio
         description="spark.yarn.submit.waitAppCompletion; false: spark-submit returns once submitted and the "
         "controller polls the RM",
     )
-    poll_interval = luigi.FloatParameter(default=2.0, description="first seconds between RM polls")
-    max_poll_interval = luigi.FloatParameter(default=30.0, description="longest seconds between RM polls (back-off)")
+    poll_interval = luigi.FloatParameter(
+        default=2.0, description="seconds between the run's shared RM polls: one request lists all of the run's "
+        "applications in flight, so a finished job is noticed within about this long"
+    )
+    shared_poll = luigi.BoolParameter(
+        default=True, description="true: one RM request per poll_interval lists all of the run's applications in "
+        "flight (by their tags), shared by the run's worker processes; false: one request per application, backing "
+        "off from poll_interval to max_poll_interval (the behaviour before; for an RM whose tag filter misbehaves)"
+    )
+    max_poll_interval = luigi.FloatParameter(
+        default=30.0, description="back-off ceiling for an application asked about on its own (one the shared "
+        "poll's list did not show), and for follow() without a shared poll"
+    )
     log_dir = luigi.Parameter(default="logs/yarn", description="where aggregated logs of failed applications go")
     log_max_bytes = luigi.IntParameter(default=50 * MB, description="cap on one fetched log file")
     log_fetch_timeout = luigi.FloatParameter(default=300.0, description="seconds for one yarn logs download")
@@ -179,9 +190,16 @@ class ResourceManagerRest:
     def applications_by_tag(self, tag: str) -> list[ApplicationReport]:
         """Applications carrying ``tag`` (compared lowercase, as YARN stores tags)."""
         tag = tag.strip().lower()
-        doc = self._call("GET", "/ws/v1/cluster/apps", params={"applicationTags": tag})
         # the RM filter matches any of several tags: keep exact carriers only
-        return [r for r in reports_from_rest(doc) if tag in r.tags]
+        return [r for r in self.applications_with_tags([tag]) if tag in r.tags]
+
+    def applications_with_tags(self, tags: Sequence[str]) -> list[ApplicationReport]:
+        """Applications carrying any of ``tags``, in one request (``?applicationTags=a,b``,
+        the RM's own any-of filter); what the RM lists is returned as it is."""
+        wanted = ",".join(t.strip().lower() for t in tags if t.strip())
+        if not wanted:
+            raise ValueError("name at least one tag: without one the RM lists every application")
+        return reports_from_rest(self._call("GET", "/ws/v1/cluster/apps", params={"applicationTags": wanted}))
 
     def kill(self, app_id: str) -> bool:
         """Ask the RM to kill the application (``PUT …/state {"state":"KILLED"}``).
@@ -339,10 +357,16 @@ class YarnCli:
     def applications_by_tag(self, tag: str) -> list[ApplicationReport]:
         """``yarn application -list -appStates ALL -appTags TAG`` (Hadoop 3.x filters by tag;
         the table has no tag column, so the RM's filter is trusted)."""
-        tag = tag.strip().lower()
-        rc, out = self._run(["application", "-list", "-appStates", "ALL", "-appTags", tag])
+        return self.applications_with_tags([tag])
+
+    def applications_with_tags(self, tags: Sequence[str]) -> list[ApplicationReport]:
+        """``yarn application -list -appStates ALL -appTags A,B`` (any of the tags), one call."""
+        wanted = ",".join(t.strip().lower() for t in tags if t.strip())
+        if not wanted:
+            raise ValueError("name at least one tag: without one yarn lists every application")
+        rc, out = self._run(["application", "-list", "-appStates", "ALL", "-appTags", wanted])
         if rc != 0 or "Application-Id" not in out:
-            raise YarnError(f"`{self.yarn_bin} application -list -appTags {tag}` exited {rc}: {_tail(out)}")
+            raise YarnError(f"`{self.yarn_bin} application -list -appTags {wanted}` exited {rc}: {_tail(out)}")
         return parse_application_list(out)
 
     def kill(self, app_id: str) -> bool:
@@ -393,11 +417,14 @@ def _tail(text: str, limit: int = 300) -> str:
 
 
 class YarnClient(Protocol):
-    """What :func:`follow` needs: :class:`ResourceManagerRest` or :class:`YarnCli`."""
+    """What :func:`follow` and the shared poll (:mod:`pipeline.cluster.yarn_shared`) need:
+    :class:`ResourceManagerRest` or :class:`YarnCli`."""
 
     request_count: int
 
     def application(self, app_id: str) -> ApplicationReport | None: ...
+
+    def applications_with_tags(self, tags: Sequence[str]) -> list[ApplicationReport]: ...
 
 
 def client_from_config(cfg: yarn | None = None) -> ResourceManagerRest | YarnCli:

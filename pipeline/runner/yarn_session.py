@@ -1,6 +1,7 @@
 """One job's applications on YARN, found again by the task's tag from any controller:
-re-attach to one an earlier controller left running, follow one to its end, trust the
-ResourceManager's final status (fetching a failed one's logs), kill on a stop."""
+re-attach to one an earlier controller left running, follow one to its end (through the
+run's shared poll, :mod:`pipeline.cluster.yarn_shared`), trust the ResourceManager's final
+status (fetching a failed one's logs), kill on a stop."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from typing import Any
 from pipeline.cluster.yarn import ApplicationReport, YarnError, last_python_error, raise_for_outcome
 from pipeline.cluster.yarn_clients import YarnCli, client_from_config, fetch_logs, follow, log_file_name
 from pipeline.cluster.yarn_clients import yarn as yarn_settings
+from pipeline.cluster.yarn_shared import SharedPoll
 from pipeline.runner.job_events import job_error_in
 from pipeline.runner.job_state import JobRun
+from pipeline.runner.slots import slots_folder
 
 logger = logging.getLogger("luigi-interface")
 
@@ -61,10 +64,16 @@ class YarnSession:
         return apps[-1].application_id if apps else None
 
     def follow(self, app_id: str, deadline: float | None) -> ApplicationReport:
-        """The application's final report (at once if it has ended already)."""
+        """The application's final report, read from the run's shared RM poll (one request
+        per interval for all of the run's jobs in flight, whichever process sends it), or
+        polled on its own with ``[yarn] shared_poll = false``."""
         cfg = yarn_settings()
-        return follow(self.rm, app_id, self.on_report, deadline=deadline,
-                      poll_interval=cfg.poll_interval, max_poll_interval=cfg.max_poll_interval)
+        if not cfg.shared_poll:
+            return follow(self.rm, app_id, self.on_report, deadline=deadline,
+                          poll_interval=cfg.poll_interval, max_poll_interval=cfg.max_poll_interval)
+        poll = SharedPoll(slots_folder(self.state.run_id) / "rm-poll", self.rm, cfg.poll_interval)
+        return poll.follow(app_id, self.tag, self.on_report, deadline=deadline,
+                           max_poll_interval=cfg.max_poll_interval)
 
     def check_final_status(self, report: ApplicationReport) -> None:
         """Trust the ResourceManager, not an exit code; on failure fetch the logs and raise
