@@ -284,14 +284,16 @@ class TuneAll(SearchBase, luigi.Task):
         held in memory."""
         studies = {name: (self.open_study(name), labels) for name, labels in self.studies().items()}
         while True:
-            jobs = [j for study, labels in studies.values() for j in self._step(study, labels)]
-            if not jobs:
+            steps = [self._step(study, labels) for study, labels in studies.values()]
+            if all(step is None for step in steps):
                 return
-            yield jobs
+            jobs = [j for step in steps if step for j in step]
+            if jobs:  # none missing: the trials asked were trained before, told on the next pass
+                yield jobs
 
-    def _step(self, study: Any, labels: list[str]) -> list[TrainModel]:
+    def _step(self, study: Any, labels: list[str]) -> list[TrainModel] | None:
         """Tell ``study`` its finished trials, ask new ones up to ``--parallel-trials``;
-        the jobs its running trials still miss (none: the study is done)."""
+        the jobs its running trials still miss (``None``: the study is done)."""
         from optuna.trial import TrialState
 
         frozen = study.get_trials(deepcopy=False)
@@ -304,7 +306,7 @@ class TuneAll(SearchBase, luigi.Task):
         finished = sum(t.state.is_finished() for t in frozen)
         running = [t for t in frozen if t.state == TrialState.RUNNING]
         if finished >= self.trials:
-            return []
+            return None
         for _ in range(min(self.parallel_trials - len(running), self.trials - finished - len(running))):
             asked = study.ask()
             trial = suggest(asked, self.plan["space"])
