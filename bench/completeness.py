@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -55,44 +56,27 @@ from tasks.layout import MARKER  # noqa: E402
 from tests.webhdfs_server import WebHdfsServer  # noqa: E402
 
 
-class Counting(Storage):
+class Counting:
     """Counts calls made to a local storage in this process: one call is one system call
     (stat, listdir). WebHDFS requests are counted by the server instead."""
+
+    OPERATIONS = ("exists", "list_dir", "read_bytes", "read_tail", "write_bytes", "write_file", "makedirs", "rename",
+                  "remove_tree", "content_summary", "modified")
 
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
         self.calls = 0
 
-    def _count(self) -> Storage:
-        self.calls += 1
-        return self.inner
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self.inner, name)
+        if name not in self.OPERATIONS:
+            return found
 
-    def exists(self, loc):  # noqa: ANN001, ANN201
-        return self._count().exists(loc)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return found(*args, **kwargs)
 
-    def list_dir(self, loc):  # noqa: ANN001, ANN201
-        return self._count().list_dir(loc)
-
-    def read_bytes(self, loc):  # noqa: ANN001, ANN201
-        return self._count().read_bytes(loc)
-
-    def write_bytes(self, loc, data):  # noqa: ANN001, ANN201
-        return self._count().write_bytes(loc, data)
-
-    def makedirs(self, loc):  # noqa: ANN001, ANN201
-        return self._count().makedirs(loc)
-
-    def rename(self, src, dst):  # noqa: ANN001, ANN201
-        return self._count().rename(src, dst)
-
-    def remove_tree(self, loc):  # noqa: ANN001, ANN201
-        return self._count().remove_tree(loc)
-
-    def content_summary(self, loc):  # noqa: ANN001, ANN201
-        return self._count().content_summary(loc)
-
-    def modified(self, loc):  # noqa: ANN001, ANN201
-        return self._count().modified(loc)
+        return counted
 
 
 class PerLabelTrainAll(TrainAll):

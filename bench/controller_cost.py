@@ -4,7 +4,8 @@ Contenders, each started as its own command, N=20 jobs all in flight at once:
 
 * ours: ``luigi --module pipeline RunScripts --workers 20 --local-scheduler`` in YARN
   cluster mode with the defaults: detached submission (spark-submit returns once YARN
-  accepted the job) and the job followed through the ResourceManager's REST API.
+  accepted the job) and the jobs followed through the ResourceManager's REST API, one
+  shared list request per ``[yarn] poll_interval`` for all of them (issue 21).
 * thread pool: the common recipe. 20 threads; each starts a waiting cluster-mode
   spark-submit, polls ``yarn application -list`` until its application appears, then
   ``yarn application -status <id>`` every ``--recipe-poll`` seconds while its spark-submit waits.
@@ -56,15 +57,15 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.replay import ReplayServer, Request, recorded_reply, rm_app_reply  # noqa: E402
+from tests.replay import ReplayServer, Request, app_object, recorded_reply, rm_app_reply, rm_apps_reply  # noqa: E402
 from tests.webhdfs_server import WebHdfsServer  # noqa: E402
 
 FAKE_BIN = REPO / "tests" / "fake_bin"
 APPS = "/ws/v1/cluster/apps"
 NOWAIT = "application_1795461516199_0010"  # the id in the recorded detached submission
 LIVE = "application_1795501881681_0001"  # recorded RUNNING report (tag rec-running)
+SUCCEEDED = "application_1795461516199_0005"  # recorded SUCCEEDED report
 RECIPE_APP_NAME = "ok_job.py"  # the recipe's application in the recorded `yarn application -list`
-EMPTY = "yarn/rm-rest-apps-states-FAILED.json"  # the RM's recorded answer listing no application
 
 SPARK_SUBMIT = """#!{python}
 # spark-submit stand-in (bench/controller_cost.py): 200 MB resident, like a waiting
@@ -190,12 +191,21 @@ class Cluster:
         self.hdfs.put_dir("/out")
         running = rm_app_reply("yarn/rm-rest-apps-applicationTags-rec-running-RUNNING.json", LIVE)
         succeeded = recorded_reply("yarn/rm-rest-app-SUCCEEDED.json")
+        # The run's shared poll lists its jobs by tag: the same recorded objects in the recorded
+        # list framing, as NOWAIT (every job's id). They carry the recorded tags, not the
+        # jobs': the tag lookup before each submission finds nothing to re-attach to.
+        running_list = rm_apps_reply([app_object("yarn/rm-rest-apps-applicationTags-rec-running-RUNNING.json",
+                                                 LIVE, as_app=NOWAIT)])
+        succeeded_list = rm_apps_reply([app_object("yarn/rm-rest-app-SUCCEEDED.json", SUCCEEDED, as_app=NOWAIT)])
 
         def app(_req: Request):
             return succeeded if self.released.is_set() else running
 
-        self.rm.route("GET", f"{APPS}/{NOWAIT}", app)
-        self.rm.route("GET", APPS, lambda _req: recorded_reply(EMPTY))  # tag lookups: nothing to re-attach
+        def apps(_req: Request):
+            return succeeded_list if self.released.is_set() else running_list
+
+        self.rm.route("GET", f"{APPS}/{NOWAIT}", app)  # with [yarn] shared_poll = false
+        self.rm.route("GET", APPS, apps)
         return self
 
     def release(self) -> None:
@@ -208,7 +218,8 @@ class Cluster:
         self.release_file.touch()
 
     def polls(self) -> int:
-        return len(self.rm.requests_to(f"{APPS}/{NOWAIT}"))
+        """RM REST requests so far: tag lookups, shared polls, per-application polls."""
+        return len(self.rm.requests)
 
     def __exit__(self, *exc) -> None:
         self.hdfs.__exit__(*exc)

@@ -36,6 +36,8 @@ ENGINES = ("lightgbm", "xgboost", "sklearn:sklearn.ensemble.HistGradientBoosting
 
 
 def run_engine(engine: str, data: Path, labels: list[str], work: Path) -> dict[str, object]:
+    """Train ``labels`` with ``engine`` in one batch under ``work`` (a folder of its own)."""
+    work.mkdir()  # a models root per engine: its metadata files are this engine's alone
     luigi = os.path.join(os.path.dirname(sys.executable), "luigi")
     argv = [luigi, "--module", "pipeline", "TrainAll", "--local-scheduler", "--workers", "1", "--data", str(data),
             "--models", str(work / "models"), "--log-dir", str(work / "logs"), "--labels", json.dumps(labels),
@@ -47,7 +49,6 @@ def run_engine(engine: str, data: Path, labels: list[str], work: Path) -> dict[s
     if proc.returncode != 0:
         raise SystemExit(f"{engine} failed with exit code {proc.returncode}:\n{(proc.stdout + proc.stderr)[-3000:]}")
     metas = [json.loads(p.read_text()) for p in (work / "models").glob("*/*/metadata.json")]
-    metas = [m for m in metas if m["engine"] == engine]
     by_label = {m["label"]: m for m in metas}
     return {"engine": engine, "wall": wall, "auc": {la: by_label[la]["metrics"]["auc_roc"] for la in labels},
             "fit_s": statistics.median(m["training_seconds"] for m in metas),
@@ -67,7 +68,7 @@ def main() -> None:
         data = work / "demo.parquet"
         pq.write_table(make_demo_frame(rows=args.rows, features=args.features, labels=args.labels, seed=7), data)
         labels = [f"label_{k:02d}" for k in range(args.labels)]
-        results = [run_engine(engine, data, labels, work) for engine in args.engines.split(",")]
+        results = [run_engine(engine, data, labels, work / f"engine-{k}") for k, engine in enumerate(args.engines.split(","))]
     print(f"demo data: {args.rows} rows, {args.features} features, {args.labels} labels; one batch per engine, local[1]")
     print("| engine | " + " | ".join(f"AUC {la}" for la in labels) + " | fit s/label | job s/label | run s |")
     print("|---|" + "---|" * (len(labels) + 3))

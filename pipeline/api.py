@@ -18,13 +18,17 @@ from typing import Any
 
 import luigi
 
+from pipeline import tracking
+from pipeline.data import results
 from pipeline.data.artifacts import ArtifactTarget, artifact_location, configurations
 from pipeline.data.jobs_file import validate_jobs
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, JobFailed
+from pipeline.flows.predict import Predict
 from pipeline.flows.scripts import RESULT_GROUP, RunScript, RunScripts, load_jobs
+from pipeline.flows.sweep import FeatureSweep
 from pipeline.flows.train import TrainAll, TrainModel
+from pipeline.flows.tune import TuneAll
 from pipeline.progress import KeepingSchedulerFactory, ProgressWatcher, job_rows, result_outcome, wait_for_plan
-from pipeline.runner import results
 from pipeline.runner.scheduler import SchedulerFactory
 from pipeline.storage.locations import parse_location
 from tasks.engines import get_engine
@@ -114,6 +118,7 @@ def _new_run_id() -> str:
 def _build(task: TrainAll | RunScripts, workers: int, scheduler_host: str | None, scheduler_port: int,
            progress: bool = True) -> RunReport:
     _check_workers(workers)
+    tracking.install()  # this entry's one Luigi event handler: MLflow logging ([mlflow] tracking_uri)
     factory = KeepingSchedulerFactory()
     kwargs = {**_scheduler(scheduler_host, scheduler_port), "workers": workers, "detailed_summary": True,
               "worker_scheduler_factory": factory}
@@ -188,6 +193,7 @@ def _check_workers(workers: int) -> None:
 
 def _luigi_run(task: luigi.Task, workers: int, scheduler_host: str | None, scheduler_port: int) -> bool:
     _check_workers(workers)
+    tracking.install()
     kwargs = {**_scheduler(scheduler_host, scheduler_port), "workers": workers,
               "worker_scheduler_factory": SchedulerFactory()}
     return bool(luigi.build([task], **kwargs)) and task.complete()
@@ -209,8 +215,6 @@ def tune(space: str | os.PathLike[str] | Mapping[str, Any], data: str = "data/de
     ``log_dir`` for the run); it is checked before any job (ConfigError naming the entry).
     When trials failed, the rows of those that finished are returned (``.attrs["ok"]`` is False).
     """
-    from pipeline.flows.tune import TuneAll
-
     written = None
     if isinstance(space, Mapping):
         written = Path(log_dir) / "api-spaces" / f"{_new_run_id()}.json"
@@ -236,8 +240,6 @@ def sweep(sizes: Sequence[int], data: str = "data/demo.parquet", models: str = "
     """Feature-count sweep (as ``luigi --module pipeline FeatureSweep``); returns metric
     against N, one row per (label, N), ``chosen`` marking each label's smallest N within
     ``tolerance`` of its best. ``training`` takes engine, params, balance_ratio, ... ."""
-    from pipeline.flows.sweep import FeatureSweep
-
     task = FeatureSweep(sizes=list(sizes), data=data, models=models, labels=labels, ranking=ranking, tolerance=tolerance,
                         metric=metric, run_id=_new_run_id(), **training)
     _ = task.plan
@@ -262,9 +264,6 @@ def predict(data: str, out: str, models: str = "models", *, config: str | Sequen
     pipeline Predict``); returns which model scored which column and where the scores
     are (``output``: a Parquet folder, read it with ``pd.read_parquet``). Raises
     :class:`~pipeline.errors.JobFailed` with the job's one-line error if it failed."""
-    from pipeline.errors import JobFailed
-    from pipeline.flows.predict import Predict
-
     configs = [config] if isinstance(config, str) else config
     task = Predict(data=data, out=out, models=models, config=configs, labels=labels, key=key, log_dir=log_dir,
                    run_id=_new_run_id())

@@ -19,6 +19,8 @@ from typing import Any
 
 import luigi
 
+from pipeline.data import results
+from pipeline.data.results import current_run_id
 from pipeline.errors import FanoutError, one_line
 from pipeline.params import describe_unreadable, unreadable_value
 
@@ -146,9 +148,6 @@ def start_line(task: Any) -> str | None:
 
 def finish_lines(task: Any, error: BaseException | None = None) -> list[str]:
     """One line per unit of work the task ran: status, seconds, artifact or error."""
-    from pipeline.runner import results  # the job runner's records, read back
-    from pipeline.runner.job import current_run_id
-
     if isinstance(task, luigi.WrapperTask):
         return []
     if not _is_spark_job(task):

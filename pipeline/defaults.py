@@ -11,17 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.internals import put_config_file_first
+
 DEFAULTS_FILE = Path(__file__).with_name("defaults.cfg")
 
 
 def install() -> None:
     """Make ``defaults.cfg`` the lowest-precedence file of Luigi's configuration (once)."""
-    from luigi.configuration import LuigiConfigParser
-
-    path = str(DEFAULTS_FILE)
-    if path in LuigiConfigParser._config_paths:
-        return
-    # Files read later win, so the first place is the lowest precedence; reload() reads
-    # them all again in that order (Luigi's own add_config_path appends, i.e. highest).
-    LuigiConfigParser._config_paths.insert(0, path)
-    LuigiConfigParser.reload()
+    # Files read later win, so the first place is the lowest precedence.
+    put_config_file_first(str(DEFAULTS_FILE))

@@ -27,9 +27,10 @@ from typing import Any
 import luigi
 from luigi import configuration
 from luigi.freezing import FrozenOrderedDict
-from luigi.parameter import _no_value
+from luigi.task_register import Register, TaskClassNotFoundException
 
 from pipeline.errors import ConfigError, FanoutError, one_line
+from pipeline.internals import NO_VALUE
 
 
 def parse_list(text: str, what: str = "value", item: Callable[[str], Any] = str) -> list[Any]:
@@ -96,8 +97,6 @@ def describe_unreadable(wrapper: str, ours: str | None, cause: str) -> str | Non
 def command_line_flag(family: str, name: str) -> str:
     """The flag that sets parameter ``name`` of task or Config class ``family`` when it is
     not the root task: ``--fanout-job-timeout``; ``--workers`` for Luigi's ``core``."""
-    from luigi.task_register import Register, TaskClassNotFoundException
-
     try:
         sectioned = Register.get_task_cls(family).use_cmdline_section
     except TaskClassNotFoundException:
@@ -130,7 +129,7 @@ class _Checked:
         super().__init__(*args, **kwargs)
         if example is not None:
             self.example = example
-        elif self._default is not _no_value and self._default not in (None, (), {}):
+        elif self._default is not NO_VALUE and self._default not in (None, (), {}):
             self.example = self.serialize(self._default)
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -170,7 +169,7 @@ class _Checked:
         try:
             value = configuration.get_config().get(section, name)
         except (NoSectionError, NoOptionError, KeyError):
-            return _no_value
+            return NO_VALUE
         return self._read(value, f"[{section}] {name} =")
 
     def _parser_kwargs(self, param_name: str, task_name: str | None = None) -> dict[str, Any]:

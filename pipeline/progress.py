@@ -15,7 +15,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pipeline.runner import results
+from pipeline.data import results
+from pipeline.internals import in_process_task_params
 from pipeline.runner.scheduler import SchedulerFactory
 
 RUNNING_STATUSES = ("RUNNING", "BATCH_RUNNING")
@@ -57,10 +58,8 @@ def running_units(scheduler: Any) -> set[str]:
         return set()
     found: set[str] = set()
     try:
-        state = getattr(scheduler, "_state", None)
-        if state is not None:  # in-process scheduler: read its state, never call its pruning RPCs from here
-            tasks = [(t.params or {}) for t in list(state.get_active_tasks_by_status(*RUNNING_STATUSES))]
-        else:
+        tasks = in_process_task_params(scheduler, RUNNING_STATUSES)
+        if tasks is None:  # luigid's proxy: ask its API
             tasks = [info.get("params") or {} for status in RUNNING_STATUSES
                      for info in (scheduler.task_list(status, "") or {}).values() if isinstance(info, dict)]
     except Exception:  # a dict changing size under us, luigid busy: ask again next time

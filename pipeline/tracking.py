@@ -22,6 +22,8 @@ from typing import Any
 
 import luigi
 
+from pipeline.data import results
+from pipeline.data.results import current_run_id
 from pipeline.errors import ConfigError, one_line
 
 logger = logging.getLogger("luigi-interface")
@@ -107,9 +109,6 @@ def log_task(task: Any) -> list[str]:
     settings = mlflow()
     if not settings.tracking_uri or not hasattr(task, "config_name"):
         return []
-    from pipeline.runner import results
-    from pipeline.runner.job import current_run_id
-
     run_id = task.run_id or current_run_id()
     published = []
     for member in task.members:
@@ -137,7 +136,8 @@ def _after_job(task: Any, *_: Any) -> None:
 
 def install() -> None:
     """Log after every training task, succeeded or failed (a failed batch may have
-    published some labels); once per process."""
+    published some labels); once per process. The entry points call it (the ``luigi``
+    command line, the notebook API); a program calling ``luigi.build`` itself calls it first."""
     if _installed.is_set():
         return
     _installed.set()

@@ -51,15 +51,26 @@ def process_started(pid: int) -> float | None:
 
 def process_alive(pid: int, started: float | None) -> bool:
     """Whether process ``pid`` of this host is running and is the one that started at
-    ``started`` (when both are known)."""
+    ``started`` (when both are known). A zombie (exited, not yet reaped: where nothing
+    reaps orphans, a killed job's driver stays one) is gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process: alive
         return True
-    now_started = process_started(pid)
-    return started is None or now_started is None or abs(now_started - started) < 1.0
+    try:
+        import psutil
+    except ImportError:
+        return True
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        now_started = round(process.create_time(), 2)
+    except (psutil.Error, OSError):
+        return False
+    return started is None or abs(now_started - started) < 1.0
 
 
 def owner_record(lease_seconds: float, **details: Any) -> dict[str, Any]:

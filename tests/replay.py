@@ -154,6 +154,46 @@ def rm_app_reply(relative: str, app_id: str) -> Reply:
     return rm_reply(b'{"app":' + spans[app_id] + b"}")
 
 
+def app_object(relative: str, app_id: str, as_app: str | None = None) -> bytes:
+    """The recorded bytes of ``app_id``'s ``app`` object in a recording (a list or a
+    single-application answer).
+
+    ``as_app`` names the application it stands for in a fake RM whose jobs got another id
+    (the fake spark-submit prints the recorded ids): only the ``"id"`` value changes. The
+    recordings hold no application seen both live and finished in a list, so a timeline
+    of list answers shows a recorded live object, then a recorded terminal one, both as the
+    followed id (the per-application timelines answer one id with another's report too).
+    """
+    raw = fixture_bytes(relative)
+    doc = json.loads(raw)
+    if "app" in doc:
+        if doc["app"]["id"] != app_id:
+            raise ValueError(f"{relative} is the report of {doc['app']['id']}, not {app_id}")
+        text = raw.decode("utf-8")
+        start = text.index("{", text.index('"app"'))
+        span = text[start : json.JSONDecoder().raw_decode(text, start)[1]].encode("utf-8")
+    else:
+        spans = _app_spans(raw)
+        if app_id not in spans:
+            raise ValueError(f"{relative} holds no report of {app_id} (it holds {sorted(spans)})")
+        span = spans[app_id]
+    if as_app is None:
+        return span
+    head, sep, rest = span.partition(app_id.encode())
+    if not sep or b'"id"' not in head:
+        raise ValueError(f"{relative}: the object of {app_id} does not start with its id")
+    return head + as_app.encode() + rest
+
+
+def rm_apps_reply(objects: Iterable[bytes]) -> Reply:
+    """A ``/ws/v1/cluster/apps`` answer in the RM's recorded framing (``{"apps":{"app":[…]}}``;
+    the recorded ``{"apps": {}}`` when empty) holding recorded ``app`` objects (:func:`app_object`)."""
+    objects = list(objects)
+    if not objects:
+        return recorded_reply("yarn/rm-rest-apps-states-FAILED.json")  # the RM's recorded empty list
+    return rm_reply(b'{"apps":{"app":[' + b",".join(objects) + b"]}}")
+
+
 @dataclass
 class Request:
     method: str

@@ -9,10 +9,10 @@ import luigi
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.data import results
 from pipeline.errors import ConfigError, DatasetError
 from pipeline.flows.demo import make_demo_frame
 from pipeline.flows.train import TrainAll, TrainModel
-from pipeline.runner import results
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import luigi
 import luigi.scheduler
@@ -15,6 +16,8 @@ import pytest
 from pipeline.errors import ConfigError
 from pipeline.flows.train import TrainModel
 from pipeline.runner.batching import MemberParameter, auto_batch_size, members, parse_batch_size, plan_batches
+from pipeline.runner.job_results import JobRecorder
+from pipeline.runner.job_state import JobRun
 from tasks.engines import LABEL_COL
 from tasks.label_sample import VALIDATION_COL, JobInputError, label_sample
 
@@ -101,9 +104,9 @@ def test_batch_size_auto_follows_what_earlier_runs_of_the_configuration_recorded
     import luigi
 
     monkeypatch.setattr(luigi.configuration.get_config(), "get", _config_with({("batching", "widen_local"): "false"}))
+    from pipeline.data import results
     from pipeline.data.artifacts import artifact_location
     from pipeline.flows.train import TrainAll
-    from pipeline.runner import results
     from pipeline.storage.locations import parse_location
 
     logs = str(tmp_path / "logs")
@@ -251,9 +254,9 @@ def test_a_full_or_read_only_artifact_root_says_what_to_do():
 
 def test_a_failed_batch_is_one_line_naming_the_batch_and_its_log_once():
     task = TrainModel(label=("a", "b", "c", "d"), data="d.parquet", config="x")
-    task._member_errors = {"a": "label 'a' has one class: pick another"}
     log = "logs/batches/a-3/1-spark-submit.log"
+    state = JobRun(log_path=Path(log), member_errors={"a": "label 'a' has one class: pick another"})
     job_error = f"{task.title}: spark-submit exited with code 1 (log: {log})"  # as the job runner raises it
-    assert task._batch_failure(["a", "b"], log, job_error) == (
+    assert JobRecorder(task, state).batch_failure(["a", "b"], job_error) == (
         "batch of 4 labels ('a', ...): 2 of 4 labels failed, the others are complete: "
         f"a: label 'a' has one class: pick another; b: spark-submit exited with code 1 (log: {log})")

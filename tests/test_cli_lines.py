@@ -15,8 +15,8 @@ import subprocess
 import pytest
 
 from pipeline import console
+from pipeline.data import results
 from pipeline.flows.train import TrainModel
-from pipeline.runner import results
 from tests.conftest import REPO
 from tests.spark_helpers import controller_env, luigi_argv
 

@@ -15,12 +15,12 @@ import pyarrow.parquet as pq
 from luigi.scheduler import Scheduler
 from luigi.worker import Worker
 
+from pipeline.data import results
 from pipeline.data.jobs_file import ScriptJob
 from pipeline.data.outputs import identity_of
 from pipeline.flows.demo import make_demo_frame
 from pipeline.flows.scripts import RunScripts, job_identity
 from pipeline.flows.train import TrainAll
-from pipeline.runner import results
 from tasks.ownership import MADE_FILE, encode_record, made_record
 from tests.conftest import REPO
 from tests.spark_helpers import controller_env, luigi_argv

@@ -65,7 +65,8 @@ def test_running_job_shows_tracking_url_status_and_progress(tmp_path, dataset, l
     try:
         def visible() -> bool:
             for task in _running_train_models(url):
-                if task.get("tracking_url") and task.get("status_message"):
+                # the job's `started` event sets the URL, the status and the progress, one call each
+                if task.get("tracking_url") and task.get("status_message") and task.get("progress_percentage") is not None:
                     seen.update(task)
                     return True
             return False

@@ -6,8 +6,8 @@ import luigi
 import pytest
 
 from pipeline import tracking
+from pipeline.data import results
 from pipeline.flows.train import TrainModel
-from pipeline.runner import results
 
 META = {"label": "churn 30d", "engine": "lightgbm", "params": {"num_iterations": 10, "learning_rate": 0.1},
         "balance_ratio": 1.0, "test_fraction": 0.2, "seed": 42, "features": ["a", "b"], "application_id": "application_1_0007",

@@ -9,10 +9,10 @@ import os
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 import luigi
+import psutil
 import pyarrow.parquet as pq
 import pytest
 
@@ -21,11 +21,12 @@ from pipeline.data.datasets import data_identity, dataset_fingerprint, forget_id
 from pipeline.data.jobs_file import validate_jobs
 from pipeline.data.leaderboard import LEADERBOARD
 from pipeline.data.outputs import OwnedOutput
+from pipeline.data.reports import write_report
 from pipeline.errors import ConfigError, JobFailed
 from pipeline.flows.demo import MakeDemoData, make_demo_frame
 from pipeline.flows.report import Report
 from pipeline.flows.train import TrainAll
-from pipeline.flows.tune import write_report
+from pipeline.runner.job_state import JobRun
 from pipeline.storage import storage_for
 from pipeline.storage.locations import first_overlap, first_overlap_across, parse_location
 from pipeline.storage.webhdfs import WebHdfsStorage
@@ -37,10 +38,11 @@ from tasks.ownership import (
     owner_gone,
     owner_record,
     parse_record,
+    process_alive,
     process_started,
     this_host,
 )
-from tests.spark_helpers import run_luigi
+from tests.spark_helpers import run_luigi, wait_for
 from tests.webhdfs_server import WebHdfsServer
 
 SCHEDULING_FAILED = 35  # [retcode] scheduling_error in luigi.cfg
@@ -97,6 +99,17 @@ def _temp(root: Path, slug: str, record: dict | None, pid: int = 4242) -> Path:
     if record is not None:
         (folder / OWNER_FILE).write_bytes(encode_record(record))
     return folder
+
+
+def test_an_exited_writer_not_yet_reaped_is_gone():
+    # Where nothing reaps orphans (a container's pid 1), a killed job's driver stays a zombie.
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert wait_for(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, timeout=30)
+    try:
+        assert not process_alive(child.pid, process_started(child.pid))
+        assert process_alive(os.getpid(), process_started(os.getpid()))
+    finally:
+        child.wait()
 
 
 def test_a_live_writers_temporary_is_left_alone_and_a_gone_ones_removed(tmp_path):
@@ -324,14 +337,15 @@ def test_a_claim_of_a_live_writer_is_waited_for_and_never_broken(tmp_path):
         storage = storage_for(job.out_location)
         storage.makedirs(job.temp_location)
         storage.write_bytes(job.claim_location, encode_record({**owner_record(600), "pid": holder.pid, "pid_started": process_started(holder.pid)}))
-        with ExitStack() as resources, pytest.raises(JobFailed, match=f"pid {holder.pid} on .* is still writing"):
-            job.claim_output(resources, lambda message: None, deadline=time.monotonic() + 0.2)
+        with pytest.raises(JobFailed, match=f"pid {holder.pid} on .* is still writing"):
+            job.claim_output(JobRun(deadline=time.monotonic() + 0.2), lambda message: None)
         assert storage.exists(job.temp_location)  # the live writer's work stays
     finally:
         holder.kill()
         holder.wait()
-    with ExitStack() as resources:
-        assert job.claim_output(resources, lambda message: None, deadline=None) is True  # its writer is gone now
+    run = JobRun()
+    with run.resources:
+        assert job.claim_output(run, lambda message: None) is True  # its writer is gone now
         assert not storage.exists(job.temp_location)
         assert parse_record(storage.read_bytes(job.claim_location))["pid"] == os.getpid()
     assert not storage.exists(job.claim_location)  # released when the job is over

@@ -106,7 +106,7 @@ HELD_OUT = [  # what a new user types
     (TRAIN + ["--params", '{"num_leaves": "many"}'], PLAN, "parameter num_leaves='many' for engine lightgbm"),
     (TRAIN + ["--params", '{"bagging_fracton": 0.5}'], PLAN,
      "unknown parameter 'bagging_fracton' for engine lightgbm: did you mean 'bagging_fraction'?"),
-    (TRAIN + ["--params", '{"bagging_fraction": 2}'], PLAN, "LightGBM refuses the parameters {'bagging_fraction': 2.0}: "
+    (TRAIN + ["--params", '{"bagging_fraction": 2}'], PLAN, "LightGBM refuses the parameters {'bagging_fraction': 2}: "
      "Check failed: (bagging_fraction) <= (1.0)"),
     (TRAIN + ["--batch-size", "0"], PLAN, "batch-size '0' is invalid"),
     (["TrainAll", "--data", "empty.parquet"], PLAN, "dataset empty.parquet has no rows (1 part file, all empty)"),

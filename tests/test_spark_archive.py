@@ -19,9 +19,9 @@ from pathlib import Path
 import luigi
 import pytest
 
-from pipeline.cluster import spark_archive
-from pipeline.cluster.spark_archive import ensure_shared_files, publish, spark_jars_dir, spark_version
 from pipeline.flows.scripts import RunScript, RunScripts
+from pipeline.runner import spark_archive
+from pipeline.runner.spark_archive import ensure_shared_files, publish, spark_jars_dir, spark_version
 from pipeline.runner.submit import job_conf, tasks_zip
 from pipeline.storage import storage_for
 from pipeline.storage.locations import parse_location
@@ -65,17 +65,17 @@ def jobs(cluster, tmp_path, monkeypatch):  # noqa: F811 - the imported fixture
                    FAKE_SPARK_SUBMIT_SLEEP="0", FAKE_SPARK_SUBMIT_ARGV=str(argv_dir / f"{self.job}.json"))
         return env
 
-    check = RunScript._check_final_status
+    publish = RunScript.after_success
 
-    def job_wrote_its_output(self, report):
+    def job_wrote_its_output(self):
         # plays the script's part; over HTTP, since this runs in a forked worker process
         argv = json.loads((argv_dir / f"{self.job}.json").read_text())
         out = parse_location(argv[-1])
         storage_for(out).write_bytes(out.join("_SUCCESS"), b"")
-        check(self, report)
+        publish(self)
 
     monkeypatch.setattr(RunScript, "program_environment", recorded_run)
-    monkeypatch.setattr(RunScript, "_check_final_status", job_wrote_its_output)
+    monkeypatch.setattr(RunScript, "after_success", job_wrote_its_output)
     return {**cluster, "script": script, "jobs": tmp_path / "jobs.json", "argv_dir": argv_dir, "base": base}
 
 

@@ -82,7 +82,7 @@ def test_train_model_command_is_an_argument_list_carrying_the_label_intact(tmp_p
     (tmp_path / "d").write_bytes(b"the dataset's fingerprint is part of the configuration id")
     task = TrainModel(label=ODD_LABEL, data=str(tmp_path / "d"), models=str(tmp_path / "m"),
                       features=["f1", "f2"], engine="mllib-logreg", params={"max_iter": 5})
-    task._ui_port = 45678
+    task.state.ui_port = 45678
     argv = task.program_args()
     assert all(isinstance(a, str) for a in argv)
     assert argv[argv.index("--master") + 1] == "local[1]"

@@ -19,9 +19,9 @@ from pathlib import Path
 import luigi
 import pytest
 
+from pipeline.data.results import current_run_id
 from pipeline.flows.scripts import RunScript, RunScripts
 from pipeline.runner import slots
-from pipeline.runner.job import current_run_id
 from pipeline.runner.slots import SlotPool, local_job_cap, parse_memory
 from tests.test_yarn_cluster_path import FAKE_BIN, RecordingScheduler, build, logged
 from tests.test_yarn_cluster_path import cluster as cluster  # noqa: F401 - the shared pytest fixture
@@ -87,15 +87,15 @@ def yarn_jobs(cluster, tmp_path, monkeypatch):  # noqa: F811 - the imported fixt
     cluster["hdfs"].put_dir("/out")
     script = tmp_path / "job.py"
     script.write_text("raise SystemExit('never run')\n")
-    check = RunScript._check_final_status
+    publish = RunScript.after_success
 
-    def job_wrote_its_output(self, report):
+    def job_wrote_its_output(self):
         from pipeline.storage import storage_for  # over HTTP: this runs in a forked worker process
 
         storage_for(self.temp_location).write_bytes(self.temp_location.join("_SUCCESS"), b"")
-        check(self, report)
+        publish(self)
 
-    monkeypatch.setattr(RunScript, "_check_final_status", job_wrote_its_output)
+    monkeypatch.setattr(RunScript, "after_success", job_wrote_its_output)
     return {**cluster, "script": script, "base": base}
 
 

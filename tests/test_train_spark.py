@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.data import results
 from pipeline.data.labels import label_slug
 from pipeline.flows.demo import make_demo_frame
-from pipeline.runner import results
 from tasks.jobspec import parse_event
 from tests.conftest import ODD_LABEL
 from tests.spark_helpers import (
@@ -224,13 +224,17 @@ def test_stopping_the_controller_ends_every_job_and_publishes_nothing(tmp_path, 
 
 
 def test_worker_timeout_stops_the_job(tmp_path, dataset):
-    proc = run_luigi(["TrainAll", "--workers", "1", "--worker-timeout", "25", "--local-scheduler",
+    # The job would finish in well over 10 s; stopped at 10 s, it must not be handed out again.
+    proc = run_luigi(["TrainAll", "--workers", "1", "--worker-timeout", "10", "--local-scheduler",
                       "--data", str(dataset), "--models", "models", "--labels", '["label_00"]',
-                      "--engine", "mllib-gbt", "--params", '{"max_iter": 300}'], cwd=tmp_path)
+                      "--engine", "mllib-gbt", "--params", '{"max_iter": 60}'], cwd=tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == TASK_FAILED, out[-3000:]
-    assert "timed out after 25 seconds" in out
+    assert "timed out after 10 seconds" in out
     assert not (artifact_dir(tmp_path / "models", "label_00") / "_COMPLETE").exists()
+    assert len(list((tmp_path / "logs").rglob("*-spark-submit.log"))) == 1, out[-3000:]  # one attempt, no retry
+    result = json.loads((tmp_path / "logs" / label_slug("label_00") / "result.json").read_text())
+    assert result["status"] == "failed" and "--worker-timeout=10s" in result["error"]
 
 
 def test_synapseml_without_jar_fails_fast_naming_the_setting(tmp_path, dataset):

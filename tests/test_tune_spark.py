@@ -35,13 +35,13 @@ def dataset(tmp_path_factory):
     return folder
 
 
-def _space(tmp_path, doc) -> str:
-    path = tmp_path / "space.json"
+def _space(tmp_path, doc, name: str = "space.json") -> str:
+    path = tmp_path / name
     path.write_text(json.dumps(doc))
     return str(path)
 
 
-def test_grid_over_two_engines_ranks_four_rows_and_predict_scores_the_mixed_winners(tmp_path, dataset):
+def test_grid_over_two_engines_then_predict_of_the_mixed_winners_then_per_label_studies(tmp_path, dataset):
     space = _space(tmp_path, {"lightgbm": {"num_iterations": [20], "learning_rate": [0.05], "num_leaves": [4]},
                               "mllib-logreg": {"max_iter": [10]}})
     args = ["TuneAll", "--space", space, "--search", "grid", "--workers", "2", "--local-scheduler",
@@ -108,6 +108,31 @@ def test_grid_over_two_engines_ranks_four_rows_and_predict_scores_the_mixed_winn
     assert sorted(frame["auc_roc"]) == sorted(r["metrics"]["auc_roc"] for r in rows)
     assert set(frame.columns) >= {"label", "rank", "engine", "params", "average_precision", "duration", "artifact"}
 
+    # --study per-label: one Optuna study per label, each told its own label's metric. Its one
+    # trial per label is the LightGBM configuration trained above (already complete: no job
+    # starts), so this shares the grid's Spark runs.
+    lightgbm_auc = {r["label"]: r["metrics"]["auc_roc"] for r in rows if r["engine"] == "lightgbm"}
+    assert lightgbm_auc["label_00"] != lightgbm_auc["label_01"]  # a mean of the two would show
+    one = _space(tmp_path, {"lightgbm": {"num_iterations": [20], "learning_rate": [0.05], "num_leaves": [4]}}, "one.json")
+    per_label = run_luigi(["TuneAll", "--space", one, "--search", "optuna", "--study", "per-label", "--trials", "1",
+                           "--workers", "2", "--local-scheduler", "--data", str(dataset), "--models", "models",
+                           "--labels", json.dumps(LABELS)], cwd=tmp_path, timeout=560)
+    assert per_label.returncode == 0, (per_label.stdout + per_label.stderr)[-3000:]
+    assert sorted((tmp_path / "logs").rglob("*-spark-submit.log")) == submits  # no job started
+    doc = json.loads((tmp_path / "models" / "leaderboard.json").read_text())
+    assert doc["search"]["study"] == "per-label"
+    studied = {r["label"]: r for r in doc["rows"]}
+    assert sorted(studied) == LABELS and all(studied[la]["study"] == la and studied[la]["rank"] == 1 for la in LABELS)
+    import optuna
+
+    [journal] = (tmp_path / "models" / "_tune").glob("*.journal")
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
+    assert names == sorted(f"{doc['search']['id']}-{label_slug(la)}" for la in LABELS)
+    for label in LABELS:
+        [trial] = optuna.load_study(study_name=f"{doc['search']['id']}-{label_slug(label)}", storage=storage).trials
+        assert trial.value == studied[label]["metrics"]["auc_roc"] == lightgbm_auc[label]  # its own label's metric
+
 
 def _logistic_regression(spark_model):
     """Coefficients and intercept of a saved MLlib logistic regression, read from the
@@ -164,27 +189,3 @@ def test_optuna_search_stopped_then_rerun_ends_with_exactly_the_trials(tmp_path,
     assert sorted(r["trial"] for r in rows) == [0, 1, 2]
     assert [r["metrics"]["auc_roc"] for r in sorted(rows, key=lambda r: r["rank"])] == \
         sorted((t.value for t in study.trials), reverse=True)
-
-
-def test_per_label_studies_each_follow_their_own_label(tmp_path, dataset):
-    """--study per-label: one Optuna study per label, told that label's metric alone;
-    the leaderboard says whose study each row is."""
-    space = _space(tmp_path, {"lightgbm": {"num_iterations": {"low": 5, "high": 30}, "num_leaves": {"low": 3, "high": 15}}})
-    args = ["TuneAll", "--space", space, "--search", "optuna", "--study", "per-label", "--trials", "1", "--workers", "2",
-            "--local-scheduler", "--data", str(dataset), "--models", "models", "--labels", json.dumps(LABELS)]
-    proc = run_luigi(args, cwd=tmp_path, timeout=560)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    doc = json.loads((tmp_path / "models" / "leaderboard.json").read_text())
-    assert doc["search"]["study"] == "per-label"
-    rows = {r["label"]: r for r in doc["rows"]}
-    assert sorted(rows) == LABELS and all(rows[la]["study"] == la and rows[la]["rank"] == 1 for la in LABELS)
-    assert rows["label_00"]["params"] != rows["label_01"]["params"]  # each study samples on its own
-    import optuna
-
-    [journal] = (tmp_path / "models" / "_tune").glob("*.journal")
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
-    studies = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
-    assert sorted(studies) == sorted(f"{doc['search']['id']}-{label_slug(la)}" for la in LABELS)
-    for label in LABELS:
-        [trial] = optuna.load_study(study_name=f"{doc['search']['id']}-{label_slug(label)}", storage=storage).trials
-        assert trial.value == rows[label]["metrics"]["auc_roc"]  # told its own label's metric, not a mean

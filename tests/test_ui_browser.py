@@ -37,7 +37,7 @@ def _rows(dom: str) -> list[str]:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
 def test_task_list_shows_every_label_with_its_status(tmp_path, dataset, luigid):  # noqa: F811
-    port, url = luigid
+    port, url, _ = luigid
     labels = ["label_00", ODD_LABEL]
     proc = run_luigi(["TrainAll", "--scheduler-host", "127.0.0.1", "--scheduler-port", str(port), "--workers", "2",
                       "--data", str(dataset), "--models", "models", "--labels", json.dumps(labels)],

@@ -9,9 +9,9 @@ import json
 
 import pyarrow.parquet as pq
 
+from pipeline.data import results
 from pipeline.flows.demo import make_demo_frame
 from pipeline.flows.train import TrainAll
-from pipeline.runner import results
 from tasks.jobspec import SPEC_FLAG, decode_spec
 from tests.replay import Step, Timeline, recorded_reply
 from tests.test_yarn_cluster_path import (  # noqa: F401 - cluster is the fixture

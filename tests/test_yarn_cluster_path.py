@@ -31,10 +31,10 @@ import luigi.worker
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.data import results
 from pipeline.data.labels import label_slug
 from pipeline.flows.demo import make_demo_frame
 from pipeline.flows.train import TrainModel
-from pipeline.runner import results
 from pipeline.storage.webhdfs import clear_webhdfs_cache
 from tests.replay import (
     ReplayServer,
@@ -144,7 +144,10 @@ def cluster(tmp_path, monkeypatch):
         for section, values in (
             ("spark", {"master": "yarn", "deploy_mode": "cluster", "spark_submit": str(FAKE_BIN / "spark-submit")}),
             ("yarn", {"rm_address": rm.url, "yarn_bin": str(FAKE_BIN / "yarn"), "wait_app_completion": "true",
-                      "log_dir": str(tmp_path / "yarn-logs"), "poll_interval": "0.05", "max_poll_interval": "0.2"}),
+                      "log_dir": str(tmp_path / "yarn-logs"), "poll_interval": "0.05", "max_poll_interval": "0.2",
+                      # these tests move one application's own reports (no recorded list holds an
+                      # application both live and finished); the shared poll has tests/test_yarn_shared_poll.py
+                      "shared_poll": "false"}),
         ):
             for key, value in values.items():
                 config.set(section, key, value)
@@ -427,11 +430,11 @@ def test_local_artifact_root_is_refused_in_cluster_mode(cluster, tmp_path):
 
 
 def test_the_jobs_own_error_line_is_found_in_yarn_logs():
-    from pipeline.runner.job import _job_error_in
+    from pipeline.runner.job_events import job_error_in
     from tasks.jobspec import format_event
 
     lines = ["26/11/23 19:27:01 INFO SparkContext: Running Spark version 3.5.7",
              format_event("error", label="a", message="label 'a' has only class 0 (10 rows): nothing to learn"),
              "Traceback (most recent call last):", "SystemExit: 3"]
-    assert _job_error_in(lines) == "label 'a' has only class 0 (10 rows): nothing to learn"
-    assert _job_error_in(fixture_bytes("yarn/yarn-logs-FAILED.txt").decode().splitlines()) is None
+    assert job_error_in(lines) == "label 'a' has only class 0 (10 rows): nothing to learn"
+    assert job_error_in(fixture_bytes("yarn/yarn-logs-FAILED.txt").decode().splitlines()) is None

@@ -17,9 +17,9 @@ import luigi
 import pytest
 
 from pipeline import api
+from pipeline.data import results
 from pipeline.data.labels import label_slug
 from pipeline.flows.scripts import RESULT_GROUP, RunScript, RunScripts
-from pipeline.runner import results
 from tests.replay import fixture_bytes
 from tests.test_yarn_cluster_path import FAILED, SUCCEEDED
 from tests.test_yarn_cluster_path import cluster as cluster  # noqa: F401 - the shared pytest fixture
@@ -52,19 +52,18 @@ def scripts(cluster, tmp_path, monkeypatch):  # noqa: F811 - the imported fixtur
                    FAKE_SPARK_SUBMIT_ARGV=str(argv_dir / f"{self.job}-{calls[self.job]}.json"))
         return env
 
-    check = RunScript._check_final_status
+    publish = RunScript.after_success
 
-    def job_wrote_its_output(self, report):
-        if report.succeeded:  # the real script's DataFrame writer commits _SUCCESS last
-            argv = json.loads(sorted(argv_dir.glob(f"{self.job}-*.json"))[-1].read_text())
-            target = urlsplit(argv[argv.index(str(script)) + 2])
-            assert target.scheme == "webhdfs", argv
-            cluster["hdfs"].put_file(posixpath.join(target.path, "part-00000.parquet"), b"PAR1")
-            cluster["hdfs"].put_file(posixpath.join(target.path, "_SUCCESS"))
-        check(self, report)
+    def job_wrote_its_output(self):  # the application SUCCEEDED: the real script's DataFrame writer committed _SUCCESS last
+        argv = json.loads(sorted(argv_dir.glob(f"{self.job}-*.json"))[-1].read_text())
+        target = urlsplit(argv[argv.index(str(script)) + 2])
+        assert target.scheme == "webhdfs", argv
+        cluster["hdfs"].put_file(posixpath.join(target.path, "part-00000.parquet"), b"PAR1")
+        cluster["hdfs"].put_file(posixpath.join(target.path, "_SUCCESS"))
+        publish(self)
 
     monkeypatch.setattr(RunScript, "program_environment", per_job_fake)
-    monkeypatch.setattr(RunScript, "_check_final_status", job_wrote_its_output)
+    monkeypatch.setattr(RunScript, "after_success", job_wrote_its_output)
     return {**cluster, "script": script, "jobs": jobs, "base": base, "argv_dir": argv_dir}
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -51,7 +50,6 @@ EXPIRED = (
     "once it has expired), then rerun"
 )
 KINIT_HINT = "run kinit (or kinit -kt <keytab> <principal>), or set [yarn] principal and keytab, then rerun"
-_MEMORY_CCACHE = "MEMORY:spark-fanout-{pid}"  # keytab logins stay in this process's memory
 _SECRET_RE = re.compile(
     r"(?i)((?:[?&](?:delegation|token)=)|(?:Negotiate\s+)|(?:hadoop\.auth=\"?))([^\s&\"',;]+)"
 )
@@ -69,7 +67,11 @@ def classify(text: str, *, host: str = "", refused_by_server: bool = False) -> K
     HTTP 403 reason) rather than from this machine's Kerberos library or the KDC.
     """
     flat = one_line(text)
-    service = f"HTTP/{host}" if host else "the service"
+    return _server_problem(flat, host, refused_by_server) or _credentials_problem(flat) or _setup_problem(flat, host)
+
+
+def _server_problem(flat: str, host: str, refused_by_server: bool) -> KerberosError | None:
+    """Clock skew, or no principal for the server's name."""
     if "Clock skew too great" in flat:
         who = f"{host} refused the Kerberos ticket: its clock" if refused_by_server else "the KDC refused: its clock"
         return ClockSkew(
@@ -86,6 +88,11 @@ def classify(text: str, *, host: str = "", refused_by_server: bool = False) -> K
             f"name) in [webhdfs] namenode_url or [yarn] rm_address, or ask the Kerberos admin to add {principal}",
             host=named,
         )
+    return None
+
+
+def _credentials_problem(flat: str) -> KerberosError | None:
+    """No ticket, an expired one, or a key the KDC refuses."""
     if re.search(r"Ticket expired|credential has expired|TKT_EXPIRED", flat):
         return TicketExpired(EXPIRED)
     if "Client cannot authenticate via:[TOKEN, KERBEROS]" in flat:
@@ -104,6 +111,11 @@ def classify(text: str, *, host: str = "", refused_by_server: bool = False) -> K
             "the KDC refused the key (a wrong password, or a keytab outdated by a later ktadd without -norandkey): "
             "get a fresh keytab or kinit with the current password, then rerun"
         )
+    return None
+
+
+def _setup_problem(flat: str, host: str) -> KerberosError | None:
+    """No KDC, no Kerberos configuration for a JVM, no key for the server's principal."""
     kdc = re.search(r"Cannot contact any KDC for realm '([^']*)'", flat)
     if kdc:
         return KerberosError(
@@ -117,6 +129,7 @@ def classify(text: str, *, host: str = "", refused_by_server: bool = False) -> K
             "spark.executor.defaultJavaOptions)"
         )
     if "Failed to find any Kerberos credentials" in flat:
+        service = f"HTTP/{host}" if host else "the service"
         return KerberosError(
             f"{host or 'the server'} has no key for {service}, the principal this client asked for: name the server "
             "by the host name in its HTTP principal (as in the cluster's configuration)"
@@ -149,100 +162,25 @@ def _guard_library_logs() -> None:
 # --------------------------------------------------------------------------- SPNEGO auth
 
 
-def _gssapi() -> Any:
+def _spnego() -> Any:
+    """:mod:`pipeline.cluster.spnego`, whose optional dependencies are imported only when
+    Kerberos is used; a ConfigError naming the extra when they are missing."""
     try:
-        import gssapi
+        import gssapi  # noqa: F401
         import requests_gssapi  # noqa: F401 - checked here so the message names both
     except ImportError:
         raise ConfigError(
             "auth = kerberos needs the kerberos extra: pip install 'spark-fanout[kerberos]' (requests-gssapi; "
             "building it needs the MIT Kerberos headers, e.g. apt-get install libkrb5-dev)"
         ) from None
-    return gssapi
+    from pipeline.cluster import spnego
 
-
-def _keytab_credentials(gssapi: Any, principal: str, keytab: str) -> Any:
-    """Initiator credentials for ``principal`` from ``keytab``, kept in this process's memory
-    (no ticket cache on disk, the user's own untouched). Reading the lifetime makes the
-    Kerberos library fetch the ticket now, so a wrong key fails here."""
-    name = gssapi.Name(principal, gssapi.NameType.kerberos_principal)
-    store = {"client_keytab": keytab, "ccache": _MEMORY_CCACHE.format(pid=os.getpid())}
-    creds = gssapi.Credentials(name=name, usage="initiate", store=store)
-    _ = creds.lifetime
-    return creds
+    return spnego
 
 
 @lru_cache(maxsize=1)
 def _auth_class() -> type:
-    gssapi = _gssapi()
-    from requests_gssapi import OPTIONAL, HTTPSPNEGOAuth
-    from requests_gssapi.exceptions import SPNEGOExchangeError
-
-    class SpnegoAuth(HTTPSPNEGOAuth):
-        """requests-gssapi's SPNEGO auth with its state per process and per thread.
-
-        The library keeps one GSSAPI context per host and the body position on the auth
-        object: two threads (or a parent and a forked child) would step each other's
-        contexts. Here each thread of each process has its own, keytab credentials are
-        acquired again in a forked child, and the last GSSAPI failure per host is kept
-        for :func:`refusal` (the library swallows it and returns the 401).
-        Mutual authentication is OPTIONAL: the server's AP-REP is checked when an answer
-        carries one, while answers to cookie-only requests carry none.
-        """
-
-        def __init__(self, principal: str = "", keytab: str = "") -> None:
-            self.principal = principal
-            self._keytab = keytab  # never logged: repr() leaves it out
-            self._pid = os.getpid()
-            self._local = threading.local()
-            self._creds_lock = threading.Lock()
-            self._keytab_creds: Any = None
-            super().__init__(mutual_authentication=OPTIONAL, delegate=False, opportunistic_auth=False)
-
-        def __repr__(self) -> str:
-            return f"SpnegoAuth(principal={self.principal or 'from the ticket cache'!r})"
-
-        def _state(self) -> Any:
-            if self._pid != os.getpid():  # forked: nothing of the parent's is used here
-                self._pid, self._local, self._keytab_creds = os.getpid(), threading.local(), None
-                self._creds_lock = threading.Lock()
-            local = self._local
-            if not hasattr(local, "context"):
-                local.context, local.pos, local.failures = {}, None, {}
-            return local
-
-        context = property(lambda self: self._state().context, lambda self, v: setattr(self._state(), "context", v))
-        pos = property(lambda self: self._state().pos, lambda self, v: setattr(self._state(), "pos", v))
-
-        @property
-        def creds(self) -> Any:
-            if not self._keytab:
-                return None  # the default ticket cache (kinit, KRB5CCNAME)
-            self._state()
-            with self._creds_lock:
-                if self._keytab_creds is None:
-                    self._keytab_creds = _keytab_credentials(gssapi, self.principal, self._keytab)
-                return self._keytab_creds
-
-        @creds.setter
-        def creds(self, _value: Any) -> None:  # the base class sets None; ours are computed
-            pass
-
-        def generate_request_header(self, response: Any, host: str, is_preemptive: bool = False) -> str:
-            failures = self._state().failures
-            try:
-                header = super().generate_request_header(response, host, is_preemptive)
-            except SPNEGOExchangeError as exc:
-                failures[host] = str(exc)
-                raise
-            failures.pop(host, None)
-            return header
-
-        def last_failure(self, host: str) -> str | None:
-            """Why this thread could not make a token for ``host`` last time, if it could not."""
-            return self._state().failures.get(host)
-
-    return SpnegoAuth
+    return _spnego().SpnegoAuth
 
 
 def spnego_auth(principal: str = "", keytab: str = "") -> Any:
@@ -324,14 +262,15 @@ def check_credentials(principal: str = "", keytab: str = "") -> str:
     cache's TGT (not expired), or a ticket from ``keytab`` for ``principal``. Returns the
     client principal; raises a typed :class:`KerberosError` (or :class:`ConfigError` for a
     keytab that is not there) whose one line says what to do."""
-    gssapi = _gssapi()
+    spnego = _spnego()
+    gssapi = spnego.gssapi
     if principal or keytab:
         if not (principal and keytab):
             raise ConfigError("[yarn] principal and keytab go together: set both, or neither to use your kinit ticket")
         if not os.path.isfile(keytab) or not os.access(keytab, os.R_OK):
             raise ConfigError(f"[yarn] keytab for {principal} is not a readable file: fix the path (it is not shown)")
         try:
-            creds = _keytab_credentials(gssapi, principal, keytab)
+            creds = spnego.keytab_credentials(principal, keytab)
         except gssapi.exceptions.GSSError as exc:
             problem = classify(exc.gen_message())
             detail = problem if problem is not None and not isinstance(problem, NoTicket) else one_line(

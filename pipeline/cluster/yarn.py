@@ -612,35 +612,34 @@ def parse_rm_addresses(yarn_site: Mapping[str, str], scheme_hint: str | None = N
     https = scheme_hint == "https" or (
         scheme_hint is None and _conf(yarn_site, "yarn.http.policy", "HTTP_ONLY").upper() == "HTTPS_ONLY"
     )
-    scheme, port, key = (
-        ("https", 8090, "yarn.resourcemanager.webapp.https.address")
-        if https
-        else (
-            "http",
-            8088,
-            "yarn.resourcemanager.webapp.address",
-        )
-    )
+    scheme, port, key = (("https", 8090, "yarn.resourcemanager.webapp.https.address") if https
+                         else ("http", 8088, "yarn.resourcemanager.webapp.address"))
     if _conf(yarn_site, "yarn.resourcemanager.ha.enabled", "false").lower() == "true":
-        ids = [i.strip() for i in _conf(yarn_site, "yarn.resourcemanager.ha.rm-ids", "").split(",") if i.strip()]
-        if not ids:
-            raise ConfigError(
-                "yarn-site.xml enables RM HA but sets no yarn.resourcemanager.ha.rm-ids: fix it or set [yarn] rm_address"
-            )
-        urls = []
-        for rm_id in ids:
-            address = _conf(yarn_site, f"{key}.{rm_id}", "")
-            host = _conf(yarn_site, f"yarn.resourcemanager.hostname.{rm_id}", "")
-            if not address and not host:
-                raise ConfigError(
-                    f"yarn-site.xml names RM id {rm_id!r} but sets neither {key}.{rm_id} nor "
-                    f"yarn.resourcemanager.hostname.{rm_id}: fix it or set [yarn] rm_address"
-                )
-            urls.append(_base_url(scheme, address, host, port))
-        return urls
+        return [_base_url(scheme, *_ha_address(yarn_site, key, rm_id), port) for rm_id in _ha_ids(yarn_site)]
     address = _conf(yarn_site, key, "")
     host = _conf(yarn_site, "yarn.resourcemanager.hostname", "")
     return [_base_url(scheme, address, host, port)]
+
+
+def _ha_ids(yarn_site: Mapping[str, str]) -> list[str]:
+    ids = [i.strip() for i in _conf(yarn_site, "yarn.resourcemanager.ha.rm-ids", "").split(",") if i.strip()]
+    if not ids:
+        raise ConfigError(
+            "yarn-site.xml enables RM HA but sets no yarn.resourcemanager.ha.rm-ids: fix it or set [yarn] rm_address"
+        )
+    return ids
+
+
+def _ha_address(yarn_site: Mapping[str, str], key: str, rm_id: str) -> tuple[str, str]:
+    """One HA ResourceManager's web ``address`` and ``host`` (either may be empty, not both)."""
+    address = _conf(yarn_site, f"{key}.{rm_id}", "")
+    host = _conf(yarn_site, f"yarn.resourcemanager.hostname.{rm_id}", "")
+    if not address and not host:
+        raise ConfigError(
+            f"yarn-site.xml names RM id {rm_id!r} but sets neither {key}.{rm_id} nor "
+            f"yarn.resourcemanager.hostname.{rm_id}: fix it or set [yarn] rm_address"
+        )
+    return address, host
 
 
 _VAR_RE = re.compile(r"\$\{([^}]+)\}")

@@ -8,12 +8,13 @@ message; every network call and subprocess has a timeout.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -72,8 +73,19 @@ class yarn(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg sectio
         description="spark.yarn.submit.waitAppCompletion; false: spark-submit returns once submitted and the "
         "controller polls the RM",
     )
-    poll_interval = luigi.FloatParameter(default=2.0, description="first seconds between RM polls")
-    max_poll_interval = luigi.FloatParameter(default=30.0, description="longest seconds between RM polls (back-off)")
+    poll_interval = luigi.FloatParameter(
+        default=2.0, description="seconds between the run's shared RM polls: one request lists all of the run's "
+        "applications in flight, so a finished job is noticed within about this long"
+    )
+    shared_poll = luigi.BoolParameter(
+        default=True, description="true: one RM request per poll_interval lists all of the run's applications in "
+        "flight (by their tags), shared by the run's worker processes; false: one request per application, backing "
+        "off from poll_interval to max_poll_interval (the behaviour before; for an RM whose tag filter misbehaves)"
+    )
+    max_poll_interval = luigi.FloatParameter(
+        default=30.0, description="back-off ceiling for an application asked about on its own (one the shared "
+        "poll's list did not show), and for follow() without a shared poll"
+    )
     log_dir = luigi.Parameter(default="logs/yarn", description="where aggregated logs of failed applications go")
     log_max_bytes = luigi.IntParameter(default=50 * MB, description="cap on one fetched log file")
     log_fetch_timeout = luigi.FloatParameter(default=300.0, description="seconds for one yarn logs download")
@@ -178,9 +190,16 @@ class ResourceManagerRest:
     def applications_by_tag(self, tag: str) -> list[ApplicationReport]:
         """Applications carrying ``tag`` (compared lowercase, as YARN stores tags)."""
         tag = tag.strip().lower()
-        doc = self._call("GET", "/ws/v1/cluster/apps", params={"applicationTags": tag})
         # the RM filter matches any of several tags: keep exact carriers only
-        return [r for r in reports_from_rest(doc) if tag in r.tags]
+        return [r for r in self.applications_with_tags([tag]) if tag in r.tags]
+
+    def applications_with_tags(self, tags: Sequence[str]) -> list[ApplicationReport]:
+        """Applications carrying any of ``tags``, in one request (``?applicationTags=a,b``,
+        the RM's own any-of filter); what the RM lists is returned as it is."""
+        wanted = ",".join(t.strip().lower() for t in tags if t.strip())
+        if not wanted:
+            raise ValueError("name at least one tag: without one the RM lists every application")
+        return reports_from_rest(self._call("GET", "/ws/v1/cluster/apps", params={"applicationTags": wanted}))
 
     def kill(self, app_id: str) -> bool:
         """Ask the RM to kill the application (``PUT …/state {"state":"KILLED"}``).
@@ -200,43 +219,42 @@ class ResourceManagerRest:
         query = dict(params or {})
         if self.user:
             query["user.name"] = self.user
-        order = self.base_urls[self._first :] + self.base_urls[: self._first]
         problems: list[str] = []
-        for base in order:
-            url = base + path
-            self.request_count += 1
-            try:
-                if self._session_pid != os.getpid():
-                    # Made before Luigi forked this process: its pooled socket is the
-                    # parent's; a forked child opens its own.
-                    self.session, self._session_pid = requests.Session(), os.getpid()
-                resp = self.session.request(
-                    method,
-                    url,
-                    params=query or None,
-                    json=body,
-                    headers={"Accept": "application/json"},
-                    timeout=(self.timeout, self.timeout),
-                    auth=self.auth,
-                    allow_redirects=True,
-                )
-            except requests.Timeout:
-                problems.append(f"{base}: no answer within {self.timeout:g}s")
-                continue
-            except requests.ConnectionError as exc:
-                problems.append(f"{base}: cannot connect ({_reason(exc)})")
-                continue
-            except requests.RequestException as exc:
-                raise YarnError(f"{method} {url} failed: {_reason(exc)}; check [yarn] rm_address") from None
-            if resp.status_code >= 500:
-                problems.append(f"{base}: HTTP {resp.status_code}")
-                continue
-            self._first = self.base_urls.index(base)
-            return self._decode(method, url, resp)
+        for base in self.base_urls[self._first :] + self.base_urls[: self._first]:
+            resp = self._send(method, base, path, query, body, problems)
+            if resp is not None:
+                self._first = self.base_urls.index(base)
+                return self._decode(method, base + path, resp)
         raise YarnUnavailable(
             f"ResourceManager unreachable for {method} {path} ({'; '.join(problems)}): check that YARN is up and "
             "[yarn] rm_address / yarn-site.xml, then rerun"
         )
+
+    def _send(self, method: str, base: str, path: str, query: dict[str, str], body: dict[str, Any] | None,
+              problems: list[str]) -> requests.Response | None:
+        """One try at the RM at ``base``; ``None`` (why noted in ``problems``) when the next RM is to be tried."""
+        url = base + path
+        self.request_count += 1
+        try:
+            if self._session_pid != os.getpid():
+                # Made before Luigi forked this process: its pooled socket is the
+                # parent's; a forked child opens its own.
+                self.session, self._session_pid = requests.Session(), os.getpid()
+            resp = self.session.request(method, url, params=query or None, json=body,
+                                        headers={"Accept": "application/json"}, timeout=(self.timeout, self.timeout),
+                                        auth=self.auth, allow_redirects=True)
+        except requests.Timeout:
+            problems.append(f"{base}: no answer within {self.timeout:g}s")
+            return None
+        except requests.ConnectionError as exc:
+            problems.append(f"{base}: cannot connect ({_reason(exc)})")
+            return None
+        except requests.RequestException as exc:
+            raise YarnError(f"{method} {url} failed: {_reason(exc)}; check [yarn] rm_address") from None
+        if resp.status_code >= 500:
+            problems.append(f"{base}: HTTP {resp.status_code}")
+            return None
+        return resp
 
     def _decode(self, method: str, url: str, resp: requests.Response) -> dict[str, Any]:
         status = resp.status_code
@@ -339,10 +357,16 @@ class YarnCli:
     def applications_by_tag(self, tag: str) -> list[ApplicationReport]:
         """``yarn application -list -appStates ALL -appTags TAG`` (Hadoop 3.x filters by tag;
         the table has no tag column, so the RM's filter is trusted)."""
-        tag = tag.strip().lower()
-        rc, out = self._run(["application", "-list", "-appStates", "ALL", "-appTags", tag])
+        return self.applications_with_tags([tag])
+
+    def applications_with_tags(self, tags: Sequence[str]) -> list[ApplicationReport]:
+        """``yarn application -list -appStates ALL -appTags A,B`` (any of the tags), one call."""
+        wanted = ",".join(t.strip().lower() for t in tags if t.strip())
+        if not wanted:
+            raise ValueError("name at least one tag: without one yarn lists every application")
+        rc, out = self._run(["application", "-list", "-appStates", "ALL", "-appTags", wanted])
         if rc != 0 or "Application-Id" not in out:
-            raise YarnError(f"`{self.yarn_bin} application -list -appTags {tag}` exited {rc}: {_tail(out)}")
+            raise YarnError(f"`{self.yarn_bin} application -list -appTags {wanted}` exited {rc}: {_tail(out)}")
         return parse_application_list(out)
 
     def kill(self, app_id: str) -> bool:
@@ -393,11 +417,14 @@ def _tail(text: str, limit: int = 300) -> str:
 
 
 class YarnClient(Protocol):
-    """What :func:`follow` needs: :class:`ResourceManagerRest` or :class:`YarnCli`."""
+    """What :func:`follow` and the shared poll (:mod:`pipeline.cluster.yarn_shared`) need:
+    :class:`ResourceManagerRest` or :class:`YarnCli`."""
 
     request_count: int
 
     def application(self, app_id: str) -> ApplicationReport | None: ...
+
+    def applications_with_tags(self, tags: Sequence[str]) -> list[ApplicationReport]: ...
 
 
 def client_from_config(cfg: yarn | None = None) -> ResourceManagerRest | YarnCli:
@@ -420,14 +447,8 @@ def log_file_name(label_slug: str, app_id: str) -> str:
     return f"{label_slug}-{app_id}.log"
 
 
-def fetch_logs(
-    app_id: str,
-    dest: Path,
-    yarn_bin: str = "yarn",
-    max_bytes: int = 50 * MB,
-    timeout: float = 300.0,
-    chunk_size: int = 64 * 1024,
-) -> Path:
+def fetch_logs(app_id: str, dest: Path, yarn_bin: str = "yarn", max_bytes: int = 50 * MB, timeout: float = 300.0,
+               chunk_size: int = 64 * 1024) -> Path:
     """Stream ``yarn logs -applicationId ID`` (stdout and stderr) into ``dest``.
 
     Writes chunk by chunk; past ``max_bytes`` it stops, kills ``yarn logs`` and ends the
@@ -441,13 +462,31 @@ def fetch_logs(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    argv = [yarn_bin, "logs", "-applicationId", app_id]
+    proc = _start_yarn_logs(yarn_bin, app_id)
     try:
-        proc = subprocess.Popen(  # noqa: S603 - argument list, no shell
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    except FileNotFoundError:
-        raise YarnError(f"yarn executable {yarn_bin!r} not found: set [yarn] yarn_bin or PATH") from None
+        with _time_limit(proc, timeout) as timed_out:
+            with open(part, "wb") as out:
+                truncated = _copy_at_most(proc, out, max_bytes, chunk_size)
+                if truncated:
+                    out.write(f"\n[spark-fanout] log truncated at {max_bytes} bytes ([yarn] log_max_bytes); "
+                              f"run `yarn logs -applicationId {app_id}` for all of it\n".encode())
+                elif timed_out.is_set():
+                    out.write(f"\n[spark-fanout] yarn logs timed out after {timeout:g}s; this log is incomplete\n".encode())
+            rc = proc.wait(timeout=max(timeout, 1.0))
+    finally:
+        _end(proc)
+    os.replace(part, dest)
+    if timed_out.is_set() and not truncated:
+        raise YarnUnavailable(f"`yarn logs -applicationId {app_id}` took over {timeout:g}s; partial log in {dest}: "
+                              "raise [yarn] log_fetch_timeout or fetch it by hand")
+    if rc != 0 and not truncated:
+        raise YarnError(f"`yarn logs -applicationId {app_id}` exited {rc} (logs not aggregated yet?); its output is in {dest}")
+    return dest
+
+
+@contextlib.contextmanager
+def _time_limit(proc: subprocess.Popen, timeout: float) -> Iterator[threading.Event]:
+    """Kill ``proc`` once ``timeout`` seconds have passed; the event says whether it came to that."""
     timed_out = threading.Event()
 
     def on_timeout() -> None:
@@ -457,50 +496,46 @@ def fetch_logs(
     timer = threading.Timer(timeout, on_timeout)
     timer.daemon = True
     timer.start()
-    written = 0
-    truncated = False
     try:
-        assert proc.stdout is not None
-        with open(part, "wb") as out:
-            while True:
-                chunk = proc.stdout.read1(chunk_size)
-                if not chunk:
-                    break
-                room = max_bytes - written
-                if len(chunk) > room:
-                    out.write(chunk[:room])
-                    written += room
-                    truncated = True
-                    _kill(proc)
-                    break
-                out.write(chunk)
-                written += len(chunk)
-            if truncated:
-                out.write(
-                    f"\n[spark-fanout] log truncated at {max_bytes} bytes ([yarn] log_max_bytes); "
-                    f"run `yarn logs -applicationId {app_id}` for all of it\n".encode()
-                )
-            elif timed_out.is_set():
-                out.write(f"\n[spark-fanout] yarn logs timed out after {timeout:g}s; this log is incomplete\n".encode())
-        rc = proc.wait(timeout=max(timeout, 1.0))
+        yield timed_out
     finally:
         timer.cancel()
-        if proc.poll() is None:
+
+
+def _start_yarn_logs(yarn_bin: str, app_id: str) -> subprocess.Popen:
+    """``yarn logs`` in a process group of its own (so that a kill reaches its JVM), output merged."""
+    argv = [yarn_bin, "logs", "-applicationId", app_id]
+    try:
+        return subprocess.Popen(  # noqa: S603 - argument list, no shell
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    except FileNotFoundError:
+        raise YarnError(f"yarn executable {yarn_bin!r} not found: set [yarn] yarn_bin or PATH") from None
+
+
+def _copy_at_most(proc: subprocess.Popen, out: Any, max_bytes: int, chunk_size: int) -> bool:
+    """Copy ``proc``'s output into ``out`` chunk by chunk, at most ``max_bytes``; past that,
+    kill it and return True (truncated)."""
+    assert proc.stdout is not None
+    written = 0
+    while chunk := proc.stdout.read1(chunk_size):
+        room = max_bytes - written
+        if len(chunk) > room:
+            out.write(chunk[:room])
             _kill(proc)
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-    os.replace(part, dest)
-    if timed_out.is_set() and not truncated:
-        raise YarnUnavailable(
-            f"`yarn logs -applicationId {app_id}` took over {timeout:g}s; partial log in {dest}: "
-            "raise [yarn] log_fetch_timeout or fetch it by hand"
-        )
-    if rc != 0 and not truncated:
-        raise YarnError(
-            f"`yarn logs -applicationId {app_id}` exited {rc} (logs not aggregated yet?); its output is in {dest}"
-        )
-    return dest
+            return True
+        out.write(chunk)
+        written += len(chunk)
+    return False
+
+
+def _end(proc: subprocess.Popen) -> None:
+    """Make sure ``proc`` is gone and its pipe closed."""
+    if proc.poll() is None:
+        _kill(proc)
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -545,36 +580,47 @@ def follow(
     delay: float | None = None
     down_since: float | None = None
     while True:
-        changed = False
-        try:
-            report = client.application(app_id)
-        except YarnUnavailable:
-            now = clock()
-            down_since = now if down_since is None else down_since
-            if now - down_since >= unavailable_grace:
-                raise
-        else:
-            down_since = None
-            if report is None:
-                raise ApplicationNotFound(
-                    f"ResourceManager does not know {app_id} (restarted without recovery?): "
-                    f"check `yarn logs -applicationId {app_id}`, then rerun the task"
-                )
-            if report != last:
-                changed = True
-                last = report
-                on_report(report)
-            if report.is_terminal:
-                return report
+        report, down_since = _poll(client, app_id, down_since, clock, unavailable_grace)
+        changed = report is not None and report != last
+        if changed:
+            last = report
+            on_report(report)
+        if report is not None and report.is_terminal:
+            return report
         delay = next_poll_delay(delay, changed=changed, initial=poll_interval, maximum=max_poll_interval)
+        sleep(_wait_before_next_poll(delay, deadline, clock(), app_id, last))
+
+
+def _poll(client: YarnClient, app_id: str, down_since: float | None, clock: Callable[[], float],
+          unavailable_grace: float) -> tuple[ApplicationReport | None, float | None]:
+    """One request: the report and ``None``, or while the RM is unreachable (for less than
+    ``unavailable_grace`` seconds) ``None`` and since when it is."""
+    try:
+        report = client.application(app_id)
+    except YarnUnavailable:
         now = clock()
-        if deadline is not None:
-            if now >= deadline:
-                state = last.state if last else "unknown"
-                raise YarnDeadlineExceeded(
-                    f"{app_id} still {state} at the deadline: kill it with `yarn application -kill {app_id}` "
-                    "or allow more time",
-                    report=last,
-                )
-            delay = min(delay, deadline - now)
-        sleep(delay)
+        down_since = now if down_since is None else down_since
+        if now - down_since >= unavailable_grace:
+            raise
+        return None, down_since
+    if report is None:
+        raise ApplicationNotFound(
+            f"ResourceManager does not know {app_id} (restarted without recovery?): "
+            f"check `yarn logs -applicationId {app_id}`, then rerun the task"
+        )
+    return report, None
+
+
+def _wait_before_next_poll(delay: float, deadline: float | None, now: float, app_id: str,
+                           last: ApplicationReport | None) -> float:
+    """``delay``, cut short by the deadline; past it, :class:`YarnDeadlineExceeded`."""
+    if deadline is None:
+        return delay
+    if now >= deadline:
+        state = last.state if last else "unknown"
+        raise YarnDeadlineExceeded(
+            f"{app_id} still {state} at the deadline: kill it with `yarn application -kill {app_id}` "
+            "or allow more time",
+            report=last,
+        )
+    return min(delay, deadline - now)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import luigi
 
@@ -122,6 +122,14 @@ def temporary_is_ours_to_remove(record: Mapping[str, Any] | None, lease_seconds:
                       fallback_time=None)
 
 
+class RunningJob(Protocol):
+    """What :meth:`OwnedOutput.claim_output` needs of the job's current run."""
+
+    resources: ExitStack  # closed when the job is over: the claim is released then
+    deadline: float | None  # time.monotonic() by which the job must end
+    left_running: bool  # a stop left its YARN application running: keep the claim for a later run
+
+
 class OwnedOutput:
     """Mixin of a job whose output folder (its ``out`` parameter) spark-fanout owns.
 
@@ -186,17 +194,19 @@ class OwnedOutput:
             raise ConfigError(f"{self.title}: {self.out} exists and was not made by spark-fanout: choose another "
                               f"output, or move it away yourself")
 
-    def claim_output(self, resources: ExitStack, status: Callable[[str], None], deadline: float | None) -> bool:
-        """Take the output for this job; ``False`` when another run completed it meanwhile
-        (nothing to do). Removes what a gone writer of ours left (its temporary, a
-        self-written partial output), never a live writer's work."""
+    def claim_output(self, run: RunningJob, status: Callable[[str], None]) -> bool:
+        """Take the output for this job's ``run``, released when the run's resources close;
+        ``False`` when another run completed it meanwhile (nothing to do). Removes what a gone
+        writer of ours left (its temporary, a self-written partial output), never a live
+        writer's work."""
         storage = storage_for(self.out_location)
         lease = fanout().temporary_lease_seconds
-        earlier = self._wait_for_other_writer(storage, lease, status, deadline)
+        earlier = self._wait_for_other_writer(storage, lease, status, run.deadline)
         if self.output().exists():
             return False
         storage.write_bytes(self.claim_location, encode_record(self._claim_record(lease)))
-        resources.callback(self._release_output, storage)
+        resources = run.resources
+        resources.callback(self._release_output, storage, run)
         beat_storage = storage.for_thread()
         resources.enter_context(Heartbeat(
             lambda: beat_storage.write_bytes(self.claim_location, encode_record(self._claim_record(lease))), lease / 4,
@@ -214,12 +224,12 @@ class OwnedOutput:
                            self.out, "its inputs changed" if earlier is None else "left incomplete by a failed attempt")
         return True
 
-    def _release_output(self, storage: Storage) -> None:
+    def _release_output(self, storage: Storage, run: RunningJob) -> None:
         """When the job is over: drop our claim and, if the job did not publish, what it
         wrote (its temporary, or the partial output a script writing ``out`` itself left:
         nothing else was there when we claimed it). Kept while the application may still
         run on YARN (left running on a stop): a later run re-attaches to it."""
-        if getattr(self, "left_running", False):
+        if run.left_running:
             return
         try:
             storage.remove_tree(self.temp_location)

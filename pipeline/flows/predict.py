@@ -23,15 +23,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import tasks
 from pipeline.data import leaderboard as board
 from pipeline.data.artifacts import ArtifactTarget, artifact_location, completed_slugs
 from pipeline.data.datasets import data_identity, read_schema
 from pipeline.data.outputs import OwnedOutput
+from pipeline.data.reports import read_report
+from pipeline.data.results import current_run_id
 from pipeline.errors import ConfigError, DatasetError, JobFailed
-from pipeline.flows.tune import read_report
 from pipeline.params import OptionalListParameter, Parameter
 from pipeline.runner.batching import check_workers
-from pipeline.runner.job import SparkJob, current_run_id
+from pipeline.runner.job import SparkJob
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, first_overlap, parse_location
 from tasks.engines import EngineParamError, get_engine
@@ -103,8 +105,6 @@ class Predict(OwnedOutput, SparkJob):
 
     @property
     def app(self) -> str:
-        import tasks
-
         return str(Path(tasks.__file__).resolve().parent / "predict.py")
 
     @cached_property
@@ -183,7 +183,7 @@ class Predict(OwnedOutput, SparkJob):
         return [SPEC_FLAG, encode_spec(spec)]
 
     def before_submit(self) -> None:
-        if not self.claim_output(self.job_resources, self.status_message, self._deadline):
+        if not self.claim_output(self.state, self.status_message):
             self.done_elsewhere(self.job_name)
 
     def after_success(self) -> None:

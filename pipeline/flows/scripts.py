@@ -17,15 +17,16 @@ import luigi
 from luigi.freezing import recursively_unfreeze
 from luigi.parameter import ParameterVisibility
 
+from pipeline.data import results
 from pipeline.data.datasets import data_identity
 from pipeline.data.jobs_file import ScriptJob, output_location, parse_jobs_text, validate_jobs
 from pipeline.data.outputs import OwnedOutput, read_made_record
+from pipeline.data.results import current_run_id
 from pipeline.errors import ConfigError, DatasetError, JobFailed
 from pipeline.params import Parameter
-from pipeline.runner import results
 from pipeline.runner.batching import check_workers
 from pipeline.runner.controller import install_controller_hooks
-from pipeline.runner.job import WRAPPER_PRIORITY, RunParameters, SparkJob, current_run_id, start_in_order
+from pipeline.runner.job import WRAPPER_PRIORITY, RunParameters, SparkJob, start_in_order
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, parse_location
 from tasks.outputs import SUCCESS
@@ -164,7 +165,7 @@ class RunScript(OwnedOutput, SparkJob):
     def before_submit(self) -> None:
         """Claim the output (waiting for another run writing it), removing what a gone
         attempt of ours left: its temporary, or a partial output it wrote itself."""
-        if not self.claim_output(self.job_resources, self.status_message, self._deadline):
+        if not self.claim_output(self.state, self.status_message):
             self.done_elsewhere(self.job)
 
     def after_success(self) -> None:

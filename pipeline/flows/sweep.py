@@ -25,9 +25,10 @@ from luigi.freezing import recursively_unfreeze
 
 from pipeline.data.artifacts import ArtifactTarget
 from pipeline.data.leaderboard import csv_text
+from pipeline.data.reports import read_report, write_report
 from pipeline.errors import ConfigError, FanoutError
 from pipeline.flows.train import TrainModel
-from pipeline.flows.tune import SearchBase, read_report, write_report
+from pipeline.flows.tune import SearchBase
 from pipeline.params import FloatParameter, ListParameter, OptionalParameter
 from pipeline.runner.controller import install_controller_hooks
 from pipeline.storage import storage_for

@@ -13,6 +13,7 @@ from luigi.freezing import recursively_unfreeze
 from luigi.parameter import ParameterVisibility
 
 from pipeline.config import batching, fanout
+from pipeline.data import results
 from pipeline.data.artifacts import (
     ArtifactTarget,
     artifact_location,
@@ -27,6 +28,7 @@ from pipeline.data.artifacts import (
 from pipeline.data.columns import check_label, check_training_data
 from pipeline.data.datasets import DatasetSchema, data_identity, dataset_fingerprint, read_schema
 from pipeline.data.labels import DEFAULT_LABEL_PREFIX, feature_columns, label_slug, resolve_labels
+from pipeline.data.results import current_run_id
 from pipeline.errors import ConfigError, DatasetError, FanoutError
 from pipeline.params import (
     ChoiceParameter,
@@ -36,7 +38,6 @@ from pipeline.params import (
     OptionalListParameter,
     Parameter,
 )
-from pipeline.runner import results
 from pipeline.runner.batching import (
     MemberParameter,
     Plan,
@@ -48,7 +49,7 @@ from pipeline.runner.batching import (
     plan_batches,
 )
 from pipeline.runner.controller import install_controller_hooks
-from pipeline.runner.job import WRAPPER_PRIORITY, RunParameters, SparkJob, current_run_id, start_in_order
+from pipeline.runner.job import WRAPPER_PRIORITY, RunParameters, SparkJob, start_in_order
 from pipeline.runner.submit import train_script
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, first_overlap, parse_location
@@ -233,7 +234,8 @@ class TrainModel(_LabelAndConfig, _PlannedWidth, TrainingParameters, SparkJob):
             return False  # not among the job's own `artifact` events: another run's
         target = self.member_output(name)
         record = parse_record(target.storage.read_bytes(target.location.join(MARKER)))
-        return record is None or not self._application_id or record.get("application_id") == self._application_id
+        app_id = self.state.application_id
+        return record is None or not app_id or record.get("application_id") == app_id
 
     def complete_members(self) -> set[str]:
         if len(self.labels) == 1:

@@ -29,10 +29,12 @@ import luigi
 
 from pipeline.config import batching
 from pipeline.data import leaderboard as board
-from pipeline.data.artifacts import ArtifactTarget, completed_slugs, read_json
+from pipeline.data.artifacts import ArtifactTarget, completed_slugs
 from pipeline.data.columns import check_training_data
 from pipeline.data.datasets import read_schema
 from pipeline.data.labels import feature_columns, label_slug, resolve_labels
+from pipeline.data.reports import read_report, write_report
+from pipeline.data.results import current_run_id
 from pipeline.data.search_space import (
     SEARCHES,
     SearchSpace,
@@ -49,9 +51,8 @@ from pipeline.flows.train import TrainingParameters, TrainModel, engine_record
 from pipeline.params import ChoiceParameter, IntParameter, OptionalListParameter, Parameter
 from pipeline.runner.batching import auto_batch_size, check_workers, configured_workers
 from pipeline.runner.controller import install_controller_hooks
-from pipeline.runner.job import current_run_id
 from pipeline.storage import storage_for
-from pipeline.storage.locations import Location, parse_location
+from pipeline.storage.locations import parse_location
 from tasks.engines import EngineParamError
 from tasks.engines.training import DEFAULT_STOPPING_FRACTION
 from tasks.evaluation import DEFAULT_METRIC, HIGHER_IS_BETTER, RANKABLE
@@ -75,24 +76,6 @@ def check_metric(metric: str) -> str:
     if metric not in RANKABLE:
         raise ConfigError(f"--metric {metric!r} is unknown: use one of {', '.join(RANKABLE)}")
     return metric
-
-
-def write_report(root: Location, name: str, rows: list[dict[str, Any]], about: dict[str, Any],
-                 csv_text: str | None = None) -> Location:
-    """``<root>/<name>.csv`` then ``<name>.json`` (the JSON, written last, is what a rerun
-    reads to know the report is current)."""
-    storage = storage_for(root)
-    target = root.join(f"{name}.json")
-    if storage.exists(target) and not board.is_report(read_json(root, target.name)):
-        raise ConfigError(f"{target} exists but was not written by spark-fanout: move it away, or choose another --models")
-    storage.write_bytes(root.join(f"{name}.csv"), (board.to_csv(rows) if csv_text is None else csv_text).encode("utf-8"))
-    storage.write_bytes(target, board.to_json(rows, about).encode("utf-8"))
-    return target
-
-
-def read_report(root: Location, name: str) -> dict[str, Any] | None:
-    """A search's report (``<name>.json`` under ``root``), ``None`` if there is none yet."""
-    return read_json(root, f"{name}.json")
 
 
 class SearchBase(TrainingParameters):
@@ -301,14 +284,16 @@ class TuneAll(SearchBase, luigi.Task):
         held in memory."""
         studies = {name: (self.open_study(name), labels) for name, labels in self.studies().items()}
         while True:
-            jobs = [j for study, labels in studies.values() for j in self._step(study, labels)]
-            if not jobs:
+            steps = [self._step(study, labels) for study, labels in studies.values()]
+            if all(step is None for step in steps):
                 return
-            yield jobs
+            jobs = [j for step in steps if step for j in step]
+            if jobs:  # none missing: the trials asked were trained before, told on the next pass
+                yield jobs
 
-    def _step(self, study: Any, labels: list[str]) -> list[TrainModel]:
+    def _step(self, study: Any, labels: list[str]) -> list[TrainModel] | None:
         """Tell ``study`` its finished trials, ask new ones up to ``--parallel-trials``;
-        the jobs its running trials still miss (none: the study is done)."""
+        the jobs its running trials still miss (``None``: the study is done)."""
         from optuna.trial import TrialState
 
         frozen = study.get_trials(deepcopy=False)
@@ -321,7 +306,7 @@ class TuneAll(SearchBase, luigi.Task):
         finished = sum(t.state.is_finished() for t in frozen)
         running = [t for t in frozen if t.state == TrialState.RUNNING]
         if finished >= self.trials:
-            return []
+            return None
         for _ in range(min(self.parallel_trials - len(running), self.trials - finished - len(running))):
             asked = study.ask()
             trial = suggest(asked, self.plan["space"])

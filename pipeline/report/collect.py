@@ -12,7 +12,7 @@ from typing import Any
 from pipeline.data.artifacts import CONFIG_FILE, ArtifactTarget, completed_slugs, configurations, read_json
 from pipeline.data.labels import natural_key
 from pipeline.data.leaderboard import LEADERBOARD
-from pipeline.runner.results import FAILED_STATUSES, RESULT_FILE, JobResult
+from pipeline.data.results import FAILED_STATUSES, RESULT_FILE, JobResult
 from pipeline.storage.locations import Location, parse_location
 from tasks.evaluation import CURVES_FILE
 

@@ -36,6 +36,7 @@ from typing import Any
 import luigi
 
 from pipeline.errors import ConfigError
+from pipeline.internals import command_line_workers
 
 
 def members(value: str | tuple[str, ...]) -> tuple[str, ...]:
@@ -144,24 +145,14 @@ def plan_batches(items: int, workers: int, *, local_cores: int | None, cluster_s
 
 def configured_workers() -> int:
     """``--workers`` of this luigi command line (``[core] workers``); 1 when unknown."""
-    try:
-        from luigi.interface import core
-
-        return max(1, int(core().workers))
-    except Exception:  # outside a luigi command line
-        return 1
+    return max(1, command_line_workers() or 1)
 
 
 def check_workers() -> None:
     """Refuse ``--workers`` below 1 on a luigi command line: Luigi then only schedules
     tasks and runs none, and the run would end "not run" with nothing said."""
-    try:
-        from luigi.interface import core
-
-        workers = int(core().workers)
-    except Exception:  # outside a luigi command line: the caller passes its own count
-        return
-    if workers < 1:
+    workers = command_line_workers()
+    if workers is not None and workers < 1:  # None: outside a luigi command line, the caller checks its own
         raise ConfigError(f"--workers {workers} runs no task (Luigi only schedules with it): use --workers 1 or more")
 
 

@@ -5,12 +5,14 @@ With ``[yarn] auth = kerberos`` (on YARN) or ``[webhdfs] auth = kerberos``, the 
 :func:`install_controller_hooks` for a wrapper task checks the credentials once, before any
 job is scheduled: one line saying ``kinit`` instead of fifty failed submissions.
 
-Luigi has no "run finished" hook and no SIGTERM handling. When the process is the
-``luigi`` command line (never Luigi's forked task processes, nor a notebook or test
-process that imports us: :mod:`pipeline.api` returns the summary there instead), this
-module at import installs the concise console, the scheduler proxy that outlives
-luigid (:mod:`pipeline.runner.scheduler`), a stop without tracebacks and the exit
-report; the first wrapper task (``TrainAll``, ``RunScripts``, ...) seen in the main
+Luigi has no "run finished" hook and no SIGTERM handling. The ``luigi`` command line's
+entry (``pipeline/__init__.py``, which ``luigi --module pipeline`` imports) calls
+:func:`install_command_line`: in the command line's main process only (never Luigi's
+forked task processes, nor a notebook or test process that imports us:
+:mod:`pipeline.api` returns the summary there instead), it installs the concise console,
+the scheduler proxy that outlives luigid (:mod:`pipeline.runner.scheduler`), MLflow
+logging (:mod:`pipeline.tracking`), a stop without tracebacks and the exit report.
+Importing a module registers nothing. The first wrapper task (``TrainAll``, ``RunScripts``, ...) seen in the main
 process adds SIGTERM handling. A wrapper task offers ``summary_rows()``, a
 ``summary_title`` and optionally ``summary_unit``/``summary_detail`` (the table's
 first and last column: ``label``, ``artifact / error``).
@@ -37,14 +39,34 @@ import luigi
 from pipeline import console, tracking
 from pipeline.cluster import kerberos
 from pipeline.config import fanout
+from pipeline.data import results
+from pipeline.data.results import current_run_id
 from pipeline.errors import FanoutError, TaskInterrupted, one_line, stop_reason
-from pipeline.runner import results, scheduler
+from pipeline.internals import wrap_trigger_event
+from pipeline.runner import scheduler
 
 _hooked: dict[str, Any] = {}
 _hook_lock = threading.Lock()
 _checked: set[str] = set()  # wrapper tasks whose credentials were checked (in any process)
 _stopped: dict[str, str] = {}  # "why": how the run was stopped, once it was
+_installed = threading.Event()
 TASK_PROCESS_CONTEXT = f"{__name__}.QuietStop"
+
+
+def install_command_line() -> None:
+    """Install what the ``luigi`` command line needs (see the module's docstring), once, and
+    only in its main process; its entry calls this before Luigi parses parameters and logs
+    anything."""
+    if _installed.is_set() or not is_luigi_command_line():
+        return
+    _installed.set()
+    console.install()
+    scheduler.install()
+    tracking.install()  # [mlflow] tracking_uri: finished artifacts logged (nothing without it)
+    _use_quiet_task_processes()
+    wrap_trigger_event(_keeping_ctrl_c)
+    sys.excepthook = _quiet_interrupt
+    atexit.register(_at_exit)
 
 
 def install_controller_hooks(task: Any) -> None:
@@ -54,7 +76,7 @@ def install_controller_hooks(task: Any) -> None:
     if task.task_id not in _checked:
         check_kerberos()
         _checked.add(task.task_id)
-    if not _is_luigi_command_line():
+    if not is_luigi_command_line():
         return
     with _hook_lock:
         if task.task_id in _hooked:
@@ -84,7 +106,8 @@ def check_kerberos() -> str | None:
     return kerberos.check_credentials(*kerberos.configured_login())
 
 
-def _is_luigi_command_line() -> bool:
+def is_luigi_command_line() -> bool:
+    """Whether this is the main process of a ``luigi`` command line."""
     main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     return (
         (os.path.basename(sys.argv[0]) in ("luigi", "luigi.exe", "luigi-script.py")
@@ -185,19 +208,14 @@ def _summary(task: Any, rows: list[dict[str, object]], unit: str) -> str:
 
 
 def _run_id(task: Any) -> str:
-    from pipeline.runner.job import current_run_id
-
     return getattr(task, "run_id", "") or current_run_id()
 
 
-def _keep_ctrl_c_in_event_callbacks() -> None:
+def _keeping_ctrl_c(original: Any) -> Any:
     """Luigi's ``Task.trigger_event`` returns quietly when a callback raises
     KeyboardInterrupt, so a Ctrl-C (or a SIGTERM made an interrupt) that lands while one
     runs (the start line, MLflow logging of a finished artifact) was lost and the run went
     on. Wrapped: such a stop is raised again once the callbacks are done."""
-    original = luigi.Task.trigger_event
-    if getattr(original, "keeps_ctrl_c", False):
-        return
 
     def trigger_event(self: luigi.Task, event: str, *args: Any, **kwargs: Any) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -225,8 +243,7 @@ def _keep_ctrl_c_in_event_callbacks() -> None:
         if caught:
             raise caught[0]
 
-    trigger_event.keeps_ctrl_c = True  # type: ignore[attr-defined]
-    luigi.Task.trigger_event = trigger_event  # type: ignore[method-assign]
+    return trigger_event
 
 
 def _use_quiet_task_processes() -> None:
@@ -237,12 +254,3 @@ def _use_quiet_task_processes() -> None:
     if not any(config.has_option("worker", key) for key in ("task_process_context", "task-process-context")):
         config.set("worker", "task_process_context", TASK_PROCESS_CONTEXT)
 
-
-if _is_luigi_command_line():  # at import: before Luigi parses parameters and logs anything
-    console.install()
-    scheduler.install()
-    _use_quiet_task_processes()
-    _keep_ctrl_c_in_event_callbacks()
-    sys.excepthook = _quiet_interrupt
-    atexit.register(_at_exit)
-tracking.install()  # [mlflow] tracking_uri: finished artifacts logged (nothing without it), CLI and notebook

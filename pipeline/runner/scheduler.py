@@ -18,7 +18,6 @@ and the summary says which jobs did not start and why (:mod:`pipeline.runner.con
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -28,7 +27,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from luigi import rpc
-from luigi.interface import _WorkerSchedulerFactory
+
+from pipeline.internals import RemoteSchedulerBase, WorkerSchedulerFactory, use_on_command_line
 
 logger = logging.getLogger("luigi-interface")
 
@@ -84,7 +84,7 @@ def failure_reason(exc: BaseException | None) -> str:
     return type(exc).__name__ if exc is not None else "no answer"
 
 
-class RemoteScheduler(rpc.RemoteScheduler):
+class RemoteScheduler(RemoteSchedulerBase):
     """Luigi's proxy for luigid that outlives luigid (see the module's docstring)."""
 
     def __init__(self, url: str = "http://localhost:8082/", connect_timeout: float | None = None) -> None:
@@ -97,15 +97,15 @@ class RemoteScheduler(rpc.RemoteScheduler):
 
     @property
     def address(self) -> str:
-        return urlparse(self._url).netloc or self._url
+        return urlparse(self.url).netloc or self.url
 
-    def _request(self, url: str, data: dict[str, Any], attempts: int = 3, allow_null: bool = True) -> Any:
+    def request(self, url: str, data: dict[str, Any], attempts: int, allow_null: bool) -> Any:
         if self.lost is not None:
             return _offline_answer(url)
         if url in _REPORTS or (url == "/api/add_task" and data.get("tracking_url")):
             return self._report(url, data)
         try:
-            answer = super()._request(url, data, attempts, allow_null)
+            answer = self.luigi_request(url, data, attempts, allow_null)
         except rpc.RPCError as exc:
             self._lose(exc)
             return _offline_answer(url)
@@ -117,10 +117,8 @@ class RemoteScheduler(rpc.RemoteScheduler):
         if now < self._reports_paused_until:
             return None
         try:
-            page = self._fetcher.fetch(rpc._urljoin(self._url, url), {"data": json.dumps(data)},
-                                       min(self._connect_timeout, REPORT_TIMEOUT_S))
-            return json.loads(page)["response"]
-        except (self._fetcher.raises, OSError, ValueError, KeyError) as exc:
+            return self.fetch_once(url, data, min(self.connect_timeout, REPORT_TIMEOUT_S))
+        except (*self.fetch_errors, OSError, ValueError, KeyError) as exc:
             self._reports_paused_until = now + REPORT_PAUSE_S
             logger.debug("status report to %s dropped: %s", self.address, failure_reason(exc))
             return None
@@ -138,7 +136,7 @@ def _offline_answer(url: str) -> Any:
     return dict(_NO_WORK) if url in ("/api/get_work", "/api/count_pending") else None
 
 
-class SchedulerFactory(_WorkerSchedulerFactory):
+class SchedulerFactory(WorkerSchedulerFactory):
     """Luigi's factory, with :class:`RemoteScheduler` for luigid."""
 
     def create_remote_scheduler(self, url: str) -> RemoteScheduler:
@@ -146,6 +144,5 @@ class SchedulerFactory(_WorkerSchedulerFactory):
 
 
 def install() -> None:
-    """Make the ``luigi`` command line use :class:`RemoteScheduler`. Its entry point takes no
-    factory, so the method of Luigi's default factory is replaced (the command line only)."""
-    _WorkerSchedulerFactory.create_remote_scheduler = SchedulerFactory.create_remote_scheduler
+    """Make the ``luigi`` command line use :class:`RemoteScheduler` (the command line only)."""
+    use_on_command_line(SchedulerFactory)

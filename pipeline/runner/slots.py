@@ -25,12 +25,17 @@ import logging
 import os
 import random
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pipeline.cluster.yarn_clients import yarn as yarn_settings
+from pipeline.config import fanout
+from pipeline.runner.submit import is_local_master, private_cache_dir
 
 logger = logging.getLogger("luigi-interface")
 
@@ -186,8 +191,6 @@ def available_memory() -> int:
 def slots_folder(run_id: str) -> Path:
     """The slot files of one controller run (shared by its forked worker processes, and by
     any process given the same run id); folders of runs older than a week are removed."""
-    from pipeline.runner.submit import private_cache_dir
-
     root = private_cache_dir() / "slots"
     folder = root / re.sub(r"[^A-Za-z0-9_.-]", "_", run_id or "default")
     if not folder.is_dir():
@@ -197,8 +200,6 @@ def slots_folder(run_id: str) -> Path:
 
 
 def _prune_runs(root: Path, max_age_s: float = 7 * 86400) -> None:
-    import shutil
-
     now = time.time()
     for old in root.glob("*") if root.is_dir() else []:
         with contextlib.suppress(OSError):
@@ -234,10 +235,6 @@ def job_slot(job: Any, status: Callable[[str], None], run_id: str) -> Iterator[S
     """The slot ``job`` (a :class:`~pipeline.runner.job.SparkJob`) needs before it starts
     spark-submit: a submission slot on YARN (freed at submission), a local slot in local
     mode (held to the end); ``status`` shows the wait in luigid. Released on exit."""
-    from pipeline.cluster.yarn_clients import yarn as yarn_settings
-    from pipeline.config import fanout
-    from pipeline.runner.submit import is_local_master
-
     folder = slots_folder(run_id)
     if job.on_yarn:
         size = int(yarn_settings().max_concurrent_submits)

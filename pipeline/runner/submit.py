@@ -7,6 +7,7 @@ Nothing here starts a process; :mod:`pipeline.runner.job` runs what these functi
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import socket
@@ -18,14 +19,13 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 
+import tasks
 from pipeline.errors import ConfigError, SparkSubmitNotFound
 from tasks.jobspec import FAIL_LABELS_ENV
 
 
 def pyspark_home() -> Path | None:
     """The folder of the installed ``pyspark`` package (a complete Spark home)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("pyspark")
     if spec is None or not spec.origin:
         return None
@@ -140,8 +140,6 @@ def private_cache_dir(explicit: str | None = None) -> Path:
 def tasks_zip(cache_dir: str | None = None) -> str:
     """Zip of the ``tasks`` package for ``--py-files``, built once per content: named by
     a hash of its files and written atomically, so concurrent workers share one."""
-    import tasks
-
     package_dir = Path(tasks.__file__).resolve().parent
     files = _package_files(package_dir)
     digest = hashlib.sha256()
@@ -161,6 +159,4 @@ def tasks_zip(cache_dir: str | None = None) -> str:
 
 def train_script() -> str:
     """Path of the job entry script inside the installed ``tasks`` package."""
-    import tasks
-
     return str(Path(tasks.__file__).resolve().parent / "train_model.py")

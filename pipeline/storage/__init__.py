@@ -9,6 +9,7 @@ from __future__ import annotations
 from pipeline.errors import StorageError
 from pipeline.storage.base import ContentSummary, Entry, LocalStorage, Storage
 from pipeline.storage.locations import Location
+from pipeline.storage.webhdfs import webhdfs_storage
 
 __all__ = ["ContentSummary", "Entry", "LocalStorage", "Storage", "storage_for"]
 
@@ -18,7 +19,5 @@ def storage_for(loc: Location) -> Storage:
     if loc.is_local:
         return LocalStorage()
     if loc.scheme in ("hdfs", "webhdfs"):
-        from pipeline.storage.webhdfs import webhdfs_storage  # imported lazily: needs the hdfs package
-
         return webhdfs_storage(loc)
     raise StorageError(f"no storage for scheme {loc.scheme!r} in {loc}: use a local path, hdfs:// or webhdfs://")

@@ -46,6 +46,7 @@ from hdfs.util import HdfsError
 from pipeline.cluster import kerberos
 from pipeline.cluster.hadoop_conf import hadoop_user, load_site
 from pipeline.errors import ConfigError, StorageError, StoragePermissionDenied, StorageUnavailable, one_line
+from pipeline.internals import hdfs_client_urls, hdfs_operation
 from pipeline.storage.base import ContentSummary, Entry, Storage
 from pipeline.storage.locations import Location
 
@@ -305,53 +306,87 @@ def translate_error(
     nn_text = ", ".join(namenodes)
     # requests' JSONDecodeError is also a RequestException: it is an unreadable answer, handled last
     if isinstance(error, requests.exceptions.RequestException) and not isinstance(error, ValueError):
-        url = error.request.url if error.request is not None and error.request.url else ""
-        where = f"NameNode {nn_text}" if not url or _base(url) in namenodes else f"DataNode {_base(url)}"
-        if isinstance(error, requests.exceptions.Timeout):
-            # not transient: waiting [webhdfs] timeout again would only double the wait
-            limit = f"within {timeout:g}s " if timeout else ""
-            return StorageUnavailable(
-                f"HDFS {where} did not answer {limit}when asked to {action} {target}: check that it is up and "
-                f"reachable from this machine, or raise [webhdfs] timeout"
-            )
-        if isinstance(error, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
-            if _sent_before_failing(error):
-                then = (
-                    f"HDFS may have done it anyway: check {target} before trying again"
-                    if write
-                    else "retry; if it keeps happening, check the network path to HDFS"
-                )
-                return TransientStorageError(
-                    f"the connection to HDFS {where} broke before its whole answer to {action} {target} arrived "
-                    f"({_connection_reason(error)}): {then}"
-                )
-            return TransientStorageError(
-                f"cannot reach HDFS {where} to {action} {target} ({_connection_reason(error)}): check that HDFS is "
-                f"running and that [webhdfs] namenode_url or HADOOP_CONF_DIR/hdfs-site.xml gives the NameNode's "
-                f"HTTP address (default port {DEFAULT_HTTP_PORT})"
-            )
-        return StorageError(
-            f"HTTP request to HDFS failed to {action} {target} ({_short(repr(error))}): retry or "
-            f"check the NameNode address in [webhdfs] namenode_url"
-        )
-    if isinstance(error, requests.Response):
-        error = RemoteError.from_response(error)
-    elif isinstance(error, HdfsError):
-        message = error.message.decode("utf-8", "replace") if isinstance(error.message, bytes) else error.message
-        if error.exception is None and str(message).startswith("Authentication failure"):
-            error = RemoteError(401, "", str(message))
-        else:
-            error = RemoteError(None, error.exception or "", str(message))
-    elif not isinstance(error, RemoteError):  # an answer this client cannot read
+        return _translate_transport(error, action=action, target=target, namenodes=namenodes, timeout=timeout,
+                                    write=write)
+    remote = _as_remote_error(error)
+    if remote is None:  # an answer this client cannot read
         return StorageError(
             f"unexpected answer from HDFS ({nn_text}) when asked to {action} {target} ({type(error).__name__}: "
             f"{_short(str(error))}): check that [webhdfs] namenode_url or hdfs-site.xml names a WebHDFS NameNode"
         )
-    return _translate_remote(error, action=action, target=target, nn_text=nn_text, user=user)
+    return _translate_remote(remote, action=action, target=target, nn_text=nn_text, user=user)
+
+
+def _translate_transport(error: requests.exceptions.RequestException, *, action: str, target: str,
+                         namenodes: Sequence[str], timeout: float | None, write: bool) -> StorageError:
+    """A request that got no (whole) answer: a timeout, a refused or broken connection."""
+    nn_text = ", ".join(namenodes)
+    url = error.request.url if error.request is not None and error.request.url else ""
+    where = f"NameNode {nn_text}" if not url or _base(url) in namenodes else f"DataNode {_base(url)}"
+    if isinstance(error, requests.exceptions.Timeout):
+        # not transient: waiting [webhdfs] timeout again would only double the wait
+        limit = f"within {timeout:g}s " if timeout else ""
+        return StorageUnavailable(
+            f"HDFS {where} did not answer {limit}when asked to {action} {target}: check that it is up and "
+            f"reachable from this machine, or raise [webhdfs] timeout"
+        )
+    if isinstance(error, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+        if _sent_before_failing(error):
+            then = (
+                f"HDFS may have done it anyway: check {target} before trying again"
+                if write
+                else "retry; if it keeps happening, check the network path to HDFS"
+            )
+            return TransientStorageError(
+                f"the connection to HDFS {where} broke before its whole answer to {action} {target} arrived "
+                f"({_connection_reason(error)}): {then}"
+            )
+        return TransientStorageError(
+            f"cannot reach HDFS {where} to {action} {target} ({_connection_reason(error)}): check that HDFS is "
+            f"running and that [webhdfs] namenode_url or HADOOP_CONF_DIR/hdfs-site.xml gives the NameNode's "
+            f"HTTP address (default port {DEFAULT_HTTP_PORT})"
+        )
+    return StorageError(
+        f"HTTP request to HDFS failed to {action} {target} ({_short(repr(error))}): retry or "
+        f"check the NameNode address in [webhdfs] namenode_url"
+    )
+
+
+def _as_remote_error(error: BaseException | requests.Response | RemoteError) -> RemoteError | None:
+    """HDFS's refusal as a :class:`RemoteError`; ``None`` for anything else."""
+    if isinstance(error, requests.Response):
+        return RemoteError.from_response(error)
+    if isinstance(error, HdfsError):
+        message = error.message.decode("utf-8", "replace") if isinstance(error.message, bytes) else error.message
+        if error.exception is None and str(message).startswith("Authentication failure"):
+            return RemoteError(401, "", str(message))
+        return RemoteError(None, error.exception or "", str(message))
+    return error if isinstance(error, RemoteError) else None
 
 
 def _translate_remote(err: RemoteError, *, action: str, target: str, nn_text: str, user: str) -> StorageError:
+    """HDFS's refusal (its Java exception's name and message) as a typed error."""
     exc, msg = err.exception, _short(err.message)
+    detail = f" ({msg})" if msg else ""
+    found = (_refused_now(exc, msg, err.status, action, target, nn_text, user)
+             or _path_problem(exc, msg, action, target))
+    if found is not None:
+        return found
+    if exc:
+        status = f", HTTP {err.status}" if err.status else ""
+        return StorageError(
+            f"HDFS refused to {action} {target}: {exc}{status}{detail}: fix the cause above or see the NameNode log"
+        )
+    return StorageError(
+        f"{_base(err.url) or nn_text} answered HTTP {err.status} without a WebHDFS error when asked to {action} "
+        f"{target}: check that [webhdfs] namenode_url or hdfs-site.xml gives the NameNode's HTTP address and that "
+        f"WebHDFS is enabled (dfs.webhdfs.enabled)"
+    )
+
+
+def _refused_now(exc: str, msg: str, status: int | None, action: str, target: str, nn_text: str,
+                 user: str) -> StorageError | None:
+    """HDFS cannot serve now (standby, safe mode, retry later) or not this user."""
     detail = f" ({msg})" if msg else ""
     if exc == "StandbyException":
         return TransientStorageError(
@@ -365,7 +400,7 @@ def _translate_remote(err: RemoteError, *, action: str, target: str, nn_text: st
         )
     if exc == "RetriableException":
         return TransientStorageError(f"HDFS asked to retry later when asked to {action} {target}{detail}: retry shortly")
-    if err.status == 401 or exc == "SecurityException":
+    if status == 401 or exc == "SecurityException":
         return StoragePermissionDenied(
             f"HDFS refused to authenticate the request to {action} {target}{detail}: with [webhdfs] auth = kerberos "
             f"run kinit first; without Kerberos set [webhdfs] auth = insecure and [webhdfs] user"
@@ -376,6 +411,12 @@ def _translate_remote(err: RemoteError, *, action: str, target: str, nn_text: st
             f"permission denied to {action} {target}{who}{detail}: grant access (hdfs dfs -chmod / -chown / "
             f"-setfacl) or act as another user via [webhdfs] user or HADOOP_USER_NAME"
         )
+    return None
+
+
+def _path_problem(exc: str, msg: str, action: str, target: str) -> StorageError | None:
+    """The path is not what the request needs: missing, a file, a folder, already there."""
+    detail = f" ({msg})" if msg else ""
     if exc == "ParentNotDirectoryException" or msg.startswith("Parent path is not a directory"):
         return StorageError(
             f"cannot {action} {target}: a folder on its path is a file{detail}: remove that file or choose another path"
@@ -390,16 +431,7 @@ def _translate_remote(err: RemoteError, *, action: str, target: str, nn_text: st
         return StorageError(f"cannot {action} {target}: it is a folder, not a file: point the path at a file")
     if exc == "FileNotFoundException":
         return StorageError(f"cannot {action} {target}: it does not exist{detail}: check the path")
-    if exc:
-        status = f", HTTP {err.status}" if err.status else ""
-        return StorageError(
-            f"HDFS refused to {action} {target}: {exc}{status}{detail}: fix the cause above or see the NameNode log"
-        )
-    return StorageError(
-        f"{_base(err.url) or nn_text} answered HTTP {err.status} without a WebHDFS error when asked to {action} "
-        f"{target}: check that [webhdfs] namenode_url or hdfs-site.xml gives the NameNode's HTTP address and that "
-        f"WebHDFS is enabled (dfs.webhdfs.enabled)"
-    )
+    return None
 
 
 # --------------------------------------------------------------------------------------
@@ -444,8 +476,9 @@ _MISSING = ("FileNotFoundException", "ParentNotDirectoryException")
 _WRITES = ("write", "create folder", "move", "remove")
 
 
-class WebHdfsStorage(Storage):
-    """HDFS through WebHDFS, built on the ``hdfs`` package's clients.
+class _WebHdfsRequests:
+    """The requests half of :class:`WebHdfsStorage`: settings, the calling process's HTTP
+    state, one call with its errors translated (Kerberos refusals explained), reads retried.
 
     ``namenode_urls`` are tried in order (HA): the client moves to the next one on a
     connection error or a ``StandbyException`` and keeps using the one that answered.
@@ -529,17 +562,13 @@ class WebHdfsStorage(Storage):
             # on them, close or shut them down: only this process's references go. The
             # NameNode order (the active one first) is plain data and carries over. Two
             # threads racing here each build one; the loser's requests just go uncounted.
-            urls = list(conn.client._urls) if conn is not None else self.namenode_urls
+            urls = hdfs_client_urls(conn.client) if conn is not None else self.namenode_urls
             conn = self._connection = self._connect(urls)
         return conn
 
     @property
     def _session(self) -> _CountingSession:
         return self._here.session
-
-    @property
-    def _client(self) -> Client:
-        return self._here.client
 
     @property
     def request_count(self) -> int:
@@ -549,6 +578,12 @@ class WebHdfsStorage(Storage):
         every process's."""
         conn = self._connection
         return conn.session.request_count if conn is not None and conn.pid == os.getpid() else 0
+
+    def for_thread(self) -> Any:
+        """A storage with its own HTTP session (a requests session is not for two threads)."""
+        clone = copy.copy(self)  # every setting, the Kerberos login included
+        clone._connection = None  # built on its first request, in the thread that uses it
+        return clone
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -579,21 +614,16 @@ class WebHdfsStorage(Storage):
             time.sleep(min(self.retry_backoff * 2**attempt, _MAX_BACKOFF_S))
             attempt += 1
 
-    def _call(
-        self,
-        handler: Callable[..., requests.Response],
-        loc: Location,
-        action: str,
-        target: str | None = None,
-        **params: Any,
-    ) -> requests.Response:
-        """One WebHDFS call through the ``hdfs`` client (its HA failover included). Answers,
-        error answers too, come back; transport failures are raised translated."""
+    def _call(self, operation: str, loc: Location, action: str, target: str | None = None,
+              **params: Any) -> requests.Response:
+        """One WebHDFS ``operation`` (``get_file_status``, ``open``, ...) through the ``hdfs``
+        client (its HA failover included). Answers, error answers too, come back; transport
+        failures are raised translated."""
         target = target or loc.uri()
         conn = self._here
         conn.refused.response = None
         try:
-            res = handler(loc.path, strict=False, **params)
+            res = hdfs_operation(conn.client, operation)(loc.path, strict=False, **params)
         # KeyError/TypeError: hdfs' error parser met a JSON error body that is no RemoteException
         except (requests.exceptions.RequestException, HdfsError, KeyError, TypeError) as exc:
             self._raise_kerberos_refusal(conn, action, target)
@@ -628,13 +658,51 @@ class WebHdfsStorage(Storage):
 
     def _status(self, loc: Location, action: str = "check") -> dict | None:
         """One GETFILESTATUS (not retried here: callers retry whole reads)."""
-        res = self._call(self._client._get_file_status, loc, action)
+        res = self._call("get_file_status", loc, action)
         if res.ok:
             return self._json(res, "FileStatus", action, loc)
         remote = RemoteError.from_response(res)
         if remote.exception in _MISSING:
             return None
         raise self._error(remote, action, loc.uri())
+
+    def _open_bytes(self, loc: Location, **params: Any) -> bytes:
+        """One OPEN (``offset``/``length`` for a range), its body, errors translated."""
+        res = self._call("open", loc, "read", **params)
+        try:
+            if not res.ok:
+                raise self._error(res, "read", loc.uri())
+            return res.content
+        except requests.exceptions.RequestException as exc:
+            raise self._error(exc, "read", loc.uri()) from exc
+        finally:
+            res.close()
+
+    def _create(self, loc: Location, data: Any) -> None:
+        res = self._call("create", loc, "write", overwrite="true")
+        if not res.ok:
+            raise self._error(res, "write", loc.uri())
+        datanode_url = res.headers.get("Location")
+        if res.status_code not in (307, 302, 303) or not datanode_url:
+            problem = ValueError(f"CREATE answered HTTP {res.status_code} without a redirect to a DataNode")
+            raise self._error(problem, "write", loc.uri())
+        try:
+            put = self._session.request(
+                "PUT",
+                datanode_url,
+                data=data,
+                timeout=self.timeout,
+                headers={"content-type": "application/octet-stream"},
+            )
+        except requests.exceptions.RequestException as exc:
+            raise self._error(exc, "write", loc.uri()) from exc
+        if not put.ok:
+            raise self._error(put, "write", loc.uri())
+
+
+class WebHdfsStorage(_WebHdfsRequests, Storage):
+    """HDFS through WebHDFS, built on the ``hdfs`` package's clients (the requests, their
+    failover, retries and errors: :class:`_WebHdfsRequests`)."""
 
     # -- Storage: reads (retried) ------------------------------------------------------
 
@@ -657,7 +725,7 @@ class WebHdfsStorage(Storage):
         status = self._status(loc, "read")
         if status is None:
             return None
-        res = self._call(self._client._get_content_summary, loc, "read")
+        res = self._call("get_content_summary", loc, "read")
         if not res.ok:
             remote = RemoteError.from_response(res)
             if remote.exception in _MISSING:  # removed between the two requests
@@ -671,18 +739,12 @@ class WebHdfsStorage(Storage):
         except (KeyError, TypeError, ValueError) as exc:
             raise self._error(exc, "read", loc.uri()) from exc
 
-    def for_thread(self) -> WebHdfsStorage:
-        """A storage with its own HTTP session (a requests session is not for two threads)."""
-        clone = copy.copy(self)  # every setting, the Kerberos login included
-        clone._connection = None  # built on its first request, in the thread that uses it
-        return clone
-
     def list_dir(self, loc: Location) -> list[Entry] | None:
         """One LISTSTATUS."""
         return self._retrying(lambda: self._list(loc))
 
     def _list(self, loc: Location) -> list[Entry] | None:
-        res = self._call(self._client._list_status, loc, "list")
+        res = self._call("list_status", loc, "list")
         if not res.ok:
             remote = RemoteError.from_response(res)
             if remote.exception == "FileNotFoundException":
@@ -701,18 +763,6 @@ class WebHdfsStorage(Storage):
         """OPEN, following the redirect to a DataNode. The body's own framing (length or
         chunks) proves it complete; a cut one is a transport error, read again."""
         return self._retrying(lambda: self._open_bytes(loc))
-
-    def _open_bytes(self, loc: Location, **params: Any) -> bytes:
-        """One OPEN (``offset``/``length`` for a range), its body, errors translated."""
-        res = self._call(self._client._open, loc, "read", **params)
-        try:
-            if not res.ok:
-                raise self._error(res, "read", loc.uri())
-            return res.content
-        except requests.exceptions.RequestException as exc:
-            raise self._error(exc, "read", loc.uri()) from exc
-        finally:
-            res.close()
 
     def read_tail(self, loc: Location, nbytes: int) -> bytes:
         """GETFILESTATUS for the length, then one ranged OPEN: a Parquet footer costs
@@ -750,30 +800,9 @@ class WebHdfsStorage(Storage):
         with open(local_path, "rb") as fh:
             self._create(loc, fh)
 
-    def _create(self, loc: Location, data: Any) -> None:
-        res = self._call(self._client._create, loc, "write", overwrite="true")
-        if not res.ok:
-            raise self._error(res, "write", loc.uri())
-        datanode_url = res.headers.get("Location")
-        if res.status_code not in (307, 302, 303) or not datanode_url:
-            problem = ValueError(f"CREATE answered HTTP {res.status_code} without a redirect to a DataNode")
-            raise self._error(problem, "write", loc.uri())
-        try:
-            put = self._session.request(
-                "PUT",
-                datanode_url,
-                data=data,
-                timeout=self.timeout,
-                headers={"content-type": "application/octet-stream"},
-            )
-        except requests.exceptions.RequestException as exc:
-            raise self._error(exc, "write", loc.uri()) from exc
-        if not put.ok:
-            raise self._error(put, "write", loc.uri())
-
     def makedirs(self, loc: Location) -> None:
         """One MKDIRS (creates parents; fine if the folder exists)."""
-        res = self._call(self._client._mkdirs, loc, "create folder")
+        res = self._call("mkdirs", loc, "create folder")
         if not res.ok:
             raise self._error(res, "create folder", loc.uri())
         if self._json(res, "boolean", "create folder", loc) is not True:
@@ -788,7 +817,7 @@ class WebHdfsStorage(Storage):
         if self.exists(dst):
             raise StorageError(f"cannot move {src} to {dst}: the destination exists")
         target = f"{src.uri()} to {dst.uri()}"
-        res = self._call(self._client._rename, src, "move", target, destination=dst.path)
+        res = self._call("rename", src, "move", target, destination=dst.path)
         if not res.ok:
             raise self._error(res, "move", target)
         if self._json(res, "boolean", "move", src) is True:
@@ -813,7 +842,7 @@ class WebHdfsStorage(Storage):
         """One recursive DELETE; a path that is already gone is fine."""
         if posixpath.normpath(loc.path) == "/":
             raise StorageError(f"refusing to remove the root folder {loc.uri()}: give a path below it")
-        res = self._call(self._client._delete, loc, "remove", recursive="true")
+        res = self._call("delete", loc, "remove", recursive="true")
         if res.ok:
             return
         remote = RemoteError.from_response(res)

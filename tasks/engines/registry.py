@@ -9,6 +9,7 @@ point's name is the engine's name, its object an :class:`~tasks.engines.base.Eng
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -60,6 +61,16 @@ SKLEARN_EXAMPLE = "sklearn:sklearn.ensemble.HistGradientBoostingClassifier"
 
 _made: dict[str, Engine] = {}
 _lock = threading.Lock()
+
+
+def _new_lock_after_fork() -> None:
+    # Luigi forks a process per task: a lock another thread held at that moment would stay
+    # held in the child, where no thread will ever release it.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 def plugin_names() -> list[str]:

@@ -2,7 +2,8 @@
 summary table printed at the end of a run.
 
 Task outcomes are decided in Luigi's task processes; files are the one channel every
-process (and a later rerun) can read.
+process (and a later rerun) can read. The job runner writes these records; the console,
+the exit summary, MLflow tracking, the notebook API and the HTML report read them.
 """
 
 from __future__ import annotations
@@ -11,9 +12,19 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 from pipeline.data.labels import label_slug
+
+_RUN_ID = f"{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
+
+
+def current_run_id() -> str:
+    """Identifies this controller process's run in result files and summaries (Luigi's
+    forked task processes inherit it)."""
+    return _RUN_ID
+
 
 RESULT_FILE = "result.json"
 #: Every status but these is a success (each kind names its own: "trained", "scored", ...).

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from pipeline.cluster.hadoop_conf import hadoop_user
+from pipeline.cluster.yarn_clients import yarn as yarn_settings
 from pipeline.errors import ConfigError, StorageError
 from pipeline.storage import Storage, storage_for
 from pipeline.storage.locations import Location, parse_location
@@ -243,9 +245,6 @@ def shared_files(*, user_conf: Mapping[str, str], spark_submit: str, environ: Ma
     """The shared files for a YARN job, published at most once per process (and, thanks
     to content-keyed names, once per content for all runs). Trouble is logged, and the
     job then uploads its own as before: a slower submission, not a failed job."""
-    from pipeline.cluster.hadoop_conf import hadoop_user
-    from pipeline.cluster.yarn_clients import yarn as yarn_settings
-
     cfg = yarn_settings()
     if not cfg.spark_archive:
         return SharedFiles(None, None)
