@@ -84,11 +84,9 @@ def metrics_and_curves(y_true: Any, scores: Any, *, train_counts: tuple[int, int
     pr = precision_recall_curve(y, s) if positives else None
     threshold = _best_f1(*pr) if pr is not None else 0.5
     predicted = s >= threshold
-    tp = int(np.count_nonzero(predicted & (y == 1)))
-    fp = int(np.count_nonzero(predicted & (y == 0)))
+    tp, fp = int(np.count_nonzero(predicted & (y == 1))), int(np.count_nonzero(predicted & (y == 0)))
     fn = positives - tp
-    p = np.clip(s, _EPS, 1 - _EPS)
-    auc = _finite(area(roc[0], roc[1])) if roc is not None else None
+    p, auc = np.clip(s, _EPS, 1 - _EPS), _finite(area(roc[0], roc[1])) if roc is not None else None
     out.update(
         auc_roc=auc,
         auc_test=auc,  # the name metadata format 1 used; same value
