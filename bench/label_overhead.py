@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=500)
     parser.add_argument("--features", type=int, default=3)
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--fit-place", choices=("tasks", "driver"), default="tasks")
     parser.add_argument("--verbose", action="store_true", help="also print each task-fitted label (pid, seconds)")
     args = parser.parse_args()
 
@@ -92,7 +93,8 @@ def main() -> None:
         labels = [f"label_{i:02d}" for i in range(args.labels)]
         spec = {"labels": labels, "slugs": labels, "data": f"file://{data}", "artifact_root": f"file://{base}/models",
                 "engine": "lightgbm", "params": {}, "features": [f"f{i:03d}" for i in range(args.features)],
-                "balance_ratio": 1.0, "test_fraction": 0.2, "seed": 42, "config": "bench", "threads": 0}
+                "balance_ratio": 1.0, "test_fraction": 0.2, "seed": 42, "config": "bench", "threads": 0,
+                "fit_place": args.fit_place}
         started = time.perf_counter()
         spark = (SparkSession.builder.master(args.master).config("spark.ui.enabled", "false")
                  .config("spark.sql.shuffle.partitions", "4").config("spark.ui.showConsoleProgress", "false").getOrCreate())

@@ -77,9 +77,10 @@ class batching(luigi.Config):  # noqa: N801 - luigi names the config section aft
         default=0, description="Training threads in a batch's driver with fit_place = driver (0 = one per driver "
         "core: local[N]'s N, spark.driver.cores on YARN).")
     fit_place = ChoiceParameter(
-        choices=("tasks", "driver"), default="tasks", description="Where a batch fits the labels of a driver engine "
-        "(LightGBM, XGBoost, scikit-learn) once its rows are collected: tasks = as Spark tasks on every core the job "
-        "has (local[N]'s slots, the executors on YARN: they need the engine's library); driver = on driver threads.")
+        choices=("auto", "tasks", "driver"), default="auto", description="Where a batch fits the labels of a driver "
+        "engine (LightGBM, XGBoost, scikit-learn) once its rows are collected: tasks = as Spark tasks on every core "
+        "the job has (the executors on YARN: they need the engine's library; local[N]'s slots); driver = on driver "
+        "threads; auto = tasks with executors, driver threads under a plain local master (faster there).")
     widen_local = luigi.BoolParameter(
         default=True, description="With --batch-size auto and a local [spark] master, TrainAll makes the fewest "
         "batches and gives each its share of this machine's cores (local[N]); false: [spark] master as written.")

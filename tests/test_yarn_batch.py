@@ -140,4 +140,4 @@ def test_a_batch_asks_yarn_for_its_executors_and_its_spec_says_how_many_labels_f
     assert argv[argv.index("--num-executors") + 1] == "2" and argv[argv.index("--executor-cores") + 1] == "2"
     spec = decode_spec(argv[argv.index(SPEC_FLAG) + 1])
     assert sorted(spec["labels"]) == LABELS
-    assert spec["fit_place"] == "tasks" and spec["fits_at_once"] == 4
+    assert spec["fit_place"] == "auto" and spec["fits_at_once"] == 4  # auto: tasks on YARN
