@@ -260,3 +260,30 @@ def test_a_failed_batch_is_one_line_naming_the_batch_and_its_log_once():
     assert JobRecorder(task, state).batch_failure(["a", "b"], job_error) == (
         "batch of 4 labels ('a', ...): 2 of 4 labels failed, the others are complete: "
         f"a: label 'a' has one class: pick another; b: spark-submit exited with code 1 (log: {log})")
+
+
+def test_a_labels_failure_in_a_fitting_task_comes_back_as_a_value():
+    """What a Spark task runs (tasks.fit_tasks), without Spark: a label refused for its
+    data comes back as that JobInputError, an unexpected error as a TaskFailure carrying
+    its traceback, a good label as its model and rows; the task itself never raises."""
+    import pickle
+
+    from tasks.engines.training import Options
+    from tasks.fit_tasks import FitSettings, LabelWork, TaskFailure, fit_group, fit_label
+    from tasks.label_sample import Minimums
+
+    frame = _frame()
+    frame["y2"] = 0.0  # one class only
+    settings = FitSettings(engine="lightgbm", params={"num_iterations": 5, "num_threads": 1}, columns=["f0", "f1"],
+                           seed=1, balance_ratio=1.0, options=Options(), minimums=Minimums())
+
+    class Shipped:  # what a broadcast looks like to the task
+        value = frame
+
+    good, refused = fit_group(Shipped(), settings, [LabelWork("a", "y1"), LabelWork("b", "y2")])
+    assert good["label"] == "a" and good["model"].files and good["rows"]["validation"] > 0
+    assert good["model"].info["fitted_in"]["where"] == "spark task" and good["model"].info["fitted_in"]["executor"] == "driver"
+    assert isinstance(refused["error"], JobInputError) and "only class 0" in str(refused["error"])
+    broken = fit_label(frame, LabelWork("c", "no_such_column"), settings)["error"]
+    assert isinstance(broken, TaskFailure) and str(broken).startswith("KeyError") and "Traceback" in broken.trace
+    assert str(pickle.loads(pickle.dumps(broken))) == str(broken)  # it travels back to the driver
