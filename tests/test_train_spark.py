@@ -64,8 +64,9 @@ def dataset(tmp_path_factory):
 def first_run(tmp_path_factory, dataset):
     work = tmp_path_factory.mktemp("work")
     labels = ["label_00", "label_02", ODD_LABEL, "not_a_column", "const", "three", *DEGENERATE]
+    # the old narrow plan (two local[1] batches at once): two concurrent JVMs on one machine are what this run tests
     proc = run_luigi(["TrainAll", "--workers", "2", "--local-scheduler", "--data", str(dataset), "--models", "models",
-                      "--labels", json.dumps(labels)], cwd=work)
+                      "--labels", json.dumps(labels), "--batching-widen-local", "false"], cwd=work)
     return work, proc
 
 
@@ -200,7 +201,7 @@ def test_stopping_the_controller_ends_every_job_and_publishes_nothing(tmp_path, 
     labels = ["label_00", "label_02"][:workers]
     proc = start_luigi(["TrainAll", "--workers", str(workers), "--local-scheduler", "--data", str(dataset),
                         "--models", "models", "--labels", json.dumps(labels), "--engine", "mllib-gbt",
-                        "--params", '{"max_iter": 60}'], cwd=tmp_path)
+                        "--params", '{"max_iter": 60}', "--batching-widen-local", "false"], cwd=tmp_path)
     try:
         assert wait_for(lambda: all(job_started(tmp_path / "logs", lb) for lb in labels), timeout=240, interval=0.2), \
             proc.communicate()[0][-3000:]
