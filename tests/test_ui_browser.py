@@ -40,7 +40,8 @@ def test_task_list_shows_every_label_with_its_status(tmp_path, dataset, luigid):
     port, url, _ = luigid
     labels = ["label_00", ODD_LABEL]
     proc = run_luigi(["TrainAll", "--scheduler-host", "127.0.0.1", "--scheduler-port", str(port), "--workers", "2",
-                      "--data", str(dataset), "--models", "models", "--labels", json.dumps(labels)],
+                      "--data", str(dataset), "--models", "models", "--labels", json.dumps(labels),
+                      "--batch-size", "1"],  # one task, so one row, per label (a batch is one row)
                      cwd=tmp_path, FANOUT_FAIL_LABELS=ODD_LABEL)
     assert proc.returncode == TASK_FAILED, (proc.stdout + proc.stderr)[-3000:]
 
