@@ -239,7 +239,7 @@ def prepare(work: Path) -> dict[str, str]:
     return {}
 
 
-def luigi_cfg(work: Path, rm_url: str) -> Path:
+def luigi_cfg(work: Path, rm_url: str, max_submits: int | None) -> Path:
     cfg = configparser.RawConfigParser()
     cfg.read(REPO / "luigi.cfg")
     cfg.set("spark", "master", "yarn")
@@ -247,6 +247,8 @@ def luigi_cfg(work: Path, rm_url: str) -> Path:
     cfg.set("spark", "spark_submit", str(work / "spark-submit-stand-in"))
     cfg.set("yarn", "rm_address", rm_url)
     cfg.set("yarn", "yarn_bin", str(work / "yarn-stand-in"))
+    if max_submits is not None:
+        cfg.set("yarn", "max_concurrent_submits", str(max_submits))
     path = work / "luigi.cfg"
     with open(path, "w") as fh:
         cfg.write(fh)
@@ -363,6 +365,8 @@ def main() -> None:
     parser.add_argument("--inflight-seconds", type=float, default=30.0, help="how long all jobs stay RUNNING together")
     parser.add_argument("--recipe-poll", type=float, default=10.0, help="the recipe's seconds between yarn calls")
     parser.add_argument("--submit-seconds", type=float, default=5.0, help="detached spark-submit stand-in's time to submit")
+    parser.add_argument("--max-concurrent-submits", type=int, help="ours: [yarn] max_concurrent_submits (default: the "
+                        "package's 3, a memory bound; the recipe runs all its spark-submits at once)")
     parser.add_argument("--recipe", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.recipe:
@@ -374,7 +378,7 @@ def main() -> None:
         work = Path(tmp)
         prepare(work)
         with Cluster(work, n) as cluster:
-            cfg = luigi_cfg(work, cluster.rm.url)
+            cfg = luigi_cfg(work, cluster.rm.url, args.max_concurrent_submits)
             jobs = [{"name": f"job-{i:02d}", "args": [f"job-{i:02d}"],
                      "output": f"webhdfs://127.0.0.1:{cluster.hdfs.port}/out/job-{i:02d}"} for i in range(n)]
             (work / "jobs.json").write_text(json.dumps(jobs))
