@@ -128,6 +128,24 @@ def one_line(text: str, limit: int = 300) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
+def tiny_rows(n_features: int) -> tuple[Any, Any]:
+    """A few seeded random rows with both classes, for a library's parameter check."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((64, max(1, n_features))), (np.arange(64) % 2).astype("float64")
+
+
+def library_refusal(library: str, params: Mapping[str, Any], defaults: Mapping[str, Param],
+                    error: str | None) -> str | None:
+    """``library``'s own refusal as one line naming the parameters the user gave (not the
+    defaults we fill in), or None when it accepted them."""
+    if error is None:
+        return None
+    given = {k: v for k, v in params.items() if k not in defaults or v != defaults[k].default}
+    return f"{library} refuses the parameters {given}: {error}"
+
+
 def check_number(where: str, kind: type, value: Any, low: float | None = None, high: float | None = None) -> Any:
     """``value`` as ``kind`` (int or float), refused in one line when it is not one."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -12,7 +12,16 @@ from collections.abc import Collection, Mapping
 from functools import cached_property
 from typing import Any
 
-from tasks.engines.base import DRIVER, DriverRows, Engine, EngineParamError, Param, one_line
+from tasks.engines.base import (
+    DRIVER,
+    DriverRows,
+    Engine,
+    EngineParamError,
+    Param,
+    library_refusal,
+    one_line,
+    tiny_rows,
+)
 from tasks.engines.quiet import library_output_hidden
 from tasks.layout import NATIVE_MODEL
 
@@ -114,7 +123,7 @@ class LightGBMEngine(Engine):
         """Every parameter's default as a booster trained with defaults reports it."""
         import lightgbm
 
-        x, y = _tiny_rows(2)
+        x, y = tiny_rows(2)
         with _lock, library_output_hidden(("[LightGBM]",)):
             booster = lightgbm.train({"objective": "binary", "verbosity": -1, "num_threads": 1}, lightgbm.Dataset(x, y),
                                      num_boost_round=1)
@@ -147,7 +156,7 @@ class LightGBMEngine(Engine):
     def _refusal(self, params: Mapping[str, Any], n_features: int) -> str | None:
         import lightgbm
 
-        x, y = _tiny_rows(n_features)
+        x, y = tiny_rows(n_features)
         check = {**lightgbm_params(params, 0), "num_threads": 1}
         try:
             with _lock, library_output_hidden(("[LightGBM]",)):
@@ -157,11 +166,7 @@ class LightGBMEngine(Engine):
         return None
 
     def library_check(self, params: Mapping[str, Any], n_features: int) -> str | None:
-        error = self._refusal(params, n_features)
-        if error is None:
-            return None
-        given = {k: v for k, v in params.items() if k not in self.defaults or v != self.defaults[k].default}
-        return f"LightGBM refuses the parameters {given}: {error}"
+        return library_refusal("LightGBM", params, self.defaults, self._refusal(params, n_features))
 
     def early_stopping_rounds(self, params: Mapping[str, Any]) -> int:
         return int(params.get("early_stopping_round") or 0)
@@ -198,12 +203,3 @@ class LightGBMEngine(Engine):
 
     def feature_importance(self, model: Any) -> list[float] | None:
         return [float(v) for v in model.feature_importance(importance_type="gain")]
-
-
-def _tiny_rows(n_features: int) -> tuple[Any, Any]:
-    """A few seeded random rows with both classes, for a library's parameter check."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((64, max(1, n_features)))
-    return x, (np.arange(64) % 2).astype("float64")

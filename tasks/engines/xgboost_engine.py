@@ -16,7 +16,16 @@ from collections.abc import Collection, Mapping
 from functools import cached_property
 from typing import Any
 
-from tasks.engines.base import DRIVER, DriverRows, Engine, EngineParamError, Param, one_line
+from tasks.engines.base import (
+    DRIVER,
+    DriverRows,
+    Engine,
+    EngineParamError,
+    Param,
+    library_refusal,
+    one_line,
+    tiny_rows,
+)
 
 MODEL_FILE = "model.json"
 
@@ -73,7 +82,7 @@ class XGBoostEngine(Engine):
         """Every parameter name XGBoost's saved configurations list -> a booster that has it."""
         import xgboost
 
-        x, y = _tiny(2)
+        x, y = tiny_rows(2)
         found: dict[str, str] = {}
         with _lock, warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -122,7 +131,7 @@ class XGBoostEngine(Engine):
     def _refusal(self, params: Mapping[str, Any], n_features: int) -> str | None:
         import xgboost
 
-        x, y = _tiny(n_features)
+        x, y = tiny_rows(n_features)
         booster_params, _, _ = _split(params, 0)
         booster_params["nthread"] = 1
         try:
@@ -136,11 +145,7 @@ class XGBoostEngine(Engine):
         return None
 
     def library_check(self, params: Mapping[str, Any], n_features: int) -> str | None:
-        error = self._refusal(params, n_features)
-        if error is None:
-            return None
-        given = {k: v for k, v in params.items() if k not in self.defaults or v != self.defaults[k].default}
-        return f"XGBoost refuses the parameters {given}: {error}"
+        return library_refusal("XGBoost", params, self.defaults, self._refusal(params, n_features))
 
     def early_stopping_rounds(self, params: Mapping[str, Any]) -> int:
         return int(params.get("early_stopping_rounds") or 0)
@@ -190,10 +195,3 @@ def _split(params: Mapping[str, Any], seed: int) -> tuple[dict[str, Any], int, i
     booster.update({k: v for k, v in params.items() if k not in ("num_boost_round", "early_stopping_rounds")})
     booster["seed"] = seed
     return booster, int(params.get("num_boost_round", 100)), int(params.get("early_stopping_rounds") or 0)
-
-
-def _tiny(n_features: int) -> tuple[Any, Any]:
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    return rng.standard_normal((64, max(1, n_features))), (np.arange(64) % 2).astype("float64")
