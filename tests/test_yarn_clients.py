@@ -37,6 +37,7 @@ from pipeline.cluster.yarn_clients import (
     yarn,
 )
 from pipeline.errors import ConfigError
+from tests.fake_time import FakeTime
 from tests.replay import FIXTURES, ReplayServer, Reply, fixture_bytes
 
 APP = "application_1795461516199_{:04d}"
@@ -317,18 +318,6 @@ class ScriptedClient:
         return answer
 
 
-class FakeTime:
-    def __init__(self):
-        self.now = 100.0
-        self.sleeps = []
-
-    def clock(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
 
 @pytest.fixture
 def kill_reports():
@@ -339,7 +328,7 @@ def kill_reports():
 def test_follow_reports_changes_and_backs_off(kill_reports):
     running, killed = kill_reports
     client = ScriptedClient([running, running, running, killed])
-    fake, seen = FakeTime(), []
+    fake, seen = FakeTime(100.0), []
     final = follow(
         client, APP.format(8), seen.append, clock=fake.clock, sleep=fake.sleep, poll_interval=2, max_poll_interval=4
     )
@@ -360,7 +349,7 @@ def test_follow_over_rest_stops_at_the_first_terminal_report(rm):
 
 def test_follow_deadline(kill_reports):
     running, _ = kill_reports
-    fake = FakeTime()
+    fake = FakeTime(100.0)
     with pytest.raises(YarnDeadlineExceeded, match="still RUNNING") as info:
         follow(
             ScriptedClient([running]), APP.format(8), lambda r: None, clock=fake.clock, sleep=fake.sleep, deadline=110.0
@@ -372,13 +361,13 @@ def test_follow_deadline(kill_reports):
 def test_follow_rides_out_a_short_rm_outage(kill_reports):
     running, killed = kill_reports
     down = YarnUnavailable("RM down")
-    fake = FakeTime()
+    fake = FakeTime(100.0)
     client = ScriptedClient([running, down, down, killed])
     assert (
         follow(client, APP.format(8), lambda r: None, clock=fake.clock, sleep=fake.sleep, unavailable_grace=60)
         == killed
     )
-    fake = FakeTime()
+    fake = FakeTime(100.0)
     with pytest.raises(YarnUnavailable):
         follow(
             ScriptedClient([down]),

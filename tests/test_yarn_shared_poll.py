@@ -48,6 +48,7 @@ from pipeline.cluster.yarn_poll import (
     wait_before_check,
 )
 from pipeline.cluster.yarn_shared import SharedPoll, _Watch
+from tests.fake_time import FakeTime
 from tests.replay import (
     ReplayServer,
     Request,
@@ -166,16 +167,6 @@ def test_the_shared_file_round_trips_every_field():
 # --------------------------------------------------------------------------- one process, real HTTP
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
 
 def test_a_fresh_answer_is_read_not_asked_again(tmp_path):
     with ReplayServer() as rm:
@@ -191,7 +182,7 @@ def test_a_fresh_answer_is_read_not_asked_again(tmp_path):
 
 
 def test_follow_reports_each_change_and_returns_the_terminal_report(tmp_path):
-    app, clock = REC.format(1), FakeClock()
+    app, clock = REC.format(1), FakeTime(1000.0)
     stages = Timeline([
         Step(rm_apps_reply([app_object(TAGS_ACCEPTED, app)]), 1, "ACCEPTED"),
         Step(rm_apps_reply([app_object(TAGS_RUNNING, app)]), 2, "RUNNING"),
@@ -210,7 +201,7 @@ def test_follow_reports_each_change_and_returns_the_terminal_report(tmp_path):
 
 
 def test_an_unreachable_rm_is_ridden_out_for_the_grace_then_raised(tmp_path):
-    clock = FakeClock()
+    clock = FakeTime(1000.0)
     dead = ResourceManagerRest("http://127.0.0.1:9", timeout=0.5)  # discard port: refused at once
     poll = SharedPoll(tmp_path, dead, interval=2.0, clock=clock.clock, sleep=clock.sleep)
     start = clock.now
@@ -231,7 +222,7 @@ def test_an_application_the_list_does_not_show_is_asked_alone_and_the_rm_may_hav
 
 
 def test_an_application_only_found_alone_is_asked_with_the_old_back_off(tmp_path):
-    app, clock = OLD.format(5), FakeClock()
+    app, clock = OLD.format(5), FakeTime(1000.0)
     with ReplayServer() as rm:
         rm.route("GET", APPS, recorded_reply(EMPTY))  # an RM whose list leaves it out
         alone = Timeline([Step(recorded_reply("yarn/rm-rest-app-RUNNING.json"), 4, "RUNNING"),
@@ -253,7 +244,7 @@ def test_a_refused_or_bad_shared_poll_raises_in_every_follower(tmp_path, kind, e
 
 
 def test_the_deadline_still_applies(tmp_path):
-    clock = FakeClock()
+    clock = FakeTime(1000.0)
     with ReplayServer() as rm:
         rm.route("GET", APPS, recorded_reply(TAGS_RUNNING))
         poll = SharedPoll(tmp_path, ResourceManagerRest(rm.url), interval=2.0, clock=clock.clock, sleep=clock.sleep)

@@ -18,6 +18,7 @@ import pytest
 
 from pipeline.cluster.yarn import ApplicationReport, YarnDeadlineExceeded
 from pipeline.cluster.yarn_clients import ResourceManagerRest, follow
+from tests.fake_time import FakeTime
 from tests.replay import (
     RM_HEADERS,
     ReplayServer,
@@ -40,16 +41,6 @@ TAGS_RUNNING = "yarn/rm-rest-apps-applicationTags-rec-running-RUNNING.json"
 def report_of(reply: Reply) -> ApplicationReport:
     return ApplicationReport.from_rest(json.loads(reply.body))
 
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 # --------------------------------------------------------------------------- the replay
