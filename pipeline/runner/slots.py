@@ -225,9 +225,14 @@ def _run_local_cap(folder: Path, measure: Callable[[], Any]) -> tuple[int, str]:
     cap = measure()
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(f"{cap.jobs}\n{cap.reason}\n")
-    logger.info("local mode: at most %d job%s at once on this machine (%s); [fanout] max_local_jobs overrides",
-                cap.jobs, "" if cap.jobs == 1 else "s", cap.reason)
+    logger.info("%s", local_cap_line(cap.jobs, cap.reason))
     return cap.jobs, cap.reason
+
+
+def local_cap_line(jobs: int, reason: str) -> str:
+    """The one line that says the local cap and why (logged once, shown while a job waits)."""
+    return (f"local mode: at most {jobs} job{'' if jobs == 1 else 's'} at once on this machine ({reason}); "
+            "[fanout] max_local_jobs overrides")
 
 
 @contextlib.contextmanager
@@ -246,7 +251,7 @@ def job_slot(job: Any, status: Callable[[str], None], run_id: str) -> Iterator[S
         jobs, reason = _run_local_cap(folder, lambda: local_job_cap(
             cores=machine_cores(), available_bytes=available_memory(), driver_memory=job.driver_memory,
             master=job.master, configured=int(fanout().max_local_jobs)))
-        line = f"local mode: at most {jobs} job{'' if jobs == 1 else 's'} at once on this machine ({reason}); [fanout] max_local_jobs overrides"
+        line = local_cap_line(jobs, reason)
         pool = SlotPool(folder, "local", jobs)
         slot = pool.acquire(on_wait=lambda: status(f"waiting for a local job slot: {line}"))
     else:  # another master (spark://, k8s://): nothing measured to bound it by
