@@ -8,14 +8,17 @@ it is tested without a JVM.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
 from tasks.balance import plan_balance
 from tasks.engines.base import LABEL_COL
+from tasks.row_hash import label_draws
 
 VALIDATION_COL = "__validation__"
+#: The collected frame's column holding each row's ``xxhash64`` of all the dataset's
+#: columns: the validation flag and each label's class-balancing draws come from it.
+HASH_COL = "__row_hash__"
 
 
 class JobInputError(RuntimeError):
@@ -84,13 +87,6 @@ def null_warning(label: str, rows: dict[str, Any], minimums: Minimums) -> str | 
             f"validation (above [fanout] null_label_warning = {minimums.null_warning_share})")
 
 
-def label_rng(seed: int, label: str) -> Any:
-    """A random generator for one label, the same whichever batch the label is in."""
-    import numpy as np
-
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(label.encode("utf-8"))])
-
-
 def row_counts(*, total: int, per_class: dict[int, int], before: dict[int, int], after: dict[int, int],
                validation: int) -> dict[str, Any]:
     """The row counts an artifact's metadata records, whichever path trained it."""
@@ -116,7 +112,7 @@ class LabelSample:
 def label_sample(frame: Any, label: str, label_column: str, features: list[str], balance_ratio: float,
                  seed: int, minimums: Minimums | None = None) -> LabelSample:
     """Split ``frame`` (collected once for the batch; ``label_column`` holds this label,
-    ``VALIDATION_COL`` the row's split flag) into balanced training rows and validation
+    ``VALIDATION_COL`` the row's split flag, ``HASH_COL`` its hash) into balanced training rows and validation
     rows. Unlabelled rows (null) are left out of both (and counted); a label with too
     few rows of a class (``minimums``) is refused."""
     import numpy as np
@@ -137,7 +133,9 @@ def label_sample(frame: Any, label: str, label_column: str, features: list[str],
     plan = plan_balance(before[0], before[1], float(balance_ratio))
     keep = in_train
     if plan.fractions != {0: 1.0, 1: 1.0}:
-        draw = label_rng(seed, label).random(len(values))
+        # From each row's hash, not its position: the same rows are kept whatever order
+        # the part files were read in, by Spark or by pyarrow (tasks.local_frame).
+        draw = label_draws(frame[HASH_COL].to_numpy(), seed, label)
         fraction = np.where(values == 1, plan.fractions[1], plan.fractions[0])
         keep = in_train & (draw < fraction)
     after = {c: int(np.count_nonzero(keep & (values == c))) for c in (0, 1)}

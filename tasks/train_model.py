@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from typing import Any
 
@@ -48,6 +48,7 @@ from tasks.jobspec import (
     fail_labels,
 )
 from tasks.label_sample import (
+    HASH_COL,
     VALIDATION_COL,
     JobInputError,
     Minimums,
@@ -58,8 +59,10 @@ from tasks.label_sample import (
     row_counts,
 )
 from tasks.layout import FORMAT_VERSION, SPARK_MODEL
+from tasks.local_frame import LocalFrame, read_local_frame
 from tasks.ownership import DEFAULT_LEASE_SECONDS
 from tasks.parent_death import die_with_parent
+from tasks.row_hash import HASH_BUCKETS
 
 __all__ = ["JobInputError", "main"]
 
@@ -83,7 +86,6 @@ def fits_as_tasks(spec: dict[str, Any], master: str) -> bool:
 #: small beside its fits; a task's labels are committed when it returns.
 TASKS_PER_SLOT = 4
 MAX_LABELS_PER_TASK = 64
-HASH_BUCKETS = 1_000_000
 
 
 def validation_sql(columns: list[str], seed: int, fraction: float) -> str:
@@ -92,8 +94,13 @@ def validation_sql(columns: list[str], seed: int, fraction: float) -> str:
     validation rows, in every rerun and whatever the batch (rows that are exact copies
     share their place). As one SQL expression: a dataset of a thousand columns is then
     one call into the JVM, not one per column (seconds per batch)."""
-    hashed = f"xxhash64({', '.join(quoted(c) for c in columns)}, {int(seed)})"
-    return f"pmod({hashed}, {HASH_BUCKETS}) < {int(round(fraction * HASH_BUCKETS))}"
+    return f"pmod({row_hash_sql(columns, seed)}, {HASH_BUCKETS}) < {int(round(fraction * HASH_BUCKETS))}"
+
+
+def row_hash_sql(columns: list[str], seed: int) -> str:
+    """A row's hash: ``xxhash64`` of every column and then the seed (Spark's function
+    takes no seed of its own; :mod:`tasks.row_hash` computes the same without Spark)."""
+    return f"xxhash64({', '.join(quoted(c) for c in columns)}, {int(seed)})"
 
 
 def validation_flag(data: Any, seed: int, fraction: float) -> Any:
@@ -114,6 +121,7 @@ def prepare(data: Any, labels: list[str], features: list[str], seed: int, fracti
     exprs = [f"CAST({quoted(label)} AS DOUBLE) AS {label_column(i)}" for i, label in enumerate(labels)]
     exprs += [f"CAST({quoted(f)} AS DOUBLE) AS f{i}" for i, f in enumerate(features)]
     exprs.append(f"{validation_sql(data.columns, seed, fraction)} AS {VALIDATION_COL}")
+    exprs.append(f"{row_hash_sql(data.columns, seed)} AS {HASH_COL}")
     return data.selectExpr(*exprs)
 
 
@@ -493,11 +501,9 @@ def train_batch(spark: Any, data: Any, spec: dict[str, Any], watch_parent: int |
         frame = collect_batch(prepared, len(present) + len(features) + 1, limit)
         if warming is not None:
             warming.join()
-    emit_event("data_ready", labels=len(jobs), collected=frame is not None)
+    emit_event("data_ready", labels=len(jobs), collected=frame is not None, read="spark")
     if frame is not None:
-        if fits_as_tasks(spec, spark.sparkContext.master):
-            return failed + train_as_tasks(spark, frame, jobs, engine, params, watch_parent)
-        return failed + train_collected(spark, frame, jobs, engine, params, watch_parent)
+        return failed + train_frame(spark, frame, jobs, engine, params, watch_parent)
     if len(jobs) > 1:
         prepared = prepared.cache()
     for job in jobs:
@@ -509,6 +515,55 @@ def train_batch(spark: Any, data: Any, spec: dict[str, Any], watch_parent: int |
     return failed
 
 
+def train_frame(spark: Any, frame: Any, jobs: list[LabelJob], engine: Engine, params: dict[str, Any],
+                watch_parent: int | None) -> int:
+    """A driver engine's labels on the batch's frame: as Spark tasks or on driver threads
+    (:func:`fits_as_tasks`). Returns how many failed."""
+    if fits_as_tasks(jobs[0].spec, spark.sparkContext.master):
+        return train_as_tasks(spark, frame, jobs, engine, params, watch_parent)
+    return train_collected(spark, frame, jobs, engine, params, watch_parent)
+
+
+def train_local(spark: Any, local: LocalFrame, spec: dict[str, Any], watch_parent: int | None) -> int:
+    """Every label of the spec on the frame :mod:`tasks.local_frame` read: no Spark query
+    at all. Returns how many failed."""
+    engine = get_engine(spec["engine"])
+    params = engine.resolve(spec["params"])
+    engine.check_job(spark)
+    jobs = [LabelJob(i, label, slug, spec) for i, (label, slug) in enumerate(zip(spec["labels"], spec["slugs"], strict=True))]
+    emit_event("data_ready", labels=len(jobs), collected=True, read="pyarrow")
+    return train_frame(spark, local.frame, jobs, engine, params, watch_parent)
+
+
+def start_local_read(spec: dict[str, Any]) -> Future:
+    """While the SparkSession starts (seconds), a thread imports the engine's library and,
+    for a driver engine, reads a local dataset with pyarrow (:mod:`tasks.local_frame`).
+    Its result is the frame or ``None``; any trouble there (an unknown engine, a missing
+    library) is left for the Spark path to report in its usual words."""
+    def read() -> LocalFrame | None:
+        try:
+            engine = get_engine(spec["engine"])
+            if engine.trains_on != DRIVER:
+                return None
+            engine.check_modules()
+            local, why = read_local_frame(spec["data"], spec["labels"], spec["features"], int(spec["seed"]),
+                                          float(spec["test_fraction"]),
+                                          float(spec.get("collect_limit_mb", DEFAULT_COLLECT_LIMIT_MB)))
+        except Exception as exc:  # noqa: BLE001 - the Spark path reports any real trouble
+            local, why = None, f"{type(exc).__name__}: {exc}"
+        if local is None:
+            print(f"spark-fanout: reading {spec['data']} through Spark: {why}", file=sys.stderr, flush=True)
+        else:
+            print(f"spark-fanout: read {spec['data']} with pyarrow ({local.files} file(s), {local.rows} rows)",
+                  file=sys.stderr, flush=True)
+        return local
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-read")
+    future = pool.submit(read)
+    pool.shutdown(wait=False)
+    return future
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != SPEC_FLAG:
         print(f"usage: train_model.py {SPEC_FLAG} <base64 job spec>", file=sys.stderr)
@@ -518,6 +573,7 @@ def main(argv: list[str]) -> int:
     # dies, so must the driver, or a stopped run leaves it training and publishing.
     watch_parent = die_with_parent(signal.SIGKILL) if spec.get("driver_local") else None
 
+    local_read = start_local_read(spec)
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.getOrCreate()
@@ -525,12 +581,16 @@ def main(argv: list[str]) -> int:
     sc = spark.sparkContext
     emit_event("started", application_id=sc.applicationId, ui_url=sc.uiWebUrl, percent=10, labels=len(spec["labels"]))
     try:
-        try:
-            data = spark.read.parquet(spec["data"])
-        except Exception as exc:  # AnalysisException: path missing or not Parquet
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise JobInputError(f"cannot read dataset {spec['data']}: {first}") from None
-        failed = train_batch(spark, data, spec, watch_parent)
+        local = local_read.result()
+        if local is not None:
+            failed = train_local(spark, local, spec, watch_parent)
+        else:
+            try:
+                data = spark.read.parquet(spec["data"])
+            except Exception as exc:  # AnalysisException: path missing or not Parquet
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise JobInputError(f"cannot read dataset {spec['data']}: {first}") from None
+            failed = train_batch(spark, data, spec, watch_parent)
     except (JobInputError, EngineUnavailable) as exc:
         emit_event("error", label=None, message=str(exc))
         return 3

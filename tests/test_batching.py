@@ -19,7 +19,7 @@ from pipeline.runner.batching import MemberParameter, auto_batch_size, members, 
 from pipeline.runner.job_results import JobRecorder
 from pipeline.runner.job_state import JobRun
 from tasks.engines import LABEL_COL
-from tasks.label_sample import VALIDATION_COL, JobInputError, label_sample
+from tasks.label_sample import HASH_COL, VALIDATION_COL, JobInputError, label_sample
 
 RULE = {"max_size": 64, "startup_share": 0.2}
 
@@ -205,6 +205,7 @@ def _frame(n=2000, seed=0):
     frame["y1"] = (rng.random(n) < 0.5).astype(float)
     frame.loc[::50, "y1"] = np.nan  # unlabelled rows
     frame[VALIDATION_COL] = rng.random(n) < 0.2
+    frame[HASH_COL] = rng.integers(-(2**63), 2**63 - 1, size=n)
     return frame
 
 
@@ -221,11 +222,24 @@ def test_sample_balances_the_training_rows_and_keeps_validation_rows_whole():
 
 def test_sample_of_a_label_is_the_same_in_any_batch():
     frame = _frame()
-    alone = label_sample(frame[["f0", "f1", "y0", VALIDATION_COL]], "rare", "y0", ["f0", "f1"], 1.0, seed=7)
+    alone = label_sample(frame[["f0", "f1", "y0", VALIDATION_COL, HASH_COL]], "rare", "y0", ["f0", "f1"], 1.0, seed=7)
     in_batch = label_sample(frame, "rare", "y0", ["f0", "f1"], 1.0, seed=7)
     other_seed = label_sample(frame, "rare", "y0", ["f0", "f1"], 1.0, seed=8)
+    other_label = label_sample(frame, "rare too", "y0", ["f0", "f1"], 1.0, seed=7)
     assert alone.train.index.equals(in_batch.train.index)
     assert not other_seed.train.index.equals(in_batch.train.index)
+    assert not other_label.train.index.equals(in_batch.train.index)
+
+
+def test_sample_keeps_the_same_rows_whatever_order_they_were_read_in():
+    """Part files come in no fixed order (Spark lists them as the file system does):
+    the balancing draw follows each row's hash, not its position."""
+    frame = _frame()
+    shuffled = frame.sample(frac=1.0, random_state=3)
+    as_read = label_sample(frame, "rare", "y0", ["f0", "f1"], 1.0, seed=7)
+    reordered = label_sample(shuffled, "rare", "y0", ["f0", "f1"], 1.0, seed=7)
+    assert sorted(as_read.train.index) == sorted(reordered.train.index)
+    assert len(as_read.train) < int((~frame[VALIDATION_COL]).sum())  # some rows were left out
 
 
 def test_sample_leaves_unlabelled_rows_out_and_refuses_bad_labels():

@@ -17,7 +17,15 @@ from pipeline.data import datasets
 from pipeline.data.columns import check_features, check_label
 from pipeline.errors import DatasetError
 from tasks.data_errors import damaged_parquet
-from tasks.label_sample import VALIDATION_COL, JobInputError, Minimums, check_counts, label_sample, null_warning
+from tasks.label_sample import (
+    HASH_COL,
+    VALIDATION_COL,
+    JobInputError,
+    Minimums,
+    check_counts,
+    label_sample,
+    null_warning,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -160,7 +168,8 @@ def frame(n: int, positives: int, nulls: int = 0) -> pd.DataFrame:
     y = np.zeros(n)
     y[rng.choice(n, size=positives, replace=False)] = 1.0
     y[rng.choice(n, size=nulls, replace=False)] = np.nan
-    return pd.DataFrame({"f0": np.arange(n, dtype=float), "y0": y, VALIDATION_COL: rng.random(n) < 0.2})
+    return pd.DataFrame({"f0": np.arange(n, dtype=float), "y0": y, VALIDATION_COL: rng.random(n) < 0.2,
+                         HASH_COL: rng.integers(-(2**63), 2**63 - 1, size=n)})
 
 
 def test_a_label_with_three_positives_is_refused_naming_its_counts():
