@@ -15,7 +15,14 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.flows.train import TrainModel
-from pipeline.runner.batching import MemberParameter, auto_batch_size, members, parse_batch_size, plan_batches
+from pipeline.runner.batching import (
+    MemberParameter,
+    auto_batch_size,
+    fits_at_once,
+    members,
+    parse_batch_size,
+    plan_batches,
+)
 from pipeline.runner.job_results import JobRecorder
 from pipeline.runner.job_state import JobRun
 from tasks.engines import LABEL_COL
@@ -168,8 +175,6 @@ def test_on_one_machine_auto_makes_the_fewest_batches_each_with_its_share_of_the
 
 
 def test_fits_at_once_is_the_allocation_over_task_cpus():
-    from pipeline.flows.train import fits_at_once
-
     assert fits_at_once("yarn", "4", "4", {}) == 16
     assert fits_at_once("yarn", "4", "4", {"spark.task.cpus": "2"}) == 8
     assert fits_at_once("yarn", None, None, {"spark.executor.instances": "3", "spark.executor.cores": "2"}) == 6
