@@ -369,10 +369,12 @@ class PlannedRun:
         """The plan for ``groups`` (labels to train, per configuration) under this run's settings."""
         return configured_plan(groups, workers=self.planned_workers or None, **measured)
 
-    def print_plan(self, text: str) -> None:
-        """``<task> plan: text`` on standard output, once (Luigi may ask a task twice)."""
+    def print_plan(self, *lines: str) -> None:
+        """``<task> plan: line`` on standard output for each line, once (Luigi may ask a
+        task twice)."""
         if not getattr(self, "_plan_printed", False):
-            print(f"{type(self).__name__} plan: {text}", flush=True)
+            for line in lines:
+                print(f"{type(self).__name__} plan: {line}", flush=True)
             self._plan_printed = True
 
 

@@ -117,6 +117,8 @@ class Plan:
 
     def describe(self) -> str:
         """The plan in words (``--dry-run``)."""
+        if not self.labels:
+            return "nothing to train (every label is complete)"
         fits = "as many as the executors YARN grants" if self.fits_per_batch is None else str(self.fits_per_batch)
         where = f"local[{self.cores_per_batch}]" if self.cores_per_batch else "its executors"
         expected = ("unknown until a run of this configuration is measured" if self.expected_s is None
