@@ -223,7 +223,8 @@ def tune(space: str | os.PathLike[str] | Mapping[str, Any], data: str = "data/de
         space = str(written)
     try:
         task = TuneAll(space=os.fspath(space), data=data, models=models, labels=labels, search=search, trials=trials,
-                       parallel_trials=parallel_trials, metric=metric, log_dir=log_dir, run_id=_new_run_id(), **training)
+                       parallel_trials=parallel_trials, metric=metric, log_dir=log_dir, run_id=_new_run_id(),
+                       planned_workers=workers, **training)
         _ = task.plan  # a bad space or setting raises here, before any job
         ok = _luigi_run(task, workers, scheduler_host, scheduler_port)
         frame = _frame(task.report_rows())
@@ -241,7 +242,7 @@ def sweep(sizes: Sequence[int], data: str = "data/demo.parquet", models: str = "
     against N, one row per (label, N), ``chosen`` marking each label's smallest N within
     ``tolerance`` of its best. ``training`` takes engine, params, balance_ratio, ... ."""
     task = FeatureSweep(sizes=list(sizes), data=data, models=models, labels=labels, ranking=ranking, tolerance=tolerance,
-                        metric=metric, run_id=_new_run_id(), **training)
+                        metric=metric, run_id=_new_run_id(), planned_workers=workers, **training)
     _ = task.plan
     ok = _luigi_run(task, workers, scheduler_host, scheduler_port)
     frame = _frame(task.report_rows() if ok else _partial(task))

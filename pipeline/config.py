@@ -82,7 +82,7 @@ class batching(luigi.Config):  # noqa: N801 - luigi names the config section aft
         "the job has (the executors on YARN: they need the engine's library; local[N]'s slots); driver = on driver "
         "threads; auto = tasks with executors, driver threads under a plain local master (faster there).")
     widen_local = luigi.BoolParameter(
-        default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING, description="With --batch-size auto and a local [spark] master, TrainAll makes the fewest "
+        default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING, description="With --batch-size auto and a local [spark] master, TrainAll (and a search) makes the fewest "
         "batches and gives each its share of this machine's cores (local[N]); false: [spark] master as written.")
-    local_cores = IntParameter(default=0, description="Cores TrainAll shares among its local batches (0: all of "
+    local_cores = IntParameter(default=0, description="Cores TrainAll or a search shares among its local batches (0: all of "
                                "this machine's).")

@@ -15,7 +15,17 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.flows.train import TrainModel
-from pipeline.runner.batching import MemberParameter, auto_batch_size, members, parse_batch_size, plan_batches
+from pipeline.runner.batching import (
+    MemberParameter,
+    auto_batch_size,
+    configured_plan,
+    fits_at_once,
+    is_plain_local,
+    members,
+    parse_batch_size,
+    plan_batches,
+    planned_master,
+)
 from pipeline.runner.job_results import JobRecorder
 from pipeline.runner.job_state import JobRun
 from tasks.engines import LABEL_COL
@@ -167,9 +177,68 @@ def test_on_one_machine_auto_makes_the_fewest_batches_each_with_its_share_of_the
     assert "8 batch(es) of up to 8, 2 at once" in plan.describe() and "about 48 s" in plan.describe()
 
 
-def test_fits_at_once_is_the_allocation_over_task_cpus():
-    from pipeline.flows.train import fits_at_once
+def test_a_batch_never_mixes_configurations_so_a_search_plans_per_trial():
+    """A search's jobs come in groups, one per configuration (a trial's labels): the batch
+    size is planned for the largest group, every group makes its own batches."""
+    local = {"cluster_slots": None, "startup_s": 8, "per_item_s": None, **RULE}
+    # 10 trials x 8 labels, 2 workers, 2 cores: one batch per trial, two at once, local[1] each
+    plan = plan_batches(80, 2, local_cores=2, groups=[8] * 10, **local)
+    assert (plan.batch_size, plan.batches, plan.at_once, plan.cores_per_batch, plan.configurations) == (8, 10, 2, 1, 10)
+    # one trial: exactly TrainAll's plan of its labels
+    assert plan_batches(8, 2, local_cores=2, groups=[8], **local) == plan_batches(8, 2, local_cores=2, **local)
+    # a trial of more labels than a batch holds: equal batches, a multiple of the workers, per trial
+    plan = plan_batches(900, 2, local_cores=4, groups=[300] * 3, **{**local, "max_size": 256})
+    assert (plan.batch_size, plan.batches, plan.at_once, plan.cores_per_batch) == (150, 6, 2, 2)
+    # groups of unequal size (a sweep's configurations): sized for the largest
+    plan = plan_batches(6, 2, local_cores=2, groups=[1, 4, 1], **local)
+    assert (plan.batch_size, plan.batches, plan.at_once) == (4, 3, 2)
+    # one label a configuration (per-label studies): one job each; one job alone gets every core
+    assert plan_batches(16, 2, local_cores=2, groups=[1] * 16, **local).batch_size == 1
+    assert plan_batches(1, 2, local_cores=2, groups=[1], **local).cores_per_batch == 2
+    # a cluster: the start-up rule over every pending job, never more than a trial's labels
+    plan = plan_batches(4, 2, local_cores=None, groups=[2, 2], **{**local, "cluster_slots": 4})
+    assert (plan.batch_size, plan.batches, plan.cores_per_batch, plan.fits_per_batch) == (2, 2, 0, 4)
+    plan = plan_batches(400, 2, local_cores=None, groups=[200, 200], **{**local, "per_item_s": 10})
+    assert (plan.batch_size, plan.batches) == (4, 100)  # as auto_batch_size: 8*0.8/(0.2*10) -> 4
+    # nothing missing
+    empty = plan_batches(0, 2, local_cores=2, groups=[], **local)
+    assert empty.batches == 0 and empty.describe() == "nothing to train (every label is complete)"
+    assert "6 labels of 3 configurations in 3 batch(es) of up to 4, 2 at once" in plan_batches(
+        6, 2, local_cores=2, groups=[1, 4, 1], **local).describe()
 
+
+def test_only_a_plain_local_master_is_widened():
+    for master in ("local", "local[1]", "local[*]", "local[16]"):
+        assert is_plain_local(master) and planned_master(master, 3) == "local[3]"
+        assert planned_master(master, 0) == master  # no width planned: as written
+    for master in ("yarn", "local-cluster[2,1,1024]", "spark://host:7077", "local[2,3]", ""):
+        assert not is_plain_local(master) and planned_master(master, 3) == master
+
+
+def test_the_configured_plan_reads_the_master_the_cores_and_the_workers(monkeypatch):
+    """configured_plan, which TrainAll and the searches call: a local master is widened to
+    the cores ([batching] local_cores here) unless widen_local is false or a size is fixed;
+    YARN plans with its own start-up default and the executors it asks for."""
+    import luigi
+
+    def plan_with(overrides, groups, **kwargs):
+        monkeypatch.setattr(luigi.configuration.get_config(), "get", _config_with(overrides))
+        return configured_plan(groups, **kwargs)
+
+    local = {("spark", "master"): "local[1]", ("batching", "local_cores"): "4"}
+    plan = plan_with(local, [3, 3], workers=2)
+    assert (plan.batches, plan.at_once, plan.cores_per_batch, plan.fits_per_batch) == (2, 2, 2, 2)
+    assert plan_with(local, [8], workers=2).cores_per_batch == 4
+    assert plan_with({**local, ("batching", "widen_local"): "false"}, [8], workers=2).cores_per_batch == 0
+    assert plan_with(local, [8], workers=2, fixed_size=3).cores_per_batch == 0
+    yarn = {("spark", "master"): "yarn", ("spark", "num-executors"): "3", ("spark", "executor-cores"): "2"}
+    plan = plan_with(yarn, [10, 10], workers=2, per_label=[30.0])
+    # the YARN start-up default (45 s) and t = 30 s: ceil(45*0.8/(0.2*30)) = 6 labels a batch, 2 batches a trial
+    assert (plan.batch_size, plan.batches, plan.cores_per_batch, plan.fits_per_batch) == (6, 4, 0, 6)
+    assert plan.expected_s == 2 * (45 + 30)  # 2 rounds of 2 batches, each fitting its 6 labels at once
+
+
+def test_fits_at_once_is_the_allocation_over_task_cpus():
     assert fits_at_once("yarn", "4", "4", {}) == 16
     assert fits_at_once("yarn", "4", "4", {"spark.task.cpus": "2"}) == 8
     assert fits_at_once("yarn", None, None, {"spark.executor.instances": "3", "spark.executor.cores": "2"}) == 6

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 
 import lightgbm
 import pyarrow.parquet as pq
@@ -21,8 +23,14 @@ def test_sweep_gives_three_real_points_per_label_on_the_gain_ranking(tmp_path):
     data = tmp_path / "sweep.parquet"
     pq.write_table(make_demo_frame(rows=2000, features=5, labels=2, seed=5), data)
     proc = run_luigi(["FeatureSweep", "--sizes", "[1, 3, 5]", "--tolerance", "0.01", "--workers", "2", "--local-scheduler",
-                      "--data", str(data), "--models", "models", "--labels", json.dumps(LABELS)], cwd=tmp_path, timeout=560)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+                      "--data", str(data), "--models", "models", "--labels", json.dumps(LABELS),
+                      "--console-log", "luigi"], cwd=tmp_path, timeout=560)  # luigi: each job's spark-submit argv
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    # TrainAll's plan: the baseline alone on every core, then the two (label, N) jobs at once on half each
+    masters = [re.search(r" --master (\S+)", line).group(1) for line in out.splitlines() if ": running " in line]
+    cores = os.cpu_count() or 1
+    assert masters == [f"local[{cores}]"] + [f"local[{max(1, cores // 2)}]"] * 2, masters
     models = tmp_path / "models"
     report = json.loads((models / "feature_sweep.json").read_text())
     rows = report["rows"]

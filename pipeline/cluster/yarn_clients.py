@@ -180,7 +180,7 @@ class ResourceManagerRest:
 
     def application(self, app_id: str) -> ApplicationReport | None:
         """The application's report; ``None`` when the RM does not know it."""
-        _check_app_id(app_id)
+        check_app_id(app_id)
         try:
             doc = self._call("GET", f"/ws/v1/cluster/apps/{app_id}")
         except ApplicationNotFound:
@@ -207,7 +207,7 @@ class ResourceManagerRest:
         True when the kill was accepted (HTTP 202, still under way) or is complete;
         False when the application had already finished or failed.
         """
-        _check_app_id(app_id)
+        check_app_id(app_id)
         doc = self._call("PUT", f"/ws/v1/cluster/apps/{app_id}/state", body={"state": "KILLED"})
         state = str(doc.get("state") or "").upper()
         return state not in ("FINISHED", "FAILED")
@@ -325,7 +325,9 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
-def _check_app_id(app_id: str) -> None:
+def check_app_id(app_id: str) -> None:
+    """Refuse (ValueError) anything but a YARN application id before it goes into a URL,
+    an argument list or a file name."""
     if not APP_ID_RE.fullmatch(app_id or ""):
         raise ValueError(f"{app_id!r} is not a YARN application id (application_<cluster ts>_<n>)")
 
@@ -345,7 +347,7 @@ class YarnCli:
 
     def application(self, app_id: str) -> ApplicationReport | None:
         """``yarn application -status ID``; ``None`` when the RM does not know it."""
-        _check_app_id(app_id)
+        check_app_id(app_id)
         rc, out = self._run(["application", "-status", app_id])
         report = parse_application_status(out)
         if report is not None:
@@ -371,7 +373,7 @@ class YarnCli:
 
     def kill(self, app_id: str) -> bool:
         """``yarn application -kill ID``: True when a kill was sent, False when already ended."""
-        _check_app_id(app_id)
+        check_app_id(app_id)
         rc, out = self._run(["application", "-kill", app_id])
         if "doesn't exist" in out:
             raise ApplicationNotFound(f"YARN does not know {app_id}: nothing to kill")
@@ -443,7 +445,7 @@ def client_from_config(cfg: yarn | None = None) -> ResourceManagerRest | YarnCli
 
 def log_file_name(label_slug: str, app_id: str) -> str:
     """``<label slug>-<application id>.log``."""
-    _check_app_id(app_id)
+    check_app_id(app_id)
     return f"{label_slug}-{app_id}.log"
 
 
@@ -456,7 +458,7 @@ def fetch_logs(app_id: str, dest: Path, yarn_bin: str = "yarn", max_bytes: int =
     (``dest.part`` meanwhile). Raises :class:`YarnUnavailable` on timeout (the partial
     file is kept, marked) and :class:`YarnError` when ``yarn logs`` fails.
     """
-    _check_app_id(app_id)
+    check_app_id(app_id)
     if max_bytes <= 0:
         raise ConfigError(f"[yarn] log_max_bytes={max_bytes} must be positive")
     dest = Path(dest)
@@ -575,12 +577,12 @@ def follow(
     ``unavailable_grace`` seconds (an HA failover takes a while) before its error is
     raised. An application the RM does not know raises :class:`ApplicationNotFound`.
     """
-    _check_app_id(app_id)
+    check_app_id(app_id)
     last: ApplicationReport | None = None
     delay: float | None = None
     down_since: float | None = None
     while True:
-        report, down_since = _poll(client, app_id, down_since, clock, unavailable_grace)
+        report, down_since = poll(client, app_id, down_since, clock, unavailable_grace)
         changed = report is not None and report != last
         if changed:
             last = report
@@ -588,13 +590,14 @@ def follow(
         if report is not None and report.is_terminal:
             return report
         delay = next_poll_delay(delay, changed=changed, initial=poll_interval, maximum=max_poll_interval)
-        sleep(_wait_before_next_poll(delay, deadline, clock(), app_id, last))
+        sleep(wait_before_next_poll(delay, deadline, clock(), app_id, last))
 
 
-def _poll(client: YarnClient, app_id: str, down_since: float | None, clock: Callable[[], float],
+def poll(client: YarnClient, app_id: str, down_since: float | None, clock: Callable[[], float],
           unavailable_grace: float) -> tuple[ApplicationReport | None, float | None]:
-    """One request: the report and ``None``, or while the RM is unreachable (for less than
-    ``unavailable_grace`` seconds) ``None`` and since when it is."""
+    """One request for ``app_id``'s report (:func:`follow`'s, and the shared poll's for an
+    application its list does not show): the report and ``None``, or while the RM is
+    unreachable (for less than ``unavailable_grace`` seconds) ``None`` and since when it is."""
     try:
         report = client.application(app_id)
     except YarnUnavailable:
@@ -611,9 +614,10 @@ def _poll(client: YarnClient, app_id: str, down_since: float | None, clock: Call
     return report, None
 
 
-def _wait_before_next_poll(delay: float, deadline: float | None, now: float, app_id: str,
+def wait_before_next_poll(delay: float, deadline: float | None, now: float, app_id: str,
                            last: ApplicationReport | None) -> float:
-    """``delay``, cut short by the deadline; past it, :class:`YarnDeadlineExceeded`."""
+    """Seconds to sleep before the next poll (:func:`follow`'s and the shared poll's):
+    ``delay``, cut short by the deadline; past it, :class:`YarnDeadlineExceeded`."""
     if deadline is None:
         return delay
     if now >= deadline:

@@ -35,7 +35,7 @@ from pipeline.cluster.yarn import (
     YarnUnavailable,
     next_poll_delay,
 )
-from pipeline.cluster.yarn_clients import _check_app_id, _poll, _wait_before_next_poll
+from pipeline.cluster.yarn_clients import check_app_id, poll, wait_before_next_poll
 from pipeline.cluster.yarn_poll import (
     PollAnswer,
     Sighting,
@@ -81,7 +81,7 @@ class SharedPoll:
         :func:`~pipeline.cluster.yarn_clients.follow` does (``on_report`` on each change,
         ``deadline``, an unreachable RM ridden out for ``unavailable_grace`` seconds), from
         the run's shared answers."""
-        _check_app_id(app_id)
+        check_app_id(app_id)
         watch = _Watch(self, app_id, tag, on_report, unavailable_grace, max_poll_interval)
         with self.following(tag):
             while True:
@@ -90,7 +90,7 @@ class SharedPoll:
                 if report is not None and report.is_terminal:
                     return report
                 delay = wait_before_check(answer, self.clock(), self.interval, self.recheck)
-                self.sleep(_wait_before_next_poll(delay, deadline, self.clock(), app_id, watch.last))
+                self.sleep(wait_before_next_poll(delay, deadline, self.clock(), app_id, watch.last))
 
     @contextlib.contextmanager
     def following(self, tag: str) -> Iterator[None]:
@@ -227,7 +227,7 @@ class _Watch:
         now = self.poll.clock()
         if now < self._alone_next:
             return None
-        report, self._down_since = _poll(self.poll.client, self.app_id, self._down_since, self.poll.clock, self.grace)
+        report, self._down_since = poll(self.poll.client, self.app_id, self._down_since, self.poll.clock, self.grace)
         changed = report is not None and report != self.last
         self._alone_delay = next_poll_delay(self._alone_delay, changed=changed, initial=self.poll.interval,
                                             maximum=max(self.max_poll_interval, self.poll.interval))

@@ -114,9 +114,8 @@ class FeatureSweep(SearchBase, luigi.Task):
         return self.engine if self.engine_record.ranks_features else DEFAULT_ENGINE
 
     def baselines(self) -> list[TrainModel]:
-        labels = self.plan["labels"]
-        limit = self.batch_limit(len(labels), len(labels))
-        return [self.job(label, self.baseline_engine, {}, self.plan["features"], limit) for label in labels]
+        """Each label's baseline: one configuration (every feature, default parameters)."""
+        return [self.job(label, self.baseline_engine, {}, self.plan["features"]) for label in self.plan["labels"]]
 
     @staticmethod
     def gain_ranking(job: TrainModel) -> list[str]:
@@ -144,10 +143,12 @@ class FeatureSweep(SearchBase, luigi.Task):
     def run(self) -> Iterator[list[TrainModel]]:
         install_controller_hooks(self)
         if self.plan["ranking"] is None:
-            yield self.baselines()
+            baselines = self.baselines()
+            yield self.planned(baselines, self.pending_plan(self.missing(baselines)))
         rankings = self.rankings()
         jobs = self.sweep_jobs(rankings)
-        yield list(jobs.values())
+        swept = list(jobs.values())
+        yield self.planned(swept, self.pending_plan(self.missing(swept)))
         rows = self.report_rows(jobs)
         write_report(self.models_root, REPORT, rows, {**self.plan["about"], "rankings": rankings}, csv_text=to_csv(rows, self.metric))
 
@@ -170,8 +171,24 @@ class FeatureSweep(SearchBase, luigi.Task):
                 r["rank"] = 1 if r["chosen"] else 0
         return rows
 
+    def plan_lines(self) -> list[str]:
+        """The plan in words (``--dry-run``): the baselines still missing, then the (label,
+        N) jobs, which are known once the features are ranked."""
+        lines = []
+        if self.plan["ranking"] is None:
+            pending = self.missing(self.baselines())
+            lines.append(f"baselines: {self.pending_plan(pending).describe()}")
+            if pending:
+                jobs = len(self.plan["labels"]) * len(self.plan["sizes"])
+                return [*lines, f"then up to {jobs} (label, N) jobs, planned once the baselines have ranked the features"]
+        missing = self.missing(list(self.sweep_jobs(self.rankings()).values()))
+        return [*lines, f"(label, N) jobs: {self.pending_plan(missing).describe()}"]
+
     def complete(self) -> bool:
         about = self.plan["about"]  # first: bad input is refused while Luigi schedules, not once run() started
+        if self.dry_run:  # the plan is printed, nothing is left to do
+            self.print_plan(*self.plan_lines())
+            return True
         current = read_report(self.models_root, REPORT)
         return current is not None and {k: v for k, v in current.get("search", {}).items() if k != "rankings"} == about
 

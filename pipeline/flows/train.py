@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import re
 from functools import cached_property
 from typing import Any
 
@@ -42,11 +40,11 @@ from pipeline.runner.batching import (
     MemberParameter,
     Plan,
     check_workers,
-    configured_workers,
-    measured_median,
+    configured_plan,
+    fits_at_once,
     members,
     parse_batch_size,
-    plan_batches,
+    planned_master,
 )
 from pipeline.runner.controller import install_controller_hooks
 from pipeline.runner.job import WRAPPER_PRIORITY, RunParameters, SparkJob, start_in_order
@@ -170,18 +168,15 @@ class TrainingParameters(RunParameters):
 
 
 class _PlannedWidth(luigi.Task):
-    """The local master's width TrainAll's plan chose for a batch."""
+    """The local master's width the plan (TrainAll's, a search's) chose for a batch."""
 
     local_cores = luigi.IntParameter(default=0, significant=False, visibility=ParameterVisibility.HIDDEN,
-                                     description="Cores of a local master chosen by TrainAll's plan (0: [spark] master as written)")
+                                     description="Cores of a local master chosen by the run's plan (0: [spark] master as written)")
 
     @property
     def master(self) -> str:
         """``[spark] master``, widened to the plan's ``local[N]`` when it is a plain local master."""
-        configured = super().master  # type: ignore[misc]
-        if self.local_cores > 0 and re.fullmatch(r"local(\[(\d+|\*)\])?", configured):
-            return f"local[{self.local_cores}]"
-        return configured
+        return planned_master(super().master, self.local_cores)  # type: ignore[misc]
 
 
 class TrainModel(_LabelAndConfig, _PlannedWidth, TrainingParameters, SparkJob):
@@ -359,24 +354,31 @@ class TrainModel(_LabelAndConfig, _PlannedWidth, TrainingParameters, SparkJob):
                                  lease_seconds=fanout().temporary_lease_seconds)
 
 
-def fits_at_once(master: str, num_executors: str | None, executor_cores: str | None, conf: dict[str, str]) -> int | None:
-    """Labels a batch fits at once on a cluster: executors x cores per executor over
-    ``spark.task.cpus`` (None when YARN decides: dynamic allocation, nothing configured);
-    on a local master, its width."""
-    per_task = max(1, int(conf.get("spark.task.cpus", 1) or 1))
-    width = re.fullmatch(r"local\[(\d+)\]", master or "")
-    if width:
-        return max(1, int(width.group(1)) // per_task)
-    if (master or "").startswith("local"):
-        return None
-    executors = num_executors or conf.get("spark.executor.instances")
-    cores = executor_cores or conf.get("spark.executor.cores") or 1
-    if not executors or str(conf.get("spark.dynamicAllocation.enabled", "false")).lower() == "true":
-        return None
-    return max(1, int(executors) * int(cores) // per_task)
+class PlannedRun:
+    """What TrainAll and the searches share about their plan of batches
+    (:func:`~pipeline.runner.batching.configured_plan`): the workers it is made for, and
+    ``--dry-run``, which prints it and trains nothing."""
+
+    planned_workers = luigi.IntParameter(default=0, significant=False, visibility=ParameterVisibility.HIDDEN,
+                                         description="Internal: workers the plan of batches is made for (0: --workers)")
+    dry_run = luigi.BoolParameter(default=False, significant=False,
+                                  description="Print the plan (batches, labels per batch, fits at once, expected time) "
+                                  "and train nothing")
+
+    def batch_plan(self, groups: list[int], **measured: Any) -> Plan:
+        """The plan for ``groups`` (labels to train, per configuration) under this run's settings."""
+        return configured_plan(groups, workers=self.planned_workers or None, **measured)
+
+    def print_plan(self, *lines: str) -> None:
+        """``<task> plan: line`` on standard output for each line, once (Luigi may ask a
+        task twice)."""
+        if not getattr(self, "_plan_printed", False):
+            for line in lines:
+                print(f"{type(self).__name__} plan: {line}", flush=True)
+            self._plan_printed = True
 
 
-class TrainAll(TrainingParameters, luigi.WrapperTask):
+class TrainAll(PlannedRun, TrainingParameters, luigi.WrapperTask):
     """Train one model per label. Only labels without a complete artifact for this
     configuration are required, learned from one listing of the configuration's folder;
     so a rerun resumes where the last one stopped, a run with other settings trains
@@ -387,12 +389,6 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
                            "and per-label times, see [batching]) | N | 1 (one job per label)")
     priority = WRAPPER_PRIORITY  # its jobs start in the order of --labels (start_in_order)
     summary_unit = "label"
-
-    planned_workers = luigi.IntParameter(default=0, significant=False, visibility=ParameterVisibility.HIDDEN,
-                                         description="Internal: workers batch-size auto plans for (0: --workers)")
-    dry_run = luigi.BoolParameter(default=False, significant=False,
-                                  description="Print the plan (batches, labels per batch, fits at once, expected time) "
-                                  "and train nothing")
 
     @cached_property
     def plan(self) -> dict[str, Any]:
@@ -434,8 +430,6 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
         on a local master the fewest batches, each on its share of this machine's cores;
         on a cluster from the start-up and per-label seconds earlier runs of this
         configuration recorded in the log folder (local files: no storage requests)."""
-        fixed = parse_batch_size(self.batch_size)
-        settings = batching()
         startups, per_label = [], []
         for label in labels[:64]:
             res = results.latest(self.log_dir, label)
@@ -443,20 +437,8 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
                 continue
             startups.append(res.startup_seconds)
             per_label.append(res.work_seconds)
-        default_startup = settings.startup_seconds_yarn if self._on_yarn() else settings.startup_seconds_local
-        config = luigi.configuration.get_config()
-        master = config.get("spark", "master", "local[1]") or "local[1]"
-        widen = fixed is None and settings.widen_local and re.fullmatch(r"local(\[(\d+|\*)\])?", master) is not None
-        return plan_batches(missing, self.planned_workers or configured_workers(),
-                            local_cores=(settings.local_cores or os.cpu_count() or 1) if widen else None,
-                            cluster_slots=fits_at_once(master, config.get("spark", "num-executors", None),
-                                                       config.get("spark", "executor-cores", None), {}),
-                            startup_s=measured_median(startups) or default_startup, per_item_s=measured_median(per_label),
-                            max_size=settings.max_size, startup_share=settings.startup_share, fixed_size=fixed)
-
-    @staticmethod
-    def _on_yarn() -> bool:
-        return (luigi.configuration.get_config().get("spark", "master", "local[1]") or "").startswith("yarn")
+        return self.batch_plan([missing], startups=startups, per_label=per_label,
+                               fixed_size=parse_batch_size(self.batch_size))
 
     @property
     def summary_title(self) -> str:
@@ -468,9 +450,7 @@ class TrainAll(TrainingParameters, luigi.WrapperTask):
             install_controller_hooks(self)
         plan = self.plan
         if self.dry_run:
-            if not getattr(self, "_plan_printed", False):
-                print(f"TrainAll plan: {plan['plan'].describe()}", flush=True)
-                self._plan_printed = True
+            self.print_plan(plan["plan"].describe())
             return []
         run_id = self.run_id or current_run_id()
         return start_in_order([self.clone(TrainModel, label=label, features=plan["features"], config=plan["config"],

@@ -21,13 +21,13 @@ import json
 import logging
 import os
 import zlib
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import Any
 
 import luigi
 
-from pipeline.config import batching
 from pipeline.data import leaderboard as board
 from pipeline.data.artifacts import ArtifactTarget, completed_slugs
 from pipeline.data.columns import check_training_data
@@ -47,9 +47,9 @@ from pipeline.data.search_space import (
     validate_space,
 )
 from pipeline.errors import ConfigError
-from pipeline.flows.train import TrainingParameters, TrainModel, engine_record
+from pipeline.flows.train import PlannedRun, TrainingParameters, TrainModel, engine_record
 from pipeline.params import ChoiceParameter, IntParameter, OptionalListParameter, Parameter
-from pipeline.runner.batching import auto_batch_size, check_workers, configured_workers
+from pipeline.runner.batching import Plan, check_workers
 from pipeline.runner.controller import install_controller_hooks
 from pipeline.storage import storage_for
 from pipeline.storage.locations import parse_location
@@ -78,9 +78,10 @@ def check_metric(metric: str) -> str:
     return metric
 
 
-class SearchBase(TrainingParameters):
+class SearchBase(PlannedRun, TrainingParameters):
     """What TuneAll and FeatureSweep share: labels and features as TrainAll picks them,
-    one TrainModel per (configuration, label), artifacts read back into rows."""
+    one TrainModel per (configuration, label), planned in batches as TrainAll plans its
+    labels, artifacts read back into rows."""
 
     labels = OptionalListParameter(default=None, example="label_00,label_01", description="Labels as a,b or a JSON list; default: every column starting with label-prefix")
     metric = Parameter(default=DEFAULT_METRIC, description="Metric that ranks trials: " + ", ".join(RANKABLE))
@@ -101,14 +102,30 @@ class SearchBase(TrainingParameters):
         check_training_data(schema, features, self.data)
         return labels, features
 
-    def job(self, label: str, engine: str, params: dict[str, Any], features: Sequence[str], batch_limit: int = 1) -> TrainModel:
+    def job(self, label: str, engine: str, params: dict[str, Any], features: Sequence[str]) -> TrainModel:
         """The TrainModel of one (configuration, label); it names its own configuration.
-        Up to ``batch_limit`` labels of one configuration pending together train in one job."""
+        Not planned yet (one label a job, ``[spark] master`` as written): see :meth:`planned`."""
         job = self.clone(TrainModel, label=label, engine=engine, params=params, features=list(features), config="",
-                         run_id=self.run_id or current_run_id(), batch_limit=batch_limit)
+                         run_id=self.run_id or current_run_id())
         # The configuration id goes into the task id: features are hidden from luigid and
         # so from task ids, and two feature sets must never be one task.
         return job.clone(config=job.config_name)
+
+    def missing(self, jobs: Sequence[TrainModel]) -> list[TrainModel]:
+        """The jobs without a complete artifact: one listing per configuration."""
+        done = self.done(jobs)
+        return [j for j in jobs if (j.config_name, label_slug(j.label)) not in done]
+
+    def pending_plan(self, pending: Sequence[TrainModel]) -> Plan:
+        """TrainAll's plan for ``pending`` jobs: a batch holds labels of one configuration."""
+        return self.batch_plan(list(Counter(j.config_name for j in pending).values()))
+
+    @staticmethod
+    def planned(jobs: Sequence[TrainModel], plan: Plan) -> list[TrainModel]:
+        """``jobs`` as ``plan`` runs them: up to its batch size of one configuration's
+        pending labels in one job, on its share of this machine's cores. Neither setting
+        is part of a task id, so a rerun finds the same tasks."""
+        return [j.clone(batch_limit=plan.batch_size, local_cores=plan.cores_per_batch) for j in jobs]
 
     @staticmethod
     def done(jobs: Sequence[TrainModel]) -> set[tuple[str, str]]:
@@ -118,15 +135,6 @@ class SearchBase(TrainingParameters):
             if j.config_name not in listed:
                 listed[j.config_name] = completed_slugs(j.config_root)
         return {(name, slug) for name, slugs in listed.items() for slug in slugs}
-
-    @staticmethod
-    def batch_limit(jobs_at_once: int, labels: int) -> int:
-        """Labels of one configuration per job: the jobs a search has pending at once spread
-        over the workers (TrainAll's ``--batch-size auto`` rule), at most ``labels``."""
-        settings = batching()
-        size = auto_batch_size(jobs_at_once, configured_workers(), startup_s=settings.startup_seconds_local,
-                               per_item_s=None, max_size=settings.max_size, startup_share=settings.startup_share)
-        return max(1, min(size, labels))
 
     def check_trial(self, trial: Trial, features: Sequence[str]) -> None:
         """The engine library's own checks of one trial's parameters, before any job."""
@@ -210,19 +218,18 @@ class TuneAll(SearchBase, luigi.Task):
                 "trials": trials}
 
     # --- jobs ---------------------------------------------------------------------------
-    @cached_property
-    def trial_batch_limit(self) -> int:
-        labels = len(self.plan["labels"])
-        at_once = labels * (len(self.plan["trials"]) if self.search != "optuna" else self.parallel_trials)
-        return self.batch_limit(at_once, labels if self.study == "shared" else 1)
-
     def trial_jobs(self, trial: Trial, labels: Sequence[str] | None = None) -> list[TrainModel]:
-        return [self.job(label, trial.engine, trial.params, self.plan["features"], self.trial_batch_limit)
+        return [self.job(label, trial.engine, trial.params, self.plan["features"])
                 for label in (self.plan["labels"] if labels is None else labels)]
 
-    def missing(self, jobs: list[TrainModel]) -> list[TrainModel]:
-        done = self.done(jobs)
-        return [j for j in jobs if (j.config_name, label_slug(j.label)) not in done]
+    @cached_property
+    def optuna_plan(self) -> Plan:
+        """The plan of one optuna step: ``--parallel-trials`` trials of every study at once,
+        a shared study's trial training every label (one configuration), a label's own
+        study's trial that label."""
+        labels = len(self.plan["labels"])
+        at_once = min(self.parallel_trials, self.trials)
+        return self.batch_plan([labels] * at_once if self.study == "shared" else [1] * (labels * at_once))
 
     def requires(self) -> list[TrainModel]:
         check_workers()  # before the exit summary is hooked: a refused run has nothing to sum up
@@ -230,10 +237,24 @@ class TuneAll(SearchBase, luigi.Task):
         plan = self.plan
         jobs = [j for t in plan["trials"] for j in self.trial_jobs(t)]
         missing = self.missing(jobs)
+        batches = self.pending_plan(missing)
         if plan["trials"]:
-            logger.info("TuneAll %s: %d trials x %d labels, %d jobs to run", plan["id"], len(plan["trials"]),
-                        len(plan["labels"]), len(missing))
-        return missing
+            logger.info("TuneAll %s: %d trials x %d labels, %d jobs to run%s", plan["id"], len(plan["trials"]),
+                        len(plan["labels"]), len(missing),
+                        f", up to {batches.batch_size} labels of a trial per spark-submit" if batches.batch_size > 1 else "")
+        return self.planned(missing, batches)
+
+    def plan_lines(self) -> list[str]:
+        """The plan in words (``--dry-run``): of the jobs still missing (grid, random) or of
+        one step of the studies (optuna)."""
+        plan = self.plan
+        if self.search == "optuna":
+            studies = len(self.studies())
+            return [f"optuna, {self.trials} trials per study x {studies} {'study' if studies == 1 else 'studies'}, "
+                    f"{min(self.parallel_trials, self.trials)} trials at once: each step {self.optuna_plan.describe()}"]
+        missing = self.missing([j for t in plan["trials"] for j in self.trial_jobs(t)])
+        return [f"{len(plan['trials'])} trials x {len(plan['labels'])} labels, {len(missing)} jobs to run: "
+                f"{self.pending_plan(missing).describe()}"]
 
     # --- optuna ---------------------------------------------------------------------------
     @property
@@ -289,7 +310,7 @@ class TuneAll(SearchBase, luigi.Task):
                 return
             jobs = [j for step in steps if step for j in step]
             if jobs:  # none missing: the trials asked were trained before, told on the next pass
-                yield jobs
+                yield self.planned(jobs, self.optuna_plan)
 
     def _step(self, study: Any, labels: list[str]) -> list[TrainModel] | None:
         """Tell ``study`` its finished trials, ask new ones up to ``--parallel-trials``;
@@ -348,7 +369,11 @@ class TuneAll(SearchBase, luigi.Task):
 
     def complete(self) -> bool:
         """Done when the leaderboard under --models is this search's and every trial is
-        done (a deleted artifact makes the search incomplete again)."""
+        done (a deleted artifact makes the search incomplete again). ``--dry-run``: the
+        plan is printed, and nothing is left to do."""
+        if self.dry_run:
+            self.print_plan(*self.plan_lines())
+            return True
         current = read_report(self.models_root, board.LEADERBOARD)
         if current is None or current.get("search", {}) != self.about():
             return False
