@@ -34,12 +34,13 @@ from pipeline.flows.demo import make_demo_frame  # noqa: E402
 #: (category, module, function): the steps timed, wherever they run on the driver
 STEPS = (
     ("read + collect (Spark -> pandas)", "tasks.train_model", "collect_batch"),
-    ("fits as Spark tasks, whole phase", "tasks.train_model", "train_as_tasks"),
-    ("label's rows (check, balance, split)", "tasks.train_model", "label_sample"),
-    ("training incl. evaluation (driver)", "tasks.train_model", "train_on_driver"),
+    ("fits as Spark tasks, whole phase", "tasks.train_frame", "train_as_tasks"),
+    ("label's rows (check, balance, split)", "tasks.train_frame", "label_sample"),
+    ("training incl. evaluation (driver)", "tasks.label_job", "train_on_driver"),
     ("  of which evaluation", "tasks.engines.training", "evaluate"),
-    ("artifact commits", "tasks.train_model", "_commit"),
-    ("events", "tasks.train_model", "emit_event"),
+    ("artifact commits", "tasks.train_frame", "commit_label"),
+    ("events", "tasks.train_frame", "emit_event"),
+    ("events", "tasks.label_job", "emit_event"),
 )
 
 

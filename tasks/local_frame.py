@@ -52,6 +52,16 @@ def data_files(path: str) -> list[str]:
     return files
 
 
+def _footers(files: list[str]) -> tuple[Any, int]:
+    """The schema every part file shares (``ValueError`` when they differ) and the rows, from the footers."""
+    import pyarrow.parquet as pq
+
+    schemas = [pq.read_schema(f) for f in files]
+    if any(not s.equals(schemas[0]) for s in schemas[1:]):
+        raise ValueError("part files differ in schema")
+    return schemas[0], sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
 def read_local_frame(uri: str, labels: list[str], features: list[str], seed: int, test_fraction: float,
                      limit_mb: float) -> tuple[LocalFrame | None, str]:
     """The batch frame of ``uri`` read with pyarrow, or ``None`` and why not."""
@@ -60,22 +70,13 @@ def read_local_frame(uri: str, labels: list[str], features: list[str], seed: int
         return None, "not on the local file system"
     try:
         files = data_files(path)
-    except ValueError as exc:
-        return None, str(exc)
-    except OSError as exc:
-        return None, f"unreadable ({type(exc).__name__})"
-    try:
-        import pyarrow.parquet as pq
-
         if not files:
             return None, "no data files"
-        schemas = [pq.read_schema(f) for f in files]
-        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        return None, f"unreadable with pyarrow ({type(exc).__name__})"
-    schema = schemas[0]
-    if any(not s.equals(schema) for s in schemas[1:]):
-        return None, "part files differ in schema"
+        schema, rows = _footers(files)
+    except OSError as exc:
+        return None, f"unreadable ({type(exc).__name__})"
+    except ValueError as exc:  # pyarrow's ArrowInvalid is one too
+        return None, str(exc) if type(exc) is ValueError else f"unreadable with pyarrow ({type(exc).__name__})"
     kinds = {field.name: hash_kind(field.type) for field in schema}
     odd = [name for name, kind in kinds.items() if kind is None]
     if odd:
@@ -87,12 +88,13 @@ def read_local_frame(uri: str, labels: list[str], features: list[str], seed: int
         return None, f"{rows} rows x {columns} columns exceed collect_limit_mb"
     try:
         import pyarrow as pa
+        import pyarrow.parquet as pq
 
         table = pa.concat_tables([pq.read_table(f) for f in files])
     except (OSError, ValueError) as exc:
         return None, f"unreadable with pyarrow ({type(exc).__name__})"
-    return LocalFrame(frame=batch_frame(table, kinds, labels, features, seed, test_fraction), files=len(files),
-                      rows=table.num_rows), "read with pyarrow"
+    frame = batch_frame(table, kinds, labels, features, seed, test_fraction)
+    return LocalFrame(frame=frame, files=len(files), rows=table.num_rows), "read with pyarrow"
 
 
 def _values(column: Any, kind: str) -> tuple[Any, Any]:  # noqa: ANN401 - a pyarrow ChunkedArray

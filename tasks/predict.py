@@ -74,6 +74,64 @@ def _read_bytes(spark: Any, uri: str) -> bytes:
         stream.close()
 
 
+def _keyed_frame(data: Any, spec: dict[str, Any]) -> tuple[Any, list[str], list[Any], dict[str, int]]:
+    """The rows to score: key columns ``k<i>`` (the spec's keys, or a hash of the whole
+    row when none is given) and every model's features as doubles ``x<i>``; with the key
+    names, their schema fields and each feature's position."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import LongType, StructField
+
+    features = sorted({f for m in spec["models"] for f in m["features"]}, key=lambda f: data.columns.index(f))
+    position = {f: i for i, f in enumerate(features)}
+    keys = list(spec["key"])
+    cols = []
+    if keys:
+        cols += [F.col(quoted(k)).alias(f"k{i}") for i, k in enumerate(keys)]
+        key_fields = [StructField(k, data.schema[k].dataType, True) for k in keys]
+    else:
+        # No key given: a 64-bit hash of the whole row identifies it (same row, same hash).
+        keys = [ROW_HASH]
+        cols.append(F.xxhash64(*[F.col(quoted(c)) for c in data.columns]).alias("k0"))
+        key_fields = [StructField(ROW_HASH, LongType(), False)]
+    cols += [F.col(quoted(f)).cast("double").alias(f"x{i}") for i, f in enumerate(features)]
+    return data.select(*cols), keys, key_fields, position
+
+
+def _apply_models(spark: Any, frame: Any, spec: dict[str, Any], position: dict[str, int]) -> tuple[Any, list[dict[str, Any]], list[str]]:
+    """Spark models applied to ``frame`` (columns ``s<i>``); the models scored in Python
+    (their files read once by the driver) returned to be broadcast."""
+    in_python, in_spark = [], []
+    for i, m in enumerate(spec["models"]):
+        engine = get_engine(m["engine"])
+        engine.check_job(spark)
+        if engine.scores_in_python:
+            files = {name: _read_bytes(spark, f"{m['artifact_uri']}/{name}") for name in engine.model_files}
+            in_python.append({"column": f"s{i}", "engine": m["engine"], "files": files,
+                              "positions": [position[f] for f in m["features"]]})
+        else:
+            model = engine.load_spark_model(f"{m['artifact_uri']}/{SPARK_MODEL}")
+            frame = engine.spark_probability(model, frame, [f"x{position[f]}" for f in m["features"]], f"s{i}")
+            in_spark.append(f"s{i}")
+    return frame, in_python, in_spark
+
+
+def _score_in_python(spark: Any, frame: Any, in_python: list[dict[str, Any]], in_spark: list[str], keys: list[str],
+                     key_fields: list[Any]) -> Any:
+    """``frame`` with the Python-scored models' columns added, batch by batch on the executors."""
+    from pyspark.sql.types import DoubleType, StructField, StructType
+
+    payload = spark.sparkContext.broadcast({"models": in_python})
+    # The module's own function (not this script's __main__ copy), so workers import
+    # it and share its model cache.
+    from tasks.predict import score_batches as module_score_batches
+
+    schema = StructType([StructField(f"k{i}", f.dataType, f.nullable) for i, f in enumerate(key_fields)]
+                        + [StructField(c, DoubleType(), True) for c in in_spark]
+                        + [StructField(m["column"], DoubleType(), True) for m in in_python])
+    return frame.select(*[f"k{i}" for i in range(len(keys))], *[c for c in frame.columns if c.startswith("x")],
+                        *in_spark).mapInPandas(module_score_batches(payload, keys, in_spark), schema)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != SPEC_FLAG:
         print(f"usage: predict.py {SPEC_FLAG} <base64 job spec>", file=sys.stderr)
@@ -82,52 +140,16 @@ def main(argv: list[str]) -> int:
 
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
-    from pyspark.sql.types import DoubleType, LongType, StructField, StructType
 
     spark = SparkSession.builder.getOrCreate()
     sc = spark.sparkContext
     emit_event("started", application_id=sc.applicationId, ui_url=sc.uiWebUrl, percent=10)
     try:
-        data = spark.read.parquet(spec["data"])
-        features = sorted({f for m in spec["models"] for f in m["features"]}, key=lambda f: data.columns.index(f))
-        position = {f: i for i, f in enumerate(features)}
-        keys = list(spec["key"])
-        cols = []
-        if keys:
-            cols += [F.col(quoted(k)).alias(f"k{i}") for i, k in enumerate(keys)]
-            key_fields = [StructField(k, data.schema[k].dataType, True) for k in keys]
-        else:
-            # No key given: a 64-bit hash of the whole row identifies it (same row, same hash).
-            keys = [ROW_HASH]
-            cols.append(F.xxhash64(*[F.col(quoted(c)) for c in data.columns]).alias("k0"))
-            key_fields = [StructField(ROW_HASH, LongType(), False)]
-        cols += [F.col(quoted(f)).cast("double").alias(f"x{i}") for i, f in enumerate(features)]
-        frame = data.select(*cols)
-        in_python, in_spark = [], []
-        for i, m in enumerate(spec["models"]):
-            engine = get_engine(m["engine"])
-            engine.check_job(spark)
-            columns = [f"x{position[f]}" for f in m["features"]]
-            if engine.scores_in_python:
-                files = {name: _read_bytes(spark, f"{m['artifact_uri']}/{name}") for name in engine.model_files}
-                in_python.append({"column": f"s{i}", "engine": m["engine"], "files": files,
-                                  "positions": [position[f] for f in m["features"]]})
-            else:
-                model = engine.load_spark_model(f"{m['artifact_uri']}/{SPARK_MODEL}")
-                frame = engine.spark_probability(model, frame, columns, f"s{i}")
-                in_spark.append(f"s{i}")
+        frame, keys, key_fields, position = _keyed_frame(spark.read.parquet(spec["data"]), spec)
+        frame, in_python, in_spark = _apply_models(spark, frame, spec, position)
         emit_event("progress", percent=30, message=f"{len(in_python)} models broadcast, {len(in_spark)} applied in Spark")
         if in_python:
-            payload = sc.broadcast({"models": in_python})
-            # The module's own function (not this script's __main__ copy), so workers import
-            # it and share its model cache.
-            from tasks.predict import score_batches as module_score_batches
-
-            schema = StructType([StructField(f"k{i}", f.dataType, f.nullable) for i, f in enumerate(key_fields)]
-                                + [StructField(c, DoubleType(), True) for c in in_spark]
-                                + [StructField(m["column"], DoubleType(), True) for m in in_python])
-            frame = frame.select(*[f"k{i}" for i in range(len(keys))], *[c for c in frame.columns if c.startswith("x")],
-                                 *in_spark).mapInPandas(module_score_batches(payload, keys, in_spark), schema)
+            frame = _score_in_python(spark, frame, in_python, in_spark, keys, key_fields)
         scored = frame.select(*[F.col(f"k{i}").alias(k) for i, k in enumerate(keys)],
                               *[F.col(f"s{i}").cast("double").alias(m["label"]) for i, m in enumerate(spec["models"])])
         scored.write.mode("overwrite").parquet(spec["temp"])

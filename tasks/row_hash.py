@@ -1,7 +1,7 @@
 """Spark's ``xxhash64`` of a row, computed with numpy, and what the jobs derive from it.
 
 A batch job places each row in the validation split by ``pmod(xxhash64(<every column>,
-seed), 1e6)`` (:func:`tasks.train_model.validation_sql`). When the job reads a local
+seed), 1e6)`` (:func:`tasks.batch_frame.validation_sql`). When the job reads a local
 dataset with pyarrow instead of Spark (:mod:`tasks.local_frame`), the same hash must come
 out bit for bit, or labels trained on either path would be judged on different rows.
 This module is Spark's algorithm (``XxHash64`` over fixed-width values: Spark hashes each

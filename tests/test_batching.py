@@ -327,12 +327,12 @@ def test_sample_leaves_unlabelled_rows_out_and_refuses_bad_labels():
 def test_a_full_or_read_only_artifact_root_says_what_to_do():
     import errno
 
-    from tasks.train_model import _error_message
+    from tasks.label_job import error_message
 
     full = OSError(errno.ENOSPC, "No space left on device", "/models/x/.tmp-a/model.txt")
-    assert _error_message(full) == ("OSError: No space left on device at /models/x/.tmp-a/model.txt: free space on the "
+    assert error_message(full) == ("OSError: No space left on device at /models/x/.tmp-a/model.txt: free space on the "
                                     "artifact root or fix its permissions, then rerun (finished labels are kept)")
-    assert _error_message(RuntimeError("boom\nmore")) == "RuntimeError: boom"
+    assert error_message(RuntimeError("boom\nmore")) == "RuntimeError: boom"
 
 
 def test_a_failed_batch_is_one_line_naming_the_batch_and_its_log_once():

@@ -60,7 +60,7 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
 def test_the_pyarrow_frame_is_the_frame_spark_collects(dataset):
     from pyspark.sql import SparkSession
 
-    from tasks.train_model import prepare
+    from tasks.batch_frame import prepare
 
     spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
     try:

@@ -164,46 +164,20 @@ def check_number(where: str, kind: type, value: Any, low: float | None = None, h
     return value
 
 
-class Engine:
-    """One model library as spark-fanout uses it. Subclasses set the class attributes
-    and implement the verbs of their kind: ``fit``/``save`` (driver engines) or
-    ``fit_spark`` (executor engines), and ``load``/``predict`` or ``spark_probability``
-    for scoring. A user engine is an instance of a subclass, registered under the
-    entry point group ``spark_fanout.engines`` (README, "Your own engine")."""
+class EngineParameters:
+    """The parameters concern of an :class:`Engine` record: which names it takes, of which
+    kinds, how a user's JSON becomes a configuration's parameters, and the library's own
+    check of them. Engine records inherit it; its methods use the record's ``name``."""
 
-    #: As users write it: ``--engine NAME``, the keys of a search space.
+    #: As users write it (set by the Engine record).
     name: str = ""
-    #: One line for ``--help`` and the report.
-    description: str = ""
-    #: DRIVER (rows collected once per batch, labels trained side by side on driver
-    #: threads) or EXECUTORS (a Spark ML estimator per label).
-    trains_on: str = DRIVER
-    #: Files the engine writes into an artifact for scoring (artifact-relative names).
-    model_files: tuple[str, ...] = ()
-    #: Whether a Spark ML model is saved too (under layout.SPARK_MODEL).
-    saves_spark_model: bool = False
-    #: Python modules the job imports, each with what to install when it is missing.
-    requires: tuple[tuple[str, str], ...] = ()
     #: Parameters always written into a configuration with these defaults.
     defaults: Mapping[str, Param] = {}
-    #: The engine's own parameters that weigh the classes (reported in metadata.json).
-    imbalance_params: tuple[str, ...] = ()
     #: Where its parameters are documented (named in refusals).
     params_doc: str = ""
     #: Whether its default parameters need no check by the library (a built-in engine's).
     defaults_are_valid: bool = False
 
-    # --- identity ---------------------------------------------------------------------
-    @property
-    def folder(self) -> str:
-        """Prefix of its configuration folders (``<folder>-<hash>``): safe in any path."""
-        return self.name
-
-    def versions(self) -> dict[str, str]:
-        """Library versions recorded in metadata.json."""
-        return {}
-
-    # --- parameters ----------------------------------------------------------------------
     def param_names(self) -> Collection[str]:
         """Every parameter name this engine accepts, aliases included."""
         return self.defaults
@@ -318,6 +292,41 @@ class Engine:
     def weighs_classes(self) -> bool:
         """Whether ``--class-weight balanced`` can reach this engine (sample weights)."""
         return True
+
+
+
+class Engine(EngineParameters):
+    """One model library as spark-fanout uses it. Subclasses set the class attributes
+    and implement the verbs of their kind: ``fit``/``save`` (driver engines) or
+    ``fit_spark`` (executor engines), and ``load``/``predict`` or ``spark_probability``
+    for scoring. A user engine is an instance of a subclass, registered under the
+    entry point group ``spark_fanout.engines`` (README, "Your own engine")."""
+
+    #: As users write it: ``--engine NAME``, the keys of a search space.
+    name: str = ""
+    #: One line for ``--help`` and the report.
+    description: str = ""
+    #: DRIVER (rows collected once per batch, labels trained side by side on driver
+    #: threads) or EXECUTORS (a Spark ML estimator per label).
+    trains_on: str = DRIVER
+    #: Files the engine writes into an artifact for scoring (artifact-relative names).
+    model_files: tuple[str, ...] = ()
+    #: Whether a Spark ML model is saved too (under layout.SPARK_MODEL).
+    saves_spark_model: bool = False
+    #: Python modules the job imports, each with what to install when it is missing.
+    requires: tuple[tuple[str, str], ...] = ()
+    #: The engine's own parameters that weigh the classes (reported in metadata.json).
+    imbalance_params: tuple[str, ...] = ()
+
+    # --- identity ---------------------------------------------------------------------
+    @property
+    def folder(self) -> str:
+        """Prefix of its configuration folders (``<folder>-<hash>``): safe in any path."""
+        return self.name
+
+    def versions(self) -> dict[str, str]:
+        """Library versions recorded in metadata.json."""
+        return {}
 
     def missing_setting(self, packages: list[str]) -> str | None:
         """Before submitting: what the job lacks to run this engine (given the jars and
