@@ -119,13 +119,14 @@ class Plan:
         """The plan in words (``--dry-run``)."""
         if not self.labels:
             return "nothing to train (every label is complete)"
-        fits = "as many as the executors YARN grants" if self.fits_per_batch is None else str(self.fits_per_batch)
+        fits = ("as many labels as the executors YARN grants" if self.fits_per_batch is None
+                else f"{self.fits_per_batch} label{'s' if self.fits_per_batch != 1 else ''}")
         where = f"local[{self.cores_per_batch}]" if self.cores_per_batch else "its executors"
         expected = ("unknown until a run of this configuration is measured" if self.expected_s is None
                     else f"about {self.expected_s:.0f} s (measured start-up and per-label times)")
         of = f" of {self.configurations} configurations" if self.configurations > 1 else ""
         return (f"{self.labels} labels{of} in {self.batches} batch(es) of up to {self.batch_size}, {self.at_once} at once; "
-                f"each batch on {where}, fitting {fits} labels at once (1 core per fit); expected: {expected}")
+                f"each batch on {where}, fitting {fits} at once (1 core per fit); expected: {expected}")
 
 
 def plan_batches(items: int, workers: int, *, local_cores: int | None, cluster_slots: int | None, startup_s: float,
