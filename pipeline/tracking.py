@@ -14,11 +14,15 @@ controller's main process never holds an MLflow client across Luigi's forks.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlparse
 
 import luigi
 
@@ -72,14 +76,46 @@ def _client(uri: str) -> Any:
     return MlflowClient(tracking_uri=uri)
 
 
-def _experiment_id(client: Any, name: str) -> str:
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    try:
-        return client.create_experiment(name)
-    except Exception:  # another process created it meanwhile
-        return client.get_experiment_by_name(name).experiment_id
+def _file_store(uri: str) -> str | None:
+    """The folder of a local MLflow file store (``file:…`` or a plain path), else ``None``."""
+    if "://" not in uri and not uri.startswith("file:"):
+        return uri
+    if uri.startswith("file:"):
+        return urlparse(uri).path or None
+    return None
+
+
+@contextmanager
+def _creation_lock(uri: str) -> Iterator[None]:
+    """Across the run's task processes, one at a time looks for the experiment and creates
+    it: MLflow's file store checks a name and creates the experiment in two steps, so two
+    jobs ending together made two experiments of one name, and one label's run went to
+    the experiment nobody looks at. A tracking server keeps names unique itself."""
+    folder = _file_store(uri)
+    if folder is None:
+        yield
+        return
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, ".spark-fanout.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _experiment(uri: str, name: str) -> tuple[Any, str]:
+    """A client of ``uri`` and the id of experiment ``name``, created when missing. A new
+    file store makes its default experiment on first use: that happens under the lock too."""
+    with _creation_lock(uri):
+        client = _client(uri)
+        found = client.get_experiment_by_name(name)
+        if found is not None:
+            return client, found.experiment_id
+        try:
+            return client, client.create_experiment(name)
+        except Exception:  # another controller created it meanwhile
+            return client, client.get_experiment_by_name(name).experiment_id
 
 
 def log_artifact(client: Any, experiment_id: str, target: Any, configuration: str) -> str | None:
@@ -117,8 +153,7 @@ def log_task(task: Any) -> list[str]:
             published.append(member)
     if not published:
         return []
-    client = _client(settings.tracking_uri)
-    experiment_id = _experiment_id(client, settings.experiment)
+    client, experiment_id = _experiment(settings.tracking_uri, settings.experiment)
     logged = []
     for member in published:
         target = task.member_output(member)

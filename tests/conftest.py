@@ -16,6 +16,18 @@ def _repo_luigi_cfg(monkeypatch):
     monkeypatch.setenv("LUIGI_CONFIG_PATH", str(REPO / "luigi.cfg"))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_dataset_identities():
+    """A run takes each dataset's fingerprint once per process (pipeline.data.datasets):
+    tests share a process and a run id, and a test server on a port an earlier test used
+    would otherwise find that test's fingerprint under the same URI ("dataset changed")."""
+    from pipeline.data.datasets import forget_identities
+
+    forget_identities()
+    yield
+    forget_identities()
+
+
 # Luigi configures these once per process, at the first luigi.build, with that build's
 # log_level (and a stderr handler); a test building with log_level="ERROR" would otherwise
 # leave every later test's WARNING records filtered out before they reach caplog.

@@ -59,3 +59,32 @@ def test_with_a_tracking_uri_only_a_published_label_opens_a_client(tmp_path, mon
             tracking.log_task(task)
     finally:
         config.remove_option("mlflow", "tracking_uri")
+
+
+def _get_or_create(uri: str, barrier, out) -> None:
+    barrier.wait()  # every process asks at the same moment, as two jobs ending together do
+    try:
+        out.put(tracking._experiment(uri, "spark-fanout")[1])
+    except Exception as exc:  # noqa: BLE001 - what the job's log would have said
+        out.put(f"failed: {exc}")
+
+
+def test_jobs_ending_together_share_one_experiment(tmp_path):
+    """Task processes finding no experiment and creating one each left the file store with
+    two experiments of one name (a label's run where nobody looks), or failed on the store's
+    half-written default experiment (a label not logged at all)."""
+    import multiprocessing
+
+    pytest.importorskip("mlflow")
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(6):
+        uri = f"file:{tmp_path / f'mlruns-{attempt}'}"
+        barrier, out = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_get_or_create, args=(uri, barrier, out)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        ids = {out.get(timeout=5) for _ in procs}
+        named = tracking._client(uri).search_experiments(filter_string="name = 'spark-fanout'")
+        assert len(ids) == 1 and [e.experiment_id for e in named] == list(ids)
