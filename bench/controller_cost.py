@@ -27,7 +27,8 @@ appear on the WebHDFS test server.
 Counted:
 * controller CPU: user+system CPU of the contender's process and every descendant (Luigi's
   task processes, the yarn CLI calls), minus what the spark-submit stand-ins report for
-  themselves; per job = total / N.
+  themselves (read as they exit, after freeing their 200 MB: that ~25 ms each is theirs);
+  per job = total / N.
 * controller PSS: proportional set size summed over the contender's processes except the
   spark-submit stand-ins and their children, sampled every 0.5 s while all N jobs are in
   flight (median); per job = that / N. spark-submit stand-ins: RSS summed, same window.
@@ -83,9 +84,15 @@ if "spark.yarn.submit.waitAppCompletion=false" in sys.argv:
 else:
     while not os.path.exists(release):
         time.sleep(0.2)
+# Its CPU read last: freeing the ballast (~25 ms of unmapping) and the interpreter's exit are
+# this stand-in's own cost, as a real spark-submit's JVM exit is, not the controller's.
+del ballast
+sys.stdout.flush()
+sys.stderr.flush()
 ru = resource.getrusage(resource.RUSAGE_SELF)
 with open(os.environ["BENCH_SUBMIT_CPU"], "a") as fh:
     fh.write(f"{{ru.ru_utime + ru.ru_stime}}\\n")
+os._exit(0)
 """
 
 YARN = """#!{python}
@@ -366,7 +373,8 @@ def main() -> None:
     parser.add_argument("--recipe-poll", type=float, default=10.0, help="the recipe's seconds between yarn calls")
     parser.add_argument("--submit-seconds", type=float, default=5.0, help="detached spark-submit stand-in's time to submit")
     parser.add_argument("--max-concurrent-submits", type=int, help="ours: [yarn] max_concurrent_submits (default: the "
-                        "package's 3, a memory bound; the recipe runs all its spark-submits at once)")
+                        "package's auto, as many as free memory holds, at most --workers; the recipe runs all its "
+                        "spark-submits at once)")
     parser.add_argument("--recipe", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.recipe:

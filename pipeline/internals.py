@@ -15,6 +15,7 @@ from typing import Any
 
 import luigi
 from luigi import rpc
+from luigi.cmdline_parser import CmdlineParser
 from luigi.configuration import LuigiConfigParser
 from luigi.interface import _WorkerSchedulerFactory, core
 from luigi.parameter import _no_value
@@ -46,6 +47,13 @@ def command_line_workers() -> int | None:
         return int(core().workers)
     except Exception:  # outside a luigi command line
         return None
+
+
+def on_luigi_command_line() -> bool:
+    """Whether this process runs a ``luigi`` command line (or was forked by one): Luigi's
+    parser singleton (``CmdlineParser.get_instance``) is set then; ``luigi.build`` leaves it
+    unset, and ``core().workers`` there is the configured default, not its ``workers``."""
+    return CmdlineParser.get_instance() is not None
 
 
 def use_on_command_line(factory: type[_WorkerSchedulerFactory]) -> None:

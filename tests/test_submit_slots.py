@@ -20,9 +20,17 @@ import luigi
 import pytest
 
 from pipeline.data.results import current_run_id
+from pipeline.errors import ConfigError
 from pipeline.flows.scripts import RunScript, RunScripts
 from pipeline.runner import slots
-from pipeline.runner.slots import SlotPool, local_job_cap, parse_memory
+from pipeline.runner.slots import (
+    SUBMIT_JVM_BYTES,
+    SlotPool,
+    local_job_cap,
+    parse_memory,
+    parse_submit_cap,
+    submit_job_cap,
+)
 from tests.test_yarn_cluster_path import FAKE_BIN, RecordingScheduler, build, logged
 from tests.test_yarn_cluster_path import cluster as cluster  # noqa: F401 - the shared pytest fixture
 
@@ -124,7 +132,8 @@ def test_waiting_for_a_submission_slot_shows_in_luigid(yarn_jobs, tmp_path):
         released.cancel()
     assert ok
     waits = [m for m in sch.messages if m.startswith("waiting for a submission slot")]
-    assert waits == ["waiting for a submission slot: at most 1 spark-submit JVMs at once ([yarn] max_concurrent_submits)"]
+    assert waits == ["waiting for a submission slot: at most 1 spark-submit JVM submitting at once "
+                     "([yarn] max_concurrent_submits = 1)"]
     assert sch.messages.index(waits[0]) < next(i for i, m in enumerate(sch.messages) if m.startswith("SUBMITTED"))
 
 
@@ -161,11 +170,61 @@ def test_the_local_cap_is_measured_and_announced_once_per_run(tmp_path, caplog, 
         return local_job_cap(cores=16, available_bytes=next(free) * 2**30, driver_memory="1g", master="local[1]")
 
     with caplog.at_level(logging.INFO, logger="luigi-interface"):
-        first = [slots._run_local_cap(slots.slots_folder("run-1"), measure) for _ in range(3)]
-        other = slots._run_local_cap(slots.slots_folder("run-2"), measure)
-    assert [jobs for jobs, _ in first] == [14, 14, 14] and other[0] == 2  # run-2 measured anew (3 GiB free)
+        first = [slots.run_cap(slots.slots_folder("run-1"), "local", measure) for _ in range(3)]
+        other = slots.run_cap(slots.slots_folder("run-2"), "local", measure)
+    assert [cap.jobs for cap in first] == [14, 14, 14] and other.jobs == 2  # run-2 measured anew (3 GiB free)
     announced = [r.getMessage() for r in caplog.records if r.getMessage().startswith("local mode: at most")]
     assert len(announced) == 2
+
+
+def test_by_default_as_many_submit_at_once_as_free_memory_holds(yarn_jobs, tmp_path, monkeypatch):
+    """No setting: ``auto``. With 8 GiB free, 27 JVMs of 300 MiB fit, so 4 jobs all submit at
+    once (the fixed default of 3 before let 3); the cap is decided once, in the run's folder."""
+    monkeypatch.setenv("SLOTS_TEST_HOLD", "3")  # long enough for the 4 submissions to overlap
+    monkeypatch.setattr(slots, "available_memory", lambda: 8 * 2**30)  # the forked workers inherit it
+    run_id = current_run_id()
+    jobs = _jobs(tmp_path, yarn_jobs["base"], ("a", "b", "c", "d"))
+    task = RunScripts(script=str(yarn_jobs["script"]), jobs=str(jobs), log_dir=str(yarn_jobs["logs"]), run_id=run_id)
+    assert luigi.build([task], local_scheduler=True, workers=4, log_level="ERROR")
+    assert _max_seen(tmp_path, "submitting") == 4
+    jobs_at_once, reason = (slots.slots_folder(run_id) / "submit-cap").read_text().split("\n", 1)
+    assert jobs_at_once == "27" and reason.startswith("8.0 GiB free / 300 MiB per submitting JVM -> 27"), reason
+
+
+def test_the_submission_cap_follows_free_memory_capped_by_workers_and_a_number_overrides_it():
+    gib = 2**30
+    # this machine: ~23 GiB free, --workers 20: the workers decide
+    cap = submit_job_cap("auto", available_bytes=23 * gib, workers=20)
+    assert cap.jobs == 20 and cap.reason == "23.0 GiB free / 300 MiB per submitting JVM -> 78; --workers 20"
+    assert submit_job_cap("auto", available_bytes=4 * SUBMIT_JVM_BYTES + 1, workers=20).jobs == 4  # memory decides
+    assert submit_job_cap(" Auto ", available_bytes=SUBMIT_JVM_BYTES // 2, workers=20).jobs == 1  # at least one
+    assert submit_job_cap("auto", available_bytes=2 * gib, workers=None).jobs == 6  # luigi.build: workers unknown
+    fixed = submit_job_cap("3", available_bytes=23 * gib, workers=20)
+    assert (fixed.jobs, fixed.reason) == (3, "[yarn] max_concurrent_submits = 3")
+    assert submit_job_cap(0, available_bytes=gib, workers=20).jobs == 0  # no cap
+    assert slots.cap_line("submit", fixed) == "at most 3 spark-submit JVMs submitting at once ([yarn] max_concurrent_submits = 3)"
+    assert slots.cap_line("submit", cap).endswith("; [yarn] max_concurrent_submits overrides")
+    for bad in ("lots", "-1", "2.5", ""):
+        with pytest.raises(ConfigError, match=r"^\[yarn\] max_concurrent_submits = .* is neither auto nor a whole number"):
+            parse_submit_cap(bad)
+
+
+def test_the_submission_cap_is_measured_and_announced_once_per_run(tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    free = iter([6, 1, 1, 3])  # GiB free at each measurement: spark-submits started in between
+
+    def measure():
+        return submit_job_cap("auto", available_bytes=next(free) * 2**30, workers=50)
+
+    with caplog.at_level(logging.INFO, logger="luigi-interface"):
+        first = [slots.run_cap(slots.slots_folder("run-1"), "submit", measure) for _ in range(3)]
+        other = slots.run_cap(slots.slots_folder("run-2"), "submit", measure)
+    assert [cap.jobs for cap in first] == [20, 20, 20] and other.jobs == 3  # run-2 measured anew (1 GiB free)
+    announced = [r.getMessage() for r in caplog.records if "spark-submit JVMs submitting at once" in r.getMessage()]
+    assert announced == ["at most 20 spark-submit JVMs submitting at once (6.0 GiB free / 300 MiB per submitting "
+                         "JVM -> 20; --workers 50); [yarn] max_concurrent_submits overrides",
+                         "at most 3 spark-submit JVMs submitting at once (1.0 GiB free / 300 MiB per submitting "
+                         "JVM -> 3; --workers 50); [yarn] max_concurrent_submits overrides"]
 
 
 def test_the_local_cap_follows_cores_and_free_memory_and_a_setting_overrides_it():

@@ -98,9 +98,10 @@ class yarn(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg sectio
     kill_on_interrupt = luigi.BoolParameter(
         default=True, description="kill the YARN application when the controller is interrupted"
     )
-    max_concurrent_submits = luigi.IntParameter(
-        default=3, description="spark-submit JVMs submitting at once, across all worker processes (0 = no cap); "
-        "jobs in flight are capped by --workers only"
+    max_concurrent_submits = luigi.Parameter(
+        default="auto", description="spark-submit JVMs submitting at once, across all worker processes: auto (as "
+        "many as the memory free at the run's start holds, ~300 MB each, at most --workers), a number, or 0 (no "
+        "cap); jobs in flight are capped by --workers only"
     )
     spark_archive = luigi.BoolParameter(
         default=True, description="upload Spark's jars once to archive_dir and pass spark.yarn.archive (unless "

@@ -17,6 +17,7 @@ from pipeline.cluster.yarn_clients import yarn as yarn_settings
 from pipeline.errors import ConfigError
 from pipeline.runner import submit
 from pipeline.runner.job_state import JobRun
+from pipeline.runner.slots import parse_submit_cap
 from pipeline.runner.spark_archive import SharedFiles, shared_files
 
 
@@ -105,4 +106,6 @@ class SparkCommand(SparkSubmitTask):
         except ValueError:
             raise ConfigError("[spark] conf holds an entry without '=': write it as key=value|key=value") from None
         if self.on_yarn:
-            kerberos_arguments(yarn_settings())  # refuses a principal without keytab and vice versa
+            cfg = yarn_settings()
+            kerberos_arguments(cfg)  # refuses a principal without keytab and vice versa
+            parse_submit_cap(cfg.max_concurrent_submits)

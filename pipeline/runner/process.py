@@ -115,6 +115,8 @@ class JobProcess:
             stderr=subprocess.STDOUT, bufsize=0,
             start_new_session=True, preexec_fn=_child_setup if parent_death.prctl is not None else None,
         )
+        # The reader sleeps in poll() until output comes; this pipe wakes it when told to stop.
+        self._wake_r, self._wake_w = os.pipe()
         self._reader = threading.Thread(target=self._read, name=f"job-output-{self.proc.pid}", daemon=True)
         self._reader.start()
         return self
@@ -136,14 +138,17 @@ class JobProcess:
         # file object cannot be stopped, and its close() waits for that read.
         poller = select.poll()
         poller.register(fd, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
         # What text mode did: UTF-8 with replacement, and \r or \r\n ending a line too.
         decoder = io.IncrementalNewlineDecoder(codecs.getincrementaldecoder("utf-8")(errors="replace"), translate=True)
         pending = ""
         left_after_stop = _READ_AFTER_STOP
         while True:
             stopping = self._stop_reading.is_set()
-            # Once told to stop: only what is already in the pipe (up to a bound), without waiting.
-            if not poller.poll(0 if stopping else 100):
+            # Until output comes or the wake pipe says stop (no timed wake-ups: a job that
+            # is quiet for minutes costs nothing). Once told to stop: only what is already
+            # in the pipe (up to a bound), without waiting.
+            if not any(ready == fd for ready, _ in poller.poll(0 if stopping else None)):
                 if stopping:
                     break
                 continue
@@ -172,16 +177,30 @@ class JobProcess:
                 logger.exception("could not handle job output line")
 
     def wait(self, deadline: float | None = None) -> int:
-        """Wait for the job; short polls keep signal handlers responsive. On a
+        """Wait for the job; a signal handler that raises ends the wait. On a
         ``time.monotonic()`` deadline, raises TimeoutError (the exit kills the job)."""
         assert self.proc is not None
-        while True:
-            try:
-                rc = self.proc.wait(timeout=0.5)
-                break
-            except subprocess.TimeoutExpired:
+        pidfd = _pidfd(self.proc.pid)
+        try:
+            while True:
+                if pidfd is not None:
+                    # Asleep until the job exits (or the deadline): no wake-ups meanwhile.
+                    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    select.select([pidfd], [], [], left)
+                    rc = self.proc.poll()
+                    if rc is not None:
+                        break
+                else:  # Popen.wait(timeout) polls every few ms up to 50 ms: fallback only
+                    try:
+                        rc = self.proc.wait(timeout=0.5)
+                        break
+                    except subprocess.TimeoutExpired:
+                        pass
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"job pid {self.proc.pid} passed its deadline") from None
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
         self._exited_at = time.monotonic()
         if self._reader is not None:
             self._reader.join(timeout=self.drain_s)
@@ -219,6 +238,9 @@ class JobProcess:
             self._stop_reader()
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
+            if self._reader is not None and not self._reader.is_alive():
+                os.close(self._wake_r)
+                os.close(self._wake_w)
 
     def _stop_reader(self) -> None:
         """Let the reader drain for what is left of ``drain_s`` after the job's exit,
@@ -232,6 +254,7 @@ class JobProcess:
             return
         holders = _pipe_holders(self.proc.stdout.fileno()) if self.proc and self.proc.stdout else []
         self._stop_reading.set()
+        os.write(self._wake_w, b"x")
         self._reader.join()
         if self._ended:  # only slow to hand lines on: nobody kept the pipe open
             return
@@ -242,6 +265,15 @@ class JobProcess:
         self.log.write(f"{note}\n")
         self.log.flush()
         logger.warning("job pid %d: %s", self.proc.pid if self.proc else -1, note)
+
+
+def _pidfd(pid: int) -> int | None:
+    """A file descriptor that becomes readable when process ``pid`` exits (Linux 5.3+),
+    or ``None`` where there is none."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _pipe_holders(fd: int) -> list[tuple[int, str]]:

@@ -11,7 +11,9 @@ Two pools use it (see :func:`job_slot`):
 
 * ``submit``: a YARN job holds a slot from the start of its spark-submit until YARN
   accepted the application (or spark-submit exited) — the part that costs the edge node
-  a JVM of ~300 MB and several CPU-seconds. Jobs in flight stay capped by ``--workers`` only.
+  a JVM of ~300 MB and several CPU-seconds. The size comes from the machine's free memory
+  (:func:`submit_job_cap`) unless a setting gives it. Jobs in flight stay capped by
+  ``--workers`` only.
 * ``local``: a local-mode job holds a slot for its whole run, because its JVM *is* the
   job. The size comes from the machine (:func:`local_job_cap`) unless a setting gives it.
 """
@@ -35,6 +37,8 @@ from typing import Any
 
 from pipeline.cluster.yarn_clients import yarn as yarn_settings
 from pipeline.config import fanout
+from pipeline.errors import ConfigError
+from pipeline.internals import command_line_workers, on_luigi_command_line
 from pipeline.runner.submit import is_local_master, private_cache_dir
 
 logger = logging.getLogger("luigi-interface")
@@ -43,6 +47,9 @@ logger = logging.getLogger("luigi-interface")
 #: buffers plus the Python driver and worker processes (local mode runs them all here).
 LOCAL_JOB_OVERHEAD_BYTES = 512 * 2**20
 _MEMORY_UNITS = {"": 2**20, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}  # bare number: MiB, as Spark
+#: Resident memory of one submitting spark-submit JVM: ~300 MB measured on a real Hadoop
+#: 3.3.6 edge node (issue 13; bench/README.md, submit_scale.py: ~310 MB per JVM at peak).
+SUBMIT_JVM_BYTES = 300 * 2**20
 
 
 class Slot:
@@ -148,20 +155,21 @@ def cores_per_local_job(master: str, cores: int) -> int:
 
 
 @dataclass(frozen=True)
-class LocalCap:
-    """How many local jobs fit at once, and why (for the log and luigid)."""
+class Cap:
+    """How many jobs (local jobs, or submitting spark-submits) fit at once, and why (for the
+    log and luigid); 0 jobs: no cap."""
 
     jobs: int
     reason: str
 
 
 def local_job_cap(*, cores: int, available_bytes: int, driver_memory: str | None, master: str,
-                  configured: int = 0) -> LocalCap:
+                  configured: int = 0) -> Cap:
     """At most as many local jobs as the cores hold (jobs beyond that only share them) and
     as free memory holds (driver heap + :data:`LOCAL_JOB_OVERHEAD_BYTES` each); at least
     one. ``configured`` > 0 overrides the machine's answer."""
     if configured > 0:
-        return LocalCap(configured, f"[fanout] max_local_jobs = {configured}")
+        return Cap(configured, f"[fanout] max_local_jobs = {configured}")
     per_job = parse_memory(driver_memory or "1g") + LOCAL_JOB_OVERHEAD_BYTES
     job_cores = cores_per_local_job(master, cores)
     by_cores = max(1, cores // job_cores)
@@ -169,7 +177,39 @@ def local_job_cap(*, cores: int, available_bytes: int, driver_memory: str | None
     reason = (f"{cores} cores / {job_cores} per job ({master}) -> {by_cores}; "
               f"{available_bytes / 2**30:.1f} GiB free / {per_job / 2**30:.1f} GiB per job "
               f"(driver {driver_memory or '1g'} + overhead) -> {by_memory}")
-    return LocalCap(min(by_cores, by_memory), reason)
+    return Cap(min(by_cores, by_memory), reason)
+
+
+def parse_submit_cap(value: object) -> int | None:
+    """``[yarn] max_concurrent_submits``: ``None`` for ``auto``, else a whole number >= 0
+    (0 = no cap); anything else is refused in one line."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ConfigError(f"[yarn] max_concurrent_submits = {value!r} is neither auto nor a whole number >= 0: "
+                          f"write auto, a number such as 4, or 0 for no cap")
+    return number
+
+
+def submit_job_cap(setting: object, *, available_bytes: int, workers: int | None) -> Cap:
+    """How many spark-submit JVMs may submit at once: the number ``setting`` gives, or for
+    ``auto`` as many as ``available_bytes`` hold at :data:`SUBMIT_JVM_BYTES` each, at most
+    ``workers`` (more could never run at once) when known, at least one."""
+    configured = parse_submit_cap(setting)
+    if configured is not None:
+        return Cap(configured, f"[yarn] max_concurrent_submits = {configured}")
+    by_memory = max(1, available_bytes // SUBMIT_JVM_BYTES)
+    reason = (f"{available_bytes / 2**30:.1f} GiB free / {SUBMIT_JVM_BYTES // 2**20} MiB per submitting JVM "
+              f"-> {by_memory}")
+    if workers is not None and workers >= 1:
+        reason += f"; --workers {workers}"
+        return Cap(min(by_memory, workers), reason)
+    return Cap(by_memory, reason)
 
 
 def machine_cores() -> int:
@@ -207,11 +247,12 @@ def _prune_runs(root: Path, max_age_s: float = 7 * 86400) -> None:
                 shutil.rmtree(old)
 
 
-def _run_local_cap(folder: Path, measure: Callable[[], Any]) -> tuple[int, str]:
-    """The local cap of this controller run, measured once by whichever of its processes
-    gets here first (and logged then), read back by the others: measured again per job,
-    free memory would shrink by the jobs already running and the cap with it."""
-    path = folder / "local-cap"
+def run_cap(folder: Path, kind: str, measure: Callable[[], Cap]) -> Cap:
+    """The ``kind`` (``local`` or ``submit``) cap of this controller run, measured once by
+    whichever of its processes gets here first (and logged then), read back by the others:
+    measured again per job, free memory would shrink by the jobs already running and the
+    cap with it."""
+    path = folder / f"{kind}-cap"
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
@@ -219,20 +260,31 @@ def _run_local_cap(folder: Path, measure: Callable[[], Any]) -> tuple[int, str]:
             text = path.read_text(encoding="utf-8")
             if "\n" in text:
                 jobs, reason = text.split("\n", 1)
-                return int(jobs), reason.strip()
+                return Cap(int(jobs), reason.strip())
             time.sleep(0.01)
         raise RuntimeError(f"{path} stays incomplete: remove it and rerun") from None
-    cap = measure()
+    try:
+        cap = measure()
+    except BaseException:
+        os.close(fd)
+        path.unlink()  # a refused setting: the next process says so too, rather than waiting
+        raise
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(f"{cap.jobs}\n{cap.reason}\n")
-    logger.info("%s", local_cap_line(cap.jobs, cap.reason))
-    return cap.jobs, cap.reason
+    logger.info("%s", cap_line(kind, cap))
+    return cap
 
 
-def local_cap_line(jobs: int, reason: str) -> str:
-    """The one line that says the local cap and why (logged once, shown while a job waits)."""
-    return (f"local mode: at most {jobs} job{'' if jobs == 1 else 's'} at once on this machine ({reason}); "
-            "[fanout] max_local_jobs overrides")
+def cap_line(kind: str, cap: Cap) -> str:
+    """The one line that says a cap and why (logged once per run, shown while a job waits)."""
+    if kind == "local":
+        return (f"local mode: at most {cap.jobs} job{'' if cap.jobs == 1 else 's'} at once on this machine "
+                f"({cap.reason}); [fanout] max_local_jobs overrides")
+    if cap.jobs == 0:
+        return f"no cap on spark-submit JVMs submitting at once ({cap.reason})"
+    overrides = "" if cap.reason.startswith("[yarn]") else "; [yarn] max_concurrent_submits overrides"
+    return (f"at most {cap.jobs} spark-submit JVM{'' if cap.jobs == 1 else 's'} submitting at once "
+            f"({cap.reason}){overrides}")
 
 
 @contextlib.contextmanager
@@ -242,17 +294,19 @@ def job_slot(job: Any, status: Callable[[str], None], run_id: str) -> Iterator[S
     mode (held to the end); ``status`` shows the wait in luigid. Released on exit."""
     folder = slots_folder(run_id)
     if job.on_yarn:
-        size = int(yarn_settings().max_concurrent_submits)
-        pool = SlotPool(folder, "submit", max(0, size))
-        waiting = (f"waiting for a submission slot: at most {size} spark-submit JVMs at once "
-                   f"([yarn] max_concurrent_submits)")
-        slot = pool.acquire(release_on_submit=True, on_wait=lambda: status(waiting))
+        setting = yarn_settings().max_concurrent_submits
+        cap = run_cap(folder, "submit", lambda: submit_job_cap(
+            setting, available_bytes=available_memory(),
+            workers=command_line_workers() if on_luigi_command_line() else None))
+        line = cap_line("submit", cap)
+        pool = SlotPool(folder, "submit", cap.jobs)
+        slot = pool.acquire(release_on_submit=True, on_wait=lambda: status(f"waiting for a submission slot: {line}"))
     elif is_local_master(job.master):
-        jobs, reason = _run_local_cap(folder, lambda: local_job_cap(
+        cap = run_cap(folder, "local", lambda: local_job_cap(
             cores=machine_cores(), available_bytes=available_memory(), driver_memory=job.driver_memory,
             master=job.master, configured=int(fanout().max_local_jobs)))
-        line = local_cap_line(jobs, reason)
-        pool = SlotPool(folder, "local", jobs)
+        line = cap_line("local", cap)
+        pool = SlotPool(folder, "local", cap.jobs)
         slot = pool.acquire(on_wait=lambda: status(f"waiting for a local job slot: {line}"))
     else:  # another master (spark://, k8s://): nothing measured to bound it by
         slot = Slot(None, None, False)
