@@ -372,9 +372,9 @@ def main() -> None:
     parser.add_argument("--inflight-seconds", type=float, default=30.0, help="how long all jobs stay RUNNING together")
     parser.add_argument("--recipe-poll", type=float, default=10.0, help="the recipe's seconds between yarn calls")
     parser.add_argument("--submit-seconds", type=float, default=5.0, help="detached spark-submit stand-in's time to submit")
-    parser.add_argument("--max-concurrent-submits", type=int, help="ours: [yarn] max_concurrent_submits (default: the "
-                        "package's auto, as many as free memory holds, at most --workers; the recipe runs all its "
-                        "spark-submits at once)")
+    parser.add_argument("--max-concurrent-submits", help="ours: [yarn] max_concurrent_submits, a number or auto "
+                        "(default: the package's 3; auto: as many as free memory holds, at most --workers; the recipe "
+                        "runs all its spark-submits at once)")
     parser.add_argument("--recipe", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.recipe:

@@ -177,9 +177,10 @@ def test_the_local_cap_is_measured_and_announced_once_per_run(tmp_path, caplog, 
     assert len(announced) == 2
 
 
-def test_by_default_as_many_submit_at_once_as_free_memory_holds(yarn_jobs, tmp_path, monkeypatch):
-    """No setting: ``auto``. With 8 GiB free, 27 JVMs of 300 MiB fit, so 4 jobs all submit at
-    once (the fixed default of 3 before let 3); the cap is decided once, in the run's folder."""
+def test_auto_lets_as_many_submit_at_once_as_free_memory_holds(yarn_jobs, tmp_path, monkeypatch):
+    """``auto``: with 8 GiB free, 27 JVMs of 300 MiB fit, so 4 jobs all submit at once (the
+    default of 3 lets 3); the cap is decided once, in the run's folder."""
+    luigi.configuration.get_config().set("yarn", "max_concurrent_submits", "auto")
     monkeypatch.setenv("SLOTS_TEST_HOLD", "3")  # long enough for the 4 submissions to overlap
     monkeypatch.setattr(slots, "available_memory", lambda: 8 * 2**30)  # the forked workers inherit it
     run_id = current_run_id()

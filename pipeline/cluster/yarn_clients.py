@@ -99,9 +99,9 @@ class yarn(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg sectio
         default=True, description="kill the YARN application when the controller is interrupted"
     )
     max_concurrent_submits = luigi.Parameter(
-        default="auto", description="spark-submit JVMs submitting at once, across all worker processes: auto (as "
-        "many as the memory free at the run's start holds, ~300 MB each, at most --workers), a number, or 0 (no "
-        "cap); jobs in flight are capped by --workers only"
+        default="3", description="spark-submit JVMs submitting at once, across all worker processes: a number "
+        "(3: --workers 50 stays under 1.5 GB at peak), auto (as many as the memory free at the run's start holds, "
+        "~300 MB each, at most --workers), or 0 (no cap); jobs in flight are capped by --workers only"
     )
     spark_archive = luigi.BoolParameter(
         default=True, description="upload Spark's jars once to archive_dir and pass spark.yarn.archive (unless "
