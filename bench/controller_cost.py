@@ -246,7 +246,7 @@ def prepare(work: Path) -> dict[str, str]:
     return {}
 
 
-def luigi_cfg(work: Path, rm_url: str, max_submits: int | None) -> Path:
+def luigi_cfg(work: Path, rm_url: str, max_submits: str | None) -> Path:
     cfg = configparser.RawConfigParser()
     cfg.read(REPO / "luigi.cfg")
     cfg.set("spark", "master", "yarn")
