@@ -13,7 +13,7 @@ from typing import Any
 
 from tasks.balance import plan_balance
 from tasks.engines.base import LABEL_COL
-from tasks.row_hash import label_draws
+from tasks.row_hash import hash_order, label_draws
 
 VALIDATION_COL = "__validation__"
 #: The collected frame's column holding each row's ``xxhash64`` of all the dataset's
@@ -131,18 +131,21 @@ def label_sample(frame: Any, label: str, label_column: str, features: list[str],
     check_counts(label, before, {c: int(np.count_nonzero(in_validation & (values == c))) for c in (0, 1)},
                  minimums or Minimums())
     plan = plan_balance(before[0], before[1], float(balance_ratio))
+    # Rows by their hash, not their position: the same rows, in the same order, whatever
+    # order the part files were read in, by Spark or by pyarrow (tasks.local_frame).
+    row_hash = frame[HASH_COL].to_numpy()
+    order, copies = hash_order(row_hash)
     keep = in_train
     if plan.fractions != {0: 1.0, 1: 1.0}:
-        # From each row's hash, not its position: the same rows are kept whatever order
-        # the part files were read in, by Spark or by pyarrow (tasks.local_frame).
-        draw = label_draws(frame[HASH_COL].to_numpy(), seed, label)
+        draw = label_draws(row_hash, copies, seed, label)
         fraction = np.where(values == 1, plan.fractions[1], plan.fractions[0])
         keep = in_train & (draw < fraction)
     after = {c: int(np.count_nonzero(keep & (values == c))) for c in (0, 1)}
 
     def part(mask: Any) -> Any:
-        out = frame.loc[mask, features]
-        return out.assign(**{LABEL_COL: values[mask].astype("float64")})
+        rows = order[mask[order]]
+        out = frame[features].iloc[rows]
+        return out.assign(**{LABEL_COL: values[rows].astype("float64")})
 
     rows = row_counts(total=len(values), per_class=per_class, before=before, after=after,
                       validation=np.count_nonzero(labelled & valid_flag))

@@ -41,11 +41,17 @@ def local_path(uri: str) -> str | None:
 
 def data_files(path: str) -> list[str]:
     """The Parquet files Spark reads for ``path``: the file itself, or the folder's files
-    whose names start with neither ``_`` nor ``.`` (markers, checksums, temporaries);
-    sorted, so every rerun sees the same order."""
+    whose names start with neither ``_`` nor ``.`` (markers, checksums, temporaries) and
+    are not half-copied (``._COPYING_``); sorted, so every rerun sees the same order.
+    ``ValueError`` for what Spark reads otherwise: a partition folder, a lone hidden file."""
     if os.path.isfile(path):
+        if os.path.basename(path).startswith(("_", ".")):
+            raise ValueError("a hidden file (Spark skips it)")
         return [path]
-    names = sorted(n for n in os.listdir(path) if not n.startswith(("_", ".")))
+    entries = os.listdir(path)
+    if any("=" in n and os.path.isdir(os.path.join(path, n)) for n in entries):
+        raise ValueError("holds sub-folders (a partitioned dataset)")
+    names = sorted(n for n in entries if not n.startswith(("_", ".")) and not n.endswith("._COPYING_"))
     files = [os.path.join(path, n) for n in names]
     if any(not os.path.isfile(f) for f in files):
         raise ValueError("holds sub-folders (a partitioned dataset)")
@@ -81,11 +87,13 @@ def read_local_frame(uri: str, labels: list[str], features: list[str], seed: int
     odd = [name for name, kind in kinds.items() if kind is None]
     if odd:
         return None, f"column {odd[0]!r} is {schema.field(odd[0]).type}"
-    if len(kinds) != len(schema) or any(name not in kinds for name in [*labels, *features]):
+    # Spark matches column names regardless of case (and refuses two that differ only in it).
+    if len({name.lower() for name in schema.names}) != len(schema) or any(name not in kinds for name in [*labels, *features]):
         return None, "a column is missing or named twice"
-    columns = len(labels) + len(features) + 1
+    # Every column is read (the hash takes them all), beside the batch's own columns.
+    columns = len(schema) + len(labels) + len(features) + 2
     if rows * 8 * columns > limit_mb * 1024 * 1024:
-        return None, f"{rows} rows x {columns} columns exceed collect_limit_mb"
+        return None, f"{rows} rows x {columns} columns (all read, then the batch's) exceed collect_limit_mb"
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq

@@ -123,13 +123,29 @@ def in_validation(row_hash: np.ndarray, fraction: float) -> np.ndarray:
     return np.mod(row_hash, HASH_BUCKETS) < int(round(fraction * HASH_BUCKETS))
 
 
-def label_draws(row_hash: np.ndarray, seed: int, label: str) -> np.ndarray:
+def hash_order(row_hash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows in the order of their hash, and each row's copy number among the rows of
+    equal hash (exact copies of one row: 0, 1, 2, …). Both are the same whatever order
+    the rows were read in, up to which of two identical rows is which."""
+    order = np.argsort(row_hash, kind="stable")
+    ordered = row_hash[order]
+    n = len(order)
+    first = np.ones(n, dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    starts = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    copies = np.empty(n, dtype=np.int64)
+    copies[order] = np.arange(n) - starts
+    return order, copies
+
+
+def label_draws(row_hash: np.ndarray, copies: np.ndarray, seed: int, label: str) -> np.ndarray:
     """A uniform draw in [0, 1) per row for one label's class balancing, from the row's
-    hash: the same rows are kept whatever order the rows were read in (part files are
-    listed in no fixed order) and whichever batch the label is in."""
+    hash and its copy number (:func:`hash_order`): the same rows are kept whatever order
+    the rows were read in (part files are listed in no fixed order) and whichever batch
+    the label is in, and exact copies of a row are drawn apart, as separate rows."""
     key = np.uint64(((int(seed) & 0xFFFFFFFF) << 32) | zlib.crc32(label.encode("utf-8")))
     with np.errstate(over="ignore"):
-        z = row_hash.view(np.uint64) ^ key
+        z = (row_hash.view(np.uint64) ^ key) + copies.astype(np.uint64) * np.uint64(0xD1B54A32D192ED03)
         z = z + np.uint64(0x9E3779B97F4A7C15)  # splitmix64's finaliser: every input bit reaches every output bit
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)

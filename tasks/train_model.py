@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import signal
 import sys
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from concurrent.futures import Future
 from typing import Any
 
 from tasks.batch_frame import DEFAULT_COLLECT_LIMIT_MB, collect_batch, is_numeric, prepare
@@ -91,7 +92,7 @@ def train_batch(spark: Any, data: Any, spec: dict[str, Any], watch_parent: int |
         return failed
     prepared = prepare(data, [label for label, _ in present], spec["features"], int(spec["seed"]), float(spec["test_fraction"]))
     jobs = [LabelJob(i, label, slug, spec) for i, (label, slug) in enumerate(present)]
-    frame = _collect(spark, prepared, engine, spec, len(present) + len(spec["features"]) + 1)
+    frame = _collect(spark, prepared, engine, spec, len(present) + len(spec["features"]) + 2)
     emit_event("data_ready", labels=len(jobs), collected=frame is not None, read="spark")
     if frame is not None:
         return failed + train_frame(spark, frame, jobs, engine, params, watch_parent)
@@ -140,9 +141,16 @@ def start_local_read(spec: dict[str, Any]) -> Future:
                   file=sys.stderr, flush=True)
         return local
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-read")
-    future = pool.submit(read)
-    pool.shutdown(wait=False)
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(read())
+        except BaseException:  # noqa: BLE001 - never leave the job waiting: Spark reads instead
+            future.set_result(None)
+
+    # A daemon thread: if the session never starts, the job exits without waiting for the read.
+    threading.Thread(target=run, name="local-read", daemon=True).start()
     return future
 
 

@@ -307,8 +307,22 @@ def test_sample_keeps_the_same_rows_whatever_order_they_were_read_in():
     shuffled = frame.sample(frac=1.0, random_state=3)
     as_read = label_sample(frame, "rare", "y0", ["f0", "f1"], 1.0, seed=7)
     reordered = label_sample(shuffled, "rare", "y0", ["f0", "f1"], 1.0, seed=7)
-    assert sorted(as_read.train.index) == sorted(reordered.train.index)
+    pd.testing.assert_frame_equal(as_read.train, reordered.train)  # the same rows, in the same order
+    pd.testing.assert_frame_equal(as_read.validation, reordered.validation)
     assert len(as_read.train) < int((~frame[VALIDATION_COL]).sum())  # some rows were left out
+
+
+def test_exact_copies_of_a_row_are_balanced_as_separate_rows():
+    """Rows that repeat (few distinct values) share a hash; drawn alike, they were kept or
+    dropped all together and the classes came out 3x off the ratio."""
+    rng = np.random.default_rng(5)
+    distinct = pd.DataFrame({"f0": np.arange(27.0), "y0": (np.arange(27) % 9 == 0).astype(float),
+                             HASH_COL: rng.integers(-(2**63), 2**63 - 1, size=27)})
+    frame = distinct.iloc[rng.integers(0, 27, size=10_000)].reset_index(drop=True)
+    frame[VALIDATION_COL] = False
+    for seed in range(4):
+        counts = label_sample(frame, "repeats", "y0", ["f0"], 1.0, seed=seed).rows["class_counts_after_balancing"]
+        assert abs(counts["0"] - counts["1"]) <= 0.15 * counts["1"], counts
 
 
 def test_sample_leaves_unlabelled_rows_out_and_refuses_bad_labels():

@@ -86,8 +86,8 @@ def test_the_pyarrow_frame_is_the_frame_spark_collects(dataset):
 
 
 def test_spark_reads_what_the_reader_cannot(dataset, tmp_path):
-    def why(uri, labels=LABELS, limit_mb=512.0):
-        local, reason = read_local_frame(uri, labels, FEATURES, 1, 0.2, limit_mb)
+    def why(uri, labels=LABELS, limit_mb=512.0, features=FEATURES):
+        local, reason = read_local_frame(uri, labels, features, 1, 0.2, limit_mb)
         assert local is None
         return reason
 
@@ -108,6 +108,24 @@ def test_spark_reads_what_the_reader_cannot(dataset, tmp_path):
     damaged.write_bytes(b"PAR1 not really parquet")
     assert why(str(damaged)).startswith("unreadable with pyarrow")
 
+    cased = tmp_path / "cased.parquet"
+    pq.write_table(pa.table({"a": [1, 2], "A": [3, 4], "y": [0, 1]}), cased)
+    assert why(str(cased), labels=["y"]) == "a column is missing or named twice"  # Spark refuses it
+
+    hidden = tmp_path / "_hidden.parquet"
+    pq.write_table(pa.table({"y": [0, 1]}), hidden)
+    assert why(str(hidden), labels=["y"]) == "a hidden file (Spark skips it)"
+
+    partitioned = tmp_path / "by-day"
+    (partitioned / "_day=1").mkdir(parents=True)
+    assert why(str(partitioned)) == "holds sub-folders (a partitioned dataset)"
+
+    # Wide: every column is read for the hash, so the unused ones count against the limit.
+    wide = tmp_path / "wide.parquet"
+    pq.write_table(pa.table({f"c{i}": np.zeros(1000) for i in range(200)} | {"y": np.zeros(1000)}), wide)
+    # (the batch's own 4 columns, 31 KB, would fit 1 MB)
+    assert why(str(wide), labels=["y"], features=["c0"], limit_mb=1.0).startswith("1000 rows x 205 columns (all read")
+
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     pq.write_table(pa.table({"y": pa.array([0, 1], pa.int32())}), mixed / "a.parquet")
@@ -115,7 +133,12 @@ def test_spark_reads_what_the_reader_cannot(dataset, tmp_path):
     assert why(str(mixed), labels=["y"]) == "part files differ in schema"
 
 
-def test_paths_and_files_as_spark_lists_them(dataset):
+def test_paths_and_files_as_spark_lists_them(dataset, tmp_path):
+    copying = tmp_path / "copying"
+    copying.mkdir()
+    for name in ("part-0.parquet", "part-1.parquet._COPYING_", ".part-0.parquet.crc", "_SUCCESS"):
+        (copying / name).write_bytes(b"")
+    assert [p.rsplit("/", 1)[1] for p in data_files(str(copying))] == ["part-0.parquet"]
     assert local_path("file:///tmp/x") == "/tmp/x"
     assert local_path("/tmp/x") == "/tmp/x"
     assert local_path("hdfs:///tmp/x") is None

@@ -181,12 +181,15 @@ class JobProcess:
         ``time.monotonic()`` deadline, raises TimeoutError (the exit kills the job)."""
         assert self.proc is not None
         pidfd = _pidfd(self.proc.pid)
+        exited = select.poll()  # poll(), not select(): a notebook's descriptors may number over 1024
+        if pidfd is not None:
+            exited.register(pidfd, select.POLLIN)
         try:
             while True:
                 if pidfd is not None:
                     # Asleep until the job exits (or the deadline): no wake-ups meanwhile.
                     left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                    select.select([pidfd], [], [], left)
+                    exited.poll(None if left is None else left * 1000)
                     rc = self.proc.poll()
                     if rc is not None:
                         break

@@ -262,7 +262,10 @@ def run_cap(folder: Path, kind: str, measure: Callable[[], Cap]) -> Cap:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
         for _ in range(200):  # the first process writes it right after creating it
-            text = path.read_text(encoding="utf-8")
+            try:
+                text = path.read_text(encoding="utf-8")
+            except FileNotFoundError:  # its measurement failed and it removed the file: measure here
+                return run_cap(folder, kind, measure)
             if "\n" in text:
                 jobs, reason = text.split("\n", 1)
                 return Cap(int(jobs), reason.strip())

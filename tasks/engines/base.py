@@ -294,7 +294,6 @@ class EngineParameters:
         return True
 
 
-
 class Engine(EngineParameters):
     """One model library as spark-fanout uses it. Subclasses set the class attributes
     and implement the verbs of their kind: ``fit``/``save`` (driver engines) or
