@@ -68,6 +68,24 @@ def test_normal_exit_returns_code_and_streams_lines():
     assert list(job.tail) == ["a", 'FANOUT_EVENT {"event": "x"}']
 
 
+def test_a_process_holding_over_1024_descriptors_still_waits_for_its_job():
+    """A notebook kernel may hold many files; select() refuses descriptors past 1024."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"this machine allows {hard} open files, fewer than the test needs")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        with JobProcess([sys.executable, "-c", "import sys; sys.exit(4)"], dict(os.environ), io.StringIO()) as job:
+            assert job.wait(deadline=time.monotonic() + 30) == 4
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_deadline_raises_and_kills():
     log = io.StringIO()
     with pytest.raises(TimeoutError), JobProcess([sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ), log) as job:
