@@ -109,6 +109,15 @@ class LabelSample:
     rows: dict[str, Any]  # row counts for the artifact's metadata
 
 
+def _balanced(in_train: Any, values: Any, plan: Any, draw: Any) -> Any:  # noqa: ANN401 - numpy arrays
+    """The training rows kept by the balancing ``plan``: each row whose draw falls under its class's fraction."""
+    import numpy as np
+
+    if plan.fractions == {0: 1.0, 1: 1.0}:
+        return in_train
+    return in_train & (draw < np.where(values == 1, plan.fractions[1], plan.fractions[0]))
+
+
 def label_sample(frame: Any, label: str, label_column: str, features: list[str], balance_ratio: float,
                  seed: int, minimums: Minimums | None = None) -> LabelSample:
     """Split ``frame`` (collected once for the batch; ``label_column`` holds this label,
@@ -130,16 +139,12 @@ def label_sample(frame: Any, label: str, label_column: str, features: list[str],
     in_validation = labelled & valid_flag
     check_counts(label, before, {c: int(np.count_nonzero(in_validation & (values == c))) for c in (0, 1)},
                  minimums or Minimums())
-    plan = plan_balance(before[0], before[1], float(balance_ratio))
     # Rows by their hash, not their position: the same rows, in the same order, whatever
     # order the part files were read in, by Spark or by pyarrow (tasks.local_frame).
     row_hash = frame[HASH_COL].to_numpy()
     order, copies = hash_order(row_hash)
-    keep = in_train
-    if plan.fractions != {0: 1.0, 1: 1.0}:
-        draw = label_draws(row_hash, copies, seed, label)
-        fraction = np.where(values == 1, plan.fractions[1], plan.fractions[0])
-        keep = in_train & (draw < fraction)
+    keep = _balanced(in_train, values, plan_balance(before[0], before[1], float(balance_ratio)),
+                     label_draws(row_hash, copies, seed, label))
     after = {c: int(np.count_nonzero(keep & (values == c))) for c in (0, 1)}
 
     def part(mask: Any) -> Any:
