@@ -69,6 +69,18 @@ def parse_list(text: str, what: str = "value", item: Callable[[str], Any] = str)
 _UNREADABLE = re.compile(r"^(\w+)\[args=.*\]: Error when parsing the default value of '(\w+)'$", re.S)
 
 
+def auto_or_number(value: object, minimum: int) -> int | None:
+    """``auto`` (any case, spaces around) → ``None``; a whole number ≥ ``minimum`` → itself;
+    anything else raises ValueError (the caller says what the setting takes)."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return None
+    number = int(text)  # ValueError for anything but a whole number
+    if number < minimum:
+        raise ValueError(f"{number} < {minimum}")
+    return number
+
+
 def unreadable_value(error: BaseException | None) -> str | None:
     """The one line for an error Luigi met while reading a user's value of a parameter
     (ours or Luigi's own, such as ``--workers two``), or ``None`` for any other error. Such

@@ -45,6 +45,7 @@ import luigi
 from pipeline.config import batching as batching_settings
 from pipeline.errors import ConfigError
 from pipeline.internals import command_line_workers
+from pipeline.params import auto_or_number
 
 
 def members(value: str | tuple[str, ...]) -> tuple[str, ...]:
@@ -71,16 +72,10 @@ class MemberParameter(luigi.Parameter):
 
 def parse_batch_size(value: str) -> int | None:
     """``auto`` → ``None``; a whole number ≥ 1 → itself; anything else refused."""
-    text = str(value).strip().lower()
-    if text == "auto":
-        return None
     try:
-        size = int(text)
+        return auto_or_number(value, minimum=1)
     except ValueError:
-        size = 0
-    if size < 1:
-        raise ConfigError(f"batch-size {value!r} is invalid: use auto or a whole number >= 1 (1 = one job per label)")
-    return size
+        raise ConfigError(f"batch-size {value!r} is invalid: use auto or a whole number >= 1 (1 = one job per label)") from None
 
 
 def auto_batch_size(items: int, workers: int, *, startup_s: float, per_item_s: float | None,

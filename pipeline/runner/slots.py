@@ -39,6 +39,7 @@ from pipeline.cluster.yarn_clients import yarn as yarn_settings
 from pipeline.config import fanout
 from pipeline.errors import ConfigError
 from pipeline.internals import command_line_workers, on_luigi_command_line
+from pipeline.params import auto_or_number
 from pipeline.runner.submit import is_local_master, private_cache_dir
 
 logger = logging.getLogger("luigi-interface")
@@ -188,17 +189,11 @@ def local_job_cap(*, cores: int, available_bytes: int, driver_memory: str | None
 def parse_submit_cap(value: object) -> int | None:
     """``[yarn] max_concurrent_submits``: ``None`` for ``auto``, else a whole number >= 0
     (0 = no cap); anything else is refused in one line."""
-    text = str(value).strip().lower()
-    if text == "auto":
-        return None
     try:
-        number = int(text)
+        return auto_or_number(value, minimum=0)
     except ValueError:
-        number = -1
-    if number < 0:
         raise ConfigError(f"[yarn] max_concurrent_submits = {value!r} is neither auto nor a whole number >= 0: "
-                          f"write auto, a number such as 4, or 0 for no cap")
-    return number
+                          f"write auto, a number such as 4, or 0 for no cap") from None
 
 
 def submit_job_cap(setting: object, *, available_bytes: int, workers: int | None) -> Cap:
