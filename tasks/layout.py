@@ -1,4 +1,4 @@
-"""Artifact layout, shared by the controller and the job.
+"""Artifact layout, and which names Spark reads, shared by the controller and the job.
 
 An artifact root holds one folder per label named by its slug. A job writes into a
 temporary sibling (``.tmp-<slug>-<token>``), writes the completion marker last, then
@@ -38,5 +38,16 @@ def temp_pid(name: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def is_hidden(name: str) -> bool:
+    """Hadoop's and Spark's hidden names: ``_`` or ``.`` first (markers, checksums, temporaries)."""
+    return name.startswith(("_", "."))
+
+
 def is_final_name(name: str) -> bool:
-    return not name.startswith(".") and not name.startswith("_")
+    return not is_hidden(name)
+
+
+def spark_reads(name: str) -> bool:
+    """Whether Spark reads a file of this name in a dataset's folder: not hidden, and not
+    one Hadoop is still copying (``._COPYING_``)."""
+    return not is_hidden(name) and not name.endswith("._COPYING_")

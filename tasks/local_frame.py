@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tasks.label_sample import HASH_COL, VALIDATION_COL
+from tasks.layout import is_hidden, spark_reads
 from tasks.row_hash import hash_kind, in_validation, literal_column, spark_xxhash64
 
 
@@ -45,13 +46,13 @@ def data_files(path: str) -> list[str]:
     are not half-copied (``._COPYING_``); sorted, so every rerun sees the same order.
     ``ValueError`` for what Spark reads otherwise: a partition folder, a lone hidden file."""
     if os.path.isfile(path):
-        if os.path.basename(path).startswith(("_", ".")):
+        if is_hidden(os.path.basename(path)):
             raise ValueError("a hidden file (Spark skips it)")
         return [path]
     entries = os.listdir(path)
     if any("=" in n and os.path.isdir(os.path.join(path, n)) for n in entries):
         raise ValueError("holds sub-folders (a partitioned dataset)")
-    names = sorted(n for n in entries if not n.startswith(("_", ".")) and not n.endswith("._COPYING_"))
+    names = sorted(n for n in entries if spark_reads(n))
     files = [os.path.join(path, n) for n in names]
     if any(not os.path.isfile(f) for f in files):
         raise ValueError("holds sub-folders (a partitioned dataset)")
@@ -62,10 +63,14 @@ def _footers(files: list[str]) -> tuple[Any, int]:
     """The schema every part file shares (``ValueError`` when they differ) and the rows, from the footers."""
     import pyarrow.parquet as pq
 
-    schemas = [pq.read_schema(f) for f in files]
-    if any(not s.equals(schemas[0]) for s in schemas[1:]):
+    footers = []
+    for f in files:  # one open per file: its footer holds both
+        with pq.ParquetFile(f) as part:
+            footers.append((part.schema_arrow, part.metadata.num_rows))
+    schema = footers[0][0]
+    if any(not s.equals(schema) for s, _ in footers[1:]):
         raise ValueError("part files differ in schema")
-    return schemas[0], sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    return schema, sum(rows for _, rows in footers)
 
 
 def read_local_frame(uri: str, labels: list[str], features: list[str], seed: int, test_fraction: float,

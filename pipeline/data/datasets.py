@@ -22,6 +22,7 @@ from pipeline.config import fanout
 from pipeline.errors import DatasetError, StorageError, one_line
 from pipeline.storage import storage_for
 from pipeline.storage.locations import Location, parse_location
+from tasks.layout import spark_reads
 
 #: A local dataset whose footers hold up to this many bytes in all has every footer parsed
 #: (~8 MB/s here: a plan and every TrainModel's preflight read them); a bigger one, or a
@@ -144,8 +145,8 @@ def read_schema(data: str) -> DatasetSchema:
     if loc.is_local and os.path.isfile(loc.path):
         return schema_from_footers([(loc.name, _footer(storage, loc))], parts=1)
     entries = storage.list_dir(loc) or []
-    # Spark skips files whose names start with "_" or "." (_SUCCESS, .crc files): so do we.
-    files = [e for e in entries if not e.is_dir and not e.name.startswith(("_", "."))]
+    # Only the files Spark reads (not _SUCCESS, .crc files, half-copied ones): the job's rule too.
+    files = [e for e in entries if not e.is_dir and spark_reads(e.name)]
     parts = sorted(e.name for e in files if e.name.endswith(".parquet"))
     if not parts:
         partitions = sorted(e.name for e in entries if e.is_dir and "=" in e.name)
