@@ -66,7 +66,7 @@ def run_fields(location: str, metadata: dict[str, Any], configuration: str) -> d
 
 
 def _client(uri: str) -> Any:
-    if uri.startswith("file:") or "://" not in uri:
+    if _file_store(uri) is not None:
         # MLflow 3 refuses its file store unless asked; a local folder is what works offline.
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     try:

@@ -30,13 +30,6 @@ def row_hash_sql(columns: list[str], seed: int) -> str:
     return f"xxhash64({', '.join(quoted(c) for c in columns)}, {int(seed)})"
 
 
-def validation_flag(data: Any, seed: int, fraction: float) -> Any:
-    """:func:`validation_sql` as a Spark column of ``data``."""
-    from pyspark.sql import functions as F
-
-    return F.expr(validation_sql(data.columns, seed, fraction))
-
-
 def label_column(i: int) -> str:
     """The batch frame's column of the i-th label."""
     return f"y{i}"

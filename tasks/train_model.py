@@ -79,13 +79,19 @@ def _collect(spark: Any, prepared: Any, engine: Engine, spec: dict[str, Any], co
     return frame
 
 
+def _engine(spark: Any, spec: dict[str, Any]) -> tuple[Engine, dict[str, Any]]:
+    """The spec's engine, checked in this job, and its resolved parameters."""
+    engine = get_engine(spec["engine"])
+    params = engine.resolve(spec["params"])
+    engine.check_job(spark)
+    return engine, params
+
+
 def train_batch(spark: Any, data: Any, spec: dict[str, Any], watch_parent: int | None) -> int:
     """Train every label of the spec on the dataset Spark read; returns how many failed
     (each reported)."""
     _check_features(data, spec)
-    engine = get_engine(spec["engine"])
-    params = engine.resolve(spec["params"])
-    engine.check_job(spark)
+    engine, params = _engine(spark, spec)
     present = _present_labels(data, spec)
     failed = len(spec["labels"]) - len(present)
     if not present:
@@ -110,9 +116,7 @@ def train_batch(spark: Any, data: Any, spec: dict[str, Any], watch_parent: int |
 def train_local(spark: Any, local: LocalFrame, spec: dict[str, Any], watch_parent: int | None) -> int:
     """Every label of the spec on the frame :mod:`tasks.local_frame` read: no Spark query
     at all. Returns how many failed."""
-    engine = get_engine(spec["engine"])
-    params = engine.resolve(spec["params"])
-    engine.check_job(spark)
+    engine, params = _engine(spark, spec)
     jobs = [LabelJob(i, label, slug, spec) for i, (label, slug) in enumerate(zip(spec["labels"], spec["slugs"], strict=True))]
     emit_event("data_ready", labels=len(jobs), collected=True, read="pyarrow")
     return train_frame(spark, local.frame, jobs, engine, params, watch_parent)
